@@ -1,0 +1,468 @@
+"""Decide whether Kubernetes NetworkPolicies (networking.k8s.io/v1) let one pod reach another on a port.
+
+Pure functions over plain dicts as `kubectl get -o yaml` prints them. The rules follow the API reference:
+
+- A pod is isolated for a direction when some policy of its namespace selects it and has that direction in its
+  (defaulted) policy types. An isolated pod accepts only what at least one rule of those policies admits; rules and
+  policies are OR-ed, and inside one rule the peer list and the port list must both match.
+- A connection needs the source's egress and the destination's ingress; traffic of a pod to itself always passes.
+- Ports are always the destination pod's (named ports resolve against its container ports), after Service DNAT:
+  pass the container port, not the Service port.
+
+Only NetworkPolicy objects of the Kubernetes API count; Calico, Cilium or AdminNetworkPolicy objects handed in by
+mistake are skipped, since their semantics differ. Objects the API server would reject raise `NetworkPolicyError`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from mlops_trace.analysis.selectors import SelectorError, label_value, selector_matches
+
+__all__ = [
+    "METADATA_NAME_LABEL",
+    "Direction",
+    "Endpoint",
+    "NetworkPolicyError",
+    "PolicyType",
+    "Protocol",
+    "Verdict",
+    "egress_allows",
+    "endpoint_from_pod",
+    "endpoint_from_template",
+    "evaluate",
+    "ingress_allows",
+    "policy_types",
+    "selects",
+]
+
+METADATA_NAME_LABEL = "kubernetes.io/metadata.name"
+"""The label the API server puts on every Namespace, holding its name."""
+
+_POLICY_API_GROUPS = ("networking.k8s.io/", "extensions/")
+# A policy object without metadata.namespace was applied to the namespace of the kubectl context; "default" is the
+# namespace kubectl uses when the context names none.
+_FALLBACK_NAMESPACE = "default"
+
+
+class Protocol(StrEnum):
+    """Transport protocols a NetworkPolicy port can name."""
+
+    TCP = "TCP"
+    UDP = "UDP"
+    SCTP = "SCTP"
+
+
+class PolicyType(StrEnum):
+    """Values of a NetworkPolicy's `spec.policyTypes`."""
+
+    INGRESS = "Ingress"
+    EGRESS = "Egress"
+
+
+class Direction(StrEnum):
+    """The side of a connection at which policies stopped it."""
+
+    INGRESS = "ingress"
+    EGRESS = "egress"
+
+
+class NetworkPolicyError(ValueError):
+    """A NetworkPolicy the API server would have rejected (bad CIDR, unknown policy type, malformed selector)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One pod at either end of a connection, reduced to what NetworkPolicy matching looks at."""
+
+    namespace: str
+    labels: Mapping[str, str]
+    namespace_labels: Mapping[str, str]
+    ip: str | None = None
+    container_ports: Mapping[str, int] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        # Copies keep a frozen Endpoint from changing when the caller mutates the dicts it passed in.
+        namespace_labels = {str(key): label_value(value) for key, value in self.namespace_labels.items()}
+        namespace_labels.setdefault(METADATA_NAME_LABEL, self.namespace)
+        object.__setattr__(self, "labels", {str(key): label_value(value) for key, value in self.labels.items()})
+        object.__setattr__(self, "namespace_labels", namespace_labels)
+        object.__setattr__(
+            self, "container_ports", {str(key): int(value) for key, value in self.container_ports.items()}
+        )
+        ip = self.ip or None
+        if ip is not None:
+            try:
+                ip = str(ipaddress.ip_address(ip))
+            except ValueError:
+                raise ValueError(
+                    f"endpoint {self.namespace}/{self.name or '?'}: {self.ip!r} is not an IP address"
+                ) from None
+        object.__setattr__(self, "ip", ip)
+
+    @property
+    def display(self) -> str:
+        """`namespace/name`, or the pod's labels when it has no name (built from a template)."""
+        if self.name:
+            return f"{self.namespace}/{self.name}"
+        shown = ",".join(f"{key}={value}" for key, value in sorted(self.labels.items()))
+        return f"{self.namespace}/pod[{shown}]"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a connection passes, which policies were in play on each side, and why, in one line."""
+
+    allowed: bool
+    ingress_policies: tuple[str, ...]
+    egress_policies: tuple[str, ...]
+    blocked_by: Direction | None
+    explanation: str
+
+
+@dataclass(frozen=True)
+class _SideResult:
+    allowed: bool
+    isolating: tuple[str, ...]
+    admitting: tuple[str, ...]
+
+
+def policy_types(policy: Mapping[str, Any]) -> frozenset[str]:
+    """Return the policy's types after API defaulting.
+
+    Without `policyTypes` (or with an empty list) a policy is always an Ingress policy, and also an Egress policy when
+    `spec.egress` holds at least one rule: the API server adds Egress only for a non-empty list, so `egress: []`
+    alone restricts nothing.
+    """
+    spec = _spec(policy)
+    declared = _as_list(spec.get("policyTypes"), "spec.policyTypes", policy)
+    if declared:
+        by_lower = {member.value.lower(): member for member in PolicyType}
+        types: set[str] = set()
+        for value in declared:
+            member = by_lower.get(str(value).lower())
+            if member is None:
+                raise NetworkPolicyError(
+                    f"{_policy_name(policy)}: unknown policy type {value!r} (expected Ingress or Egress)"
+                )
+            types.add(member)
+        return frozenset(types)
+    if _as_list(spec.get("egress"), "spec.egress", policy):
+        return frozenset({PolicyType.INGRESS, PolicyType.EGRESS})
+    return frozenset({PolicyType.INGRESS})
+
+
+def selects(policy: Mapping[str, Any], pod: Endpoint) -> bool:
+    """Tell whether the policy applies to the pod: same namespace and its `spec.podSelector` matches the labels.
+
+    `spec.podSelector` is a required struct in the API, so an absent one means `{}` (every pod of the namespace).
+    """
+    if not _is_network_policy(policy) or _policy_namespace(policy) != pod.namespace:
+        return False
+    selector = _spec(policy).get("podSelector")
+    return _selector_matches(policy, {} if selector is None else selector, pod.labels)
+
+
+def ingress_allows(
+    policies: Sequence[Mapping[str, Any]], src: Endpoint, dst: Endpoint, port: int, protocol: Protocol
+) -> tuple[bool, tuple[str, ...]]:
+    """Tell whether the destination's ingress admits `src` on `port`/`protocol`.
+
+    Returns the verdict and the `namespace/name` of every policy that isolates `dst` for ingress (empty: not isolated).
+    """
+    result = _evaluate_side(policies, PolicyType.INGRESS, src, dst, port, Protocol(protocol))
+    return result.allowed, result.isolating
+
+
+def egress_allows(
+    policies: Sequence[Mapping[str, Any]], src: Endpoint, dst: Endpoint, port: int, protocol: Protocol
+) -> tuple[bool, tuple[str, ...]]:
+    """Tell whether the source's egress lets `src` reach `dst` on `port`/`protocol`.
+
+    Returns the verdict and the `namespace/name` of every policy that isolates `src` for egress (empty: not isolated).
+    """
+    result = _evaluate_side(policies, PolicyType.EGRESS, src, dst, port, Protocol(protocol))
+    return result.allowed, result.isolating
+
+
+def evaluate(
+    policies: Sequence[Mapping[str, Any]], src: Endpoint, dst: Endpoint, port: int, protocol: Protocol = Protocol.TCP
+) -> Verdict:
+    """Decide a connection from `src` to `dst`'s container `port`: both the source's egress and the destination's
+    ingress must allow it. When both refuse, `blocked_by` names egress, the side the packet meets first."""
+    protocol = Protocol(protocol)
+    egress = _evaluate_side(policies, PolicyType.EGRESS, src, dst, port, protocol)
+    ingress = _evaluate_side(policies, PolicyType.INGRESS, src, dst, port, protocol)
+    blocked_by: Direction | None = None
+    if not egress.allowed:
+        blocked_by = Direction.EGRESS
+    elif not ingress.allowed:
+        blocked_by = Direction.INGRESS
+    return Verdict(
+        allowed=blocked_by is None,
+        ingress_policies=ingress.isolating,
+        egress_policies=egress.isolating,
+        blocked_by=blocked_by,
+        explanation=_explain(src, dst, port, protocol, egress, ingress),
+    )
+
+
+def endpoint_from_pod(pod: Mapping[str, Any], namespace_labels: Mapping[str, str] | None = None) -> Endpoint:
+    """Build an Endpoint from a v1 Pod: its labels, `status.podIP` and the named ports of its containers."""
+    metadata = _mapping(pod.get("metadata"))
+    return Endpoint(
+        namespace=str(metadata.get("namespace") or _FALLBACK_NAMESPACE),
+        labels=_mapping(metadata.get("labels")),
+        namespace_labels=namespace_labels or {},
+        ip=_optional_str(_mapping(pod.get("status")).get("podIP")),
+        container_ports=_named_ports(_mapping(pod.get("spec"))),
+        name=str(metadata.get("name") or ""),
+    )
+
+
+def endpoint_from_template(
+    namespace: str,
+    template: Mapping[str, Any],
+    namespace_labels: Mapping[str, str] | None = None,
+    *,
+    name: str = "",
+) -> Endpoint:
+    """Build an Endpoint from a workload's `spec.template` when its Pods are not at hand; the IP stays unknown.
+
+    `name` labels the endpoint in explanations (a template has none of its own), e.g. `seldon-scheduler-0`.
+    """
+    metadata = _mapping(template.get("metadata"))
+    return Endpoint(
+        namespace=namespace,
+        labels=_mapping(metadata.get("labels")),
+        namespace_labels=namespace_labels or {},
+        ip=None,
+        container_ports=_named_ports(_mapping(template.get("spec"))),
+        name=name or str(metadata.get("name") or ""),
+    )
+
+
+def _evaluate_side(
+    policies: Iterable[Mapping[str, Any]],
+    policy_type: PolicyType,
+    src: Endpoint,
+    dst: Endpoint,
+    port: int,
+    protocol: Protocol,
+) -> _SideResult:
+    if policy_type is PolicyType.INGRESS:
+        subject, peer, rules_key, peers_key = dst, src, "ingress", "from"
+    else:
+        subject, peer, rules_key, peers_key = src, dst, "egress", "to"
+    isolating: list[str] = []
+    admitting: list[str] = []
+    for policy in policies:
+        if not selects(policy, subject) or policy_type not in policy_types(policy):
+            continue
+        name = _policy_name(policy)
+        if name not in isolating:
+            isolating.append(name)
+        rules = _as_list(_spec(policy).get(rules_key), f"spec.{rules_key}", policy)
+        admits = any(_rule_matches(policy, rule, peers_key, peer, dst, port, protocol) for rule in rules)
+        if admits and name not in admitting:
+            admitting.append(name)
+    allowed = not isolating or bool(admitting) or _same_pod(src, dst)
+    return _SideResult(allowed=allowed, isolating=tuple(isolating), admitting=tuple(admitting))
+
+
+def _rule_matches(
+    policy: Mapping[str, Any],
+    rule: Any,
+    peers_key: str,
+    peer: Endpoint,
+    dst: Endpoint,
+    port: int,
+    protocol: Protocol,
+) -> bool:
+    # A null list item decodes to an empty rule in the API server, and an empty rule admits everything.
+    rule = _item(rule, f"{peers_key} rule", policy)
+    peers = _as_list(rule.get(peers_key), peers_key, policy)
+    if peers and not any(_peer_matches(policy, peer_spec, peer) for peer_spec in peers):
+        return False
+    ports = _as_list(rule.get("ports"), "ports", policy)
+    return not ports or any(_port_matches(policy, port_spec, dst, port, protocol) for port_spec in ports)
+
+
+def _peer_matches(policy: Mapping[str, Any], peer_spec: Any, peer: Endpoint) -> bool:
+    peer_spec = _item(peer_spec, "peer", policy)
+    ip_block = peer_spec.get("ipBlock")
+    if ip_block is not None:
+        return _ip_block_matches(policy, _item(ip_block, "ipBlock", policy), peer.ip)
+    pod_selector = peer_spec.get("podSelector")
+    namespace_selector = peer_spec.get("namespaceSelector")
+    if pod_selector is None and namespace_selector is None:
+        # The API rejects a peer with no selector and no ipBlock; it admits nobody.
+        return False
+    if namespace_selector is None:
+        namespace_ok = peer.namespace == _policy_namespace(policy)
+    else:
+        namespace_ok = _selector_matches(policy, namespace_selector, peer.namespace_labels)
+    return namespace_ok and (pod_selector is None or _selector_matches(policy, pod_selector, peer.labels))
+
+
+def _ip_block_matches(policy: Mapping[str, Any], ip_block: Mapping[str, Any], ip: str | None) -> bool:
+    network = _network(policy, ip_block.get("cidr"))
+    excluded = [_network(policy, cidr) for cidr in _as_list(ip_block.get("except"), "ipBlock.except", policy)]
+    if ip is None:
+        # Without the peer's IP only a catch-all block is certain to contain it; an except list could cut it out.
+        return network.prefixlen == 0 and not excluded
+    address = ipaddress.ip_address(ip)
+    if address.version != network.version or address not in network:
+        return False
+    return not any(address.version == cut.version and address in cut for cut in excluded)
+
+
+def _port_matches(policy: Mapping[str, Any], port_spec: Any, dst: Endpoint, port: int, protocol: Protocol) -> bool:
+    port_spec = _item(port_spec, "port", policy)
+    if str(port_spec.get("protocol") or Protocol.TCP).upper() != protocol:
+        return False
+    wanted = port_spec.get("port")
+    if wanted is None:
+        return True
+    first = _port_number(policy, wanted, dst)
+    if first is None:
+        return False
+    end_port = port_spec.get("endPort")
+    if end_port is None:
+        return port == first
+    return first <= port <= int(end_port)
+
+
+def _port_number(policy: Mapping[str, Any], wanted: Any, dst: Endpoint) -> int | None:
+    if isinstance(wanted, bool):
+        raise NetworkPolicyError(f"{_policy_name(policy)}: port {wanted!r} is neither a number nor a port name")
+    if isinstance(wanted, int):
+        return wanted
+    text = str(wanted)
+    if text.isdigit():
+        return int(text)
+    # A named port exists only on pods that declare it; elsewhere the rule matches nothing.
+    return dst.container_ports.get(text)
+
+
+def _network(policy: Mapping[str, Any], cidr: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    if not cidr:
+        raise NetworkPolicyError(f"{_policy_name(policy)}: ipBlock without a cidr")
+    try:
+        return ipaddress.ip_network(str(cidr), strict=False)
+    except ValueError:
+        raise NetworkPolicyError(f"{_policy_name(policy)}: {cidr!r} is not a CIDR") from None
+
+
+def _selector_matches(policy: Mapping[str, Any], selector: Any, labels: Mapping[str, str]) -> bool:
+    try:
+        return selector_matches(selector, labels)
+    except SelectorError as error:
+        raise NetworkPolicyError(f"{_policy_name(policy)}: {error}") from None
+
+
+def _same_pod(src: Endpoint, dst: Endpoint) -> bool:
+    if src is dst:
+        return True
+    if src.namespace == dst.namespace and src.name and src.name == dst.name:
+        return True
+    return src.ip is not None and src.ip == dst.ip
+
+
+def _named_ports(pod_spec: Mapping[str, Any]) -> dict[str, int]:
+    containers = list(_as_sequence(pod_spec.get("containers")))
+    # Native sidecars (init containers that keep running) serve ports like ordinary containers.
+    containers += [
+        init for init in _as_sequence(pod_spec.get("initContainers")) if _mapping(init).get("restartPolicy") == "Always"
+    ]
+    ports: dict[str, int] = {}
+    for container in containers:
+        for port in _as_sequence(_mapping(container).get("ports")):
+            port_spec = _mapping(port)
+            name, number = port_spec.get("name"), port_spec.get("containerPort")
+            if name and number is not None:
+                ports.setdefault(str(name), int(number))
+    return ports
+
+
+def _explain(
+    src: Endpoint, dst: Endpoint, port: int, protocol: Protocol, egress: _SideResult, ingress: _SideResult
+) -> str:
+    target = f"{dst.display} on {port}/{protocol}"
+    if _same_pod(src, dst):
+        return f"allowed: {src.display} talks to itself on {port}/{protocol}, which NetworkPolicy never blocks"
+    parts = [
+        _explain_side(egress, f"egress of {src.display}", f"to {target}"),
+        _explain_side(ingress, f"ingress of {dst.display}", f"from {src.display} on {port}/{protocol}"),
+    ]
+    if egress.allowed and ingress.allowed:
+        verdict = "allowed"
+    elif not egress.allowed and not ingress.allowed:
+        verdict = "blocked at egress and ingress"
+    else:
+        verdict = "blocked at egress" if not egress.allowed else "blocked at ingress"
+    return f"{verdict}: {'; '.join(parts)}"
+
+
+def _explain_side(result: _SideResult, side: str, traffic: str) -> str:
+    if not result.isolating:
+        return f"{side} is not restricted (no policy selects it)"
+    if result.admitting:
+        return f"{side} admits traffic {traffic} via {', '.join(result.admitting)}"
+    return f"{side} is restricted by {', '.join(result.isolating)} and no rule admits traffic {traffic}"
+
+
+def _is_network_policy(obj: Mapping[str, Any]) -> bool:
+    kind = obj.get("kind")
+    api_version = obj.get("apiVersion")
+    if kind is not None and kind != "NetworkPolicy":
+        return False
+    return api_version is None or str(api_version).startswith(_POLICY_API_GROUPS)
+
+
+def _spec(policy: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _mapping(policy.get("spec"))
+
+
+def _policy_namespace(policy: Mapping[str, Any]) -> str:
+    return str(_mapping(policy.get("metadata")).get("namespace") or _FALLBACK_NAMESPACE)
+
+
+def _policy_name(policy: Mapping[str, Any]) -> str:
+    name = _mapping(policy.get("metadata")).get("name") or "<unnamed>"
+    return f"{_policy_namespace(policy)}/{name}"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _item(value: Any, what: str, policy: Mapping[str, Any]) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return value
+    raise NetworkPolicyError(f"{_policy_name(policy)}: a {what} must be a mapping, got {value!r}")
+
+
+def _as_sequence(value: Any) -> Sequence[Any]:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return value
+    return ()
+
+
+def _as_list(value: Any, field_name: str, policy: Mapping[str, Any]) -> Sequence[Any]:
+    if value is None:
+        return ()
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return value
+    raise NetworkPolicyError(f"{_policy_name(policy)}: {field_name} must be a list, got {type(value).__name__}")
+
+
+def _optional_str(value: Any) -> str | None:
+    return str(value) if value else None

@@ -1,0 +1,210 @@
+"""Seldon Core v2 topology read from a Snapshot: schedulers, agents, controllers, Envoy, names and addresses.
+
+Pure helpers the checks share, so each check states its rule and not how to find a scheduler. Names and ports are the
+ones SELDON-FACTS.md lists (Helm defaults); labels are preferred over names where both exist.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping, container_env, pod_containers, pod_template_spec
+from mlops_trace.snapshot.roles import Role, pod_role
+from mlops_trace.snapshot.snapshot import Snapshot
+
+SCHEDULER_SERVICE = "seldon-scheduler"
+MESH_SERVICE = "seldon-mesh"
+SCHEDULER_AGENT_PORT = 9005
+SCHEDULER_API_PORT = 9004
+SCHEDULER_XDS_PORT = 9002
+ENVOY_HTTP_PORT = 9000
+AGENT_PROXY_HTTP_PORT = 9001
+AGENT_PROXY_GRPC_PORT = 9501
+
+
+def is_ready(obj: KubeObject) -> bool | None:
+    """The `Ready` condition of a Seldon resource: True/False, or None when the object has no status."""
+    return obj.condition_true("Ready")
+
+
+def versioned_name(model: str, version: int | str) -> str:
+    """`<model>_<version>`, the name Envoy clusters, the agent and MLServer use."""
+    return f"{model}_{version}"
+
+
+def cluster_pattern(model: str) -> re.Pattern[str]:
+    """Envoy cluster names of any version of `model`: `<model>_<n>_http` / `_grpc`."""
+    return re.compile(rf"^{re.escape(model)}_(\d+)_(http|grpc)$")
+
+
+@dataclass(frozen=True)
+class ServiceAddress:
+    service: str
+    namespace: str
+
+
+def parse_service_host(host: str, default_namespace: str) -> ServiceAddress | None:
+    """`svc`, `svc.ns`, `svc.ns.svc`, `svc.ns.svc.cluster.local` (with an optional `:port`) → Service and namespace.
+    None for an IP address or a name outside the cluster domain."""
+    name = host.strip().rstrip(".").split(":", 1)[0]
+    if not name or re.fullmatch(r"[\d.]+", name):
+        return None
+    parts = name.split(".")
+    if len(parts) == 1:
+        return ServiceAddress(parts[0], default_namespace)
+    if len(parts) == 2:
+        return ServiceAddress(parts[0], parts[1])
+    if parts[2] == "svc":
+        return ServiceAddress(parts[0], parts[1])
+    return None
+
+
+# --- workloads and pods ----------------------------------------------------------------------------------------------
+
+
+def workload_replicas(workload: KubeObject) -> int:
+    """Desired replicas of a Deployment/StatefulSet (Kubernetes defaults a missing field to 1)."""
+    value = workload.spec.get("replicas", 1)
+    return int(value) if isinstance(value, int) else 1
+
+
+def pod_running(pod: KubeObject) -> bool:
+    return str(pod.status.get("phase", "")) == "Running" and not pod.metadata.get("deletionTimestamp")
+
+
+def scheduler_workloads(snap: Snapshot, namespace: str) -> list[KubeObject]:
+    """StatefulSets/Deployments of the Seldon scheduler in a namespace."""
+    found: list[KubeObject] = []
+    for kind in ("StatefulSet", "Deployment"):
+        for obj in snap.objects_of(kind, namespace):
+            labels = as_mapping(as_mapping(obj.spec.get("template")).get("metadata")).get("labels")
+            if obj.name == SCHEDULER_SERVICE or pod_role(obj.name, as_mapping(labels)) is Role.SCHEDULER:
+                found.append(obj)
+    return found
+
+
+def scheduler_pods(snap: Snapshot, namespace: str) -> list[KubeObject]:
+    return [p for p in snap.objects_of("Pod", namespace) if pod_role(p.name, p.labels) is Role.SCHEDULER]
+
+
+def runtime_disables_scheduler(snap: Snapshot, namespace: str) -> KubeObject | None:
+    """The SeldonRuntime of the namespace when its overrides scale `seldon-scheduler` to 0 or disable it."""
+    for runtime in snap.objects_of("SeldonRuntime", namespace):
+        for override in as_list(runtime.spec.get("overrides")):
+            item = as_mapping(override)
+            if item.get("name") != SCHEDULER_SERVICE:
+                continue
+            if item.get("disable") is True or item.get("replicas") == 0:
+                return runtime
+    return None
+
+
+@dataclass(frozen=True)
+class LocalScheduler:
+    """What the snapshot says about the namespace's own scheduler."""
+
+    running: bool | None  # None: nothing in the snapshot tells
+    evidence: tuple[tuple[str, str], ...]  # (where, what)
+
+
+def local_scheduler(snap: Snapshot, namespace: str) -> LocalScheduler:
+    """Is a scheduler of this namespace's own running? Pods win over workloads, workloads over the runtime."""
+    pods = scheduler_pods(snap, namespace)
+    running_pods = [p for p in pods if pod_running(p)]
+    if running_pods:
+        pod = running_pods[0]
+        return LocalScheduler(True, ((pod.field_where(".status.phase"), f"Pod {pod.name} is Running"),))
+    workloads = scheduler_workloads(snap, namespace)
+    scaled_up = [w for w in workloads if workload_replicas(w) > 0]
+    if scaled_up and not (pods and snap.covers("Pod", namespace)):
+        w = scaled_up[0]
+        return LocalScheduler(True, ((w.field_where(".spec.replicas"), f"{w.ref} has replicas={workload_replicas(w)}"),))
+    evidence: list[tuple[str, str]] = []
+    for w in workloads:
+        evidence.append((w.field_where(".spec.replicas"), f"{w.ref} has replicas={workload_replicas(w)}"))
+    for p in pods:
+        evidence.append((p.field_where(".status.phase"), f"Pod {p.name} is {p.status.get('phase', 'unknown')}"))
+    runtime = runtime_disables_scheduler(snap, namespace)
+    if runtime is not None:
+        evidence.append((runtime.field_where(".spec.overrides"), "SeldonRuntime scales seldon-scheduler to 0"))
+    if workloads or pods or runtime is not None:
+        return LocalScheduler(False, tuple(evidence))
+    if snap.covers("StatefulSet", namespace) or snap.covers("Pod", namespace):
+        return LocalScheduler(False, ((f"kube/ (namespace {namespace})", "no seldon-scheduler StatefulSet or Pod"),))
+    return LocalScheduler(None, ())
+
+
+def server_pods(snap: Snapshot, namespace: str | None = None) -> list[KubeObject]:
+    """Pods that run a Seldon agent (a container named `agent`, or seldon-server labels)."""
+    found = []
+    for pod in snap.objects_of("Pod", namespace):
+        names = {str(c.get("name")) for c in pod_containers(pod.spec)}
+        if "agent" in names or pod_role(pod.name, pod.labels) is Role.AGENT:
+            found.append(pod)
+    return found
+
+
+def server_workloads(snap: Snapshot, namespace: str | None = None) -> list[KubeObject]:
+    """StatefulSets/Deployments whose pod template runs a Seldon agent."""
+    found = []
+    for kind in ("StatefulSet", "Deployment"):
+        for obj in snap.objects_of(kind, namespace):
+            if any(str(c.get("name")) == "agent" for c in pod_containers(pod_template_spec(obj))):
+                found.append(obj)
+    return found
+
+
+def agent_container(workload: KubeObject) -> Mapping[str, Any] | None:
+    for container in pod_containers(pod_template_spec(workload)):
+        if str(container.get("name")) == "agent":
+            return container
+    return None
+
+
+def agent_scheduler_host(workload: KubeObject) -> str | None:
+    """`SELDON_SCHEDULER_HOST` of the agent container (Helm sets the short name `seldon-scheduler`)."""
+    container = agent_container(workload)
+    if container is None:
+        return None
+    return container_env(container).get("SELDON_SCHEDULER_HOST")
+
+
+def controller_workloads(snap: Snapshot) -> list[KubeObject]:
+    """Deployments of the Seldon v2 controller manager, by name, labels or image."""
+    found = []
+    for dep in snap.objects_of("Deployment"):
+        labels = as_mapping(as_mapping(as_mapping(dep.spec.get("template")).get("metadata")).get("labels"))
+        if pod_role(dep.name, {str(k): str(v) for k, v in labels.items()}) is Role.CONTROLLER:
+            found.append(dep)
+            continue
+        images = " ".join(str(c.get("image", "")) for c in pod_containers(pod_template_spec(dep)))
+        if "seldonv2-controller" in images or "seldon-v2-controller" in images:
+            found.append(dep)
+    return found
+
+
+def envoy_services(snap: Snapshot, namespace: str | None = None) -> list[KubeObject]:
+    """Services in front of Seldon's Envoy: `seldon-mesh`, or any Service whose selector picks Envoy pods."""
+    found = []
+    for svc in snap.objects_of("Service", namespace):
+        selector = {str(k): str(v) for k, v in as_mapping(svc.spec.get("selector")).items()}
+        if svc.name == MESH_SERVICE or (selector and pod_role("", selector) is Role.ENVOY):
+            found.append(svc)
+    return found
+
+
+def iter_weighted_candidates(experiment: KubeObject) -> Iterator[tuple[str, int]]:
+    """(candidate name, weight) of an Experiment; a missing weight counts as 0."""
+    for item in as_list(experiment.spec.get("candidates")):
+        cand = as_mapping(item)
+        name = cand.get("name")
+        if isinstance(name, str) and name:
+            weight = cand.get("weight", 0)
+            yield name, int(weight) if isinstance(weight, (int, float)) else 0
+
+
+def experiment_route_name(experiment_name: str) -> str:
+    return f"{experiment_name}.experiment"

@@ -1,0 +1,51 @@
+"""`doctor`: get a Snapshot (offline bundle or live cluster), run the selected checks, return the Report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlops_trace.analysis.catalog import select
+from mlops_trace.analysis.engine import run_checks
+from mlops_trace.errors import UsageError
+from mlops_trace.model.findings import Report
+from mlops_trace.snapshot.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class LiveTarget:
+    """Where and how to read a live cluster (all optional: kubeconfig defaults apply)."""
+
+    namespaces: tuple[str, ...] = ()
+    all_namespaces: bool = False
+    kubeconfig: str | None = None
+    context: str | None = None
+    request_timeout: float = 10.0
+    since: str | None = None
+    tail: int | None = None
+    envoy_admin: tuple[str, ...] = ()
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@contextmanager
+def open_snapshot(bundle: Path | None, live: LiveTarget | None) -> Iterator[Snapshot]:
+    if bundle is not None and live is not None and (live.namespaces or live.all_namespaces):
+        raise UsageError("--bundle reads an offline bundle; it does not go with -n/-A")
+    if bundle is not None:
+        from mlops_trace.snapshot.bundle import open_bundle
+
+        with open_bundle(bundle) as snap:
+            yield snap
+        return
+    if live is None or not (live.namespaces or live.all_namespaces):
+        raise UsageError("say what to examine: --bundle DIR, -n NAMESPACE (repeatable) or -A")
+    from mlops_trace.collect.live import open_live_snapshot
+
+    with open_live_snapshot(live) as snap:
+        yield snap
+
+
+def run_doctor(snap: Snapshot, only: Sequence[str] = (), skip: Sequence[str] = ()) -> Report:
+    return run_checks(snap, select(only, skip))

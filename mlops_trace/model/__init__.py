@@ -1,0 +1,1 @@
+"""Values shared by every layer: findings, check results and reports."""

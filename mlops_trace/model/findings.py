@@ -1,0 +1,124 @@
+"""Findings, check results and the report that renderers turn into text.
+
+A `Finding` is one problem a check proved, with the evidence that proves it. A `CheckResult` says how one check
+ended (`pass`, `fail`, `skip`, `error`). A `Report` holds both for one run, plus what went wrong while reading inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NewType
+
+CheckId = NewType("CheckId", str)
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse; used for `--fail-on` and sorting."""
+        return {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}[self]
+
+    def at_least(self, threshold: Severity) -> bool:
+        return self.rank >= threshold.rank
+
+
+class CheckStatus(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where something was seen (file:line, object field, route) and what was seen there."""
+
+    where: str
+    what: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"where": self.where, "what": self.what}
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: CheckId
+    slug: str
+    severity: Severity
+    title: str
+    message: str
+    namespace: str | None
+    object: str  # "Kind/name"
+    evidence: tuple[Evidence, ...]
+    playbook: str
+    fix: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "slug": self.slug,
+            "severity": self.severity.value,
+            "title": self.title,
+            "message": self.message,
+            "namespace": self.namespace,
+            "object": self.object,
+            "evidence": [item.to_dict() for item in self.evidence],
+            "playbook": self.playbook,
+            "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: CheckId
+    slug: str
+    status: CheckStatus
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "slug": self.slug, "status": self.status.value, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """A file of the input that could not be used, and why (one line)."""
+
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Report:
+    source: str
+    findings: tuple[Finding, ...]
+    checks: tuple[CheckResult, ...]
+    input_problems: tuple[InputProblem, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    SCHEMA_VERSION = 1
+
+    def worst_severity(self) -> Severity | None:
+        if not self.findings:
+            return None
+        return max((f.severity for f in self.findings), key=lambda s: s.rank)
+
+    def failed(self, fail_on: Severity) -> bool:
+        """True when a finding is at or above `fail_on` (exit code 1)."""
+        return any(f.severity.at_least(fail_on) for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.SCHEMA_VERSION,
+            "source": self.source,
+            "findings": [f.to_dict() for f in self.findings],
+            "checks": [c.to_dict() for c in self.checks],
+            "input_problems": [p.to_dict() for p in self.input_problems],
+        }

@@ -1,0 +1,303 @@
+"""Container log lines as `kubectl logs` prints them, turned into `LogRecord`s one line at a time.
+
+Recognised shapes, tried in this order: JSON objects (zap, logrus, Python JSON loggers); logfmt as logrus' text
+formatter writes it (`time="…" level=info msg="…" source=SeldonXDSCache`); klog (`I0712 18:30:09.123456  7 f.go:1] …`);
+zap's development console format (tab-separated time, level, logger, caller, message, JSON tail); Python logging as
+MLServer configures it (`2025-07-12 18:30:09,123 [mlserver.rest] INFO - …`); uvicorn's default (`INFO:     …`). Access
+lines of uvicorn also yield `method`, `path` and `status` fields. A `kubectl logs --timestamps` prefix is removed first
+and gives the time when the line itself has none (klog lines have no year, so they always take the prefix time).
+Anything else becomes a record whose message is the line and whose level is None.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mlops_trace.parsers._common import (
+    parse_epoch,
+    parse_timestamp,
+    read_go_quoted,
+    read_logfmt_pairs,
+    split_kubectl_timestamp,
+    strip_ansi,
+    strip_line_end,
+    stringify,
+)
+
+__all__ = ["LogRecord", "iter_records", "message_contains", "parse_line"]
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One log line. `raw` is the line as read (prefix included); `message` is the line without a kubectl prefix when
+    no format is recognised."""
+
+    lineno: int
+    raw: str
+    time: datetime | None
+    level: str | None
+    message: str
+    logger: str | None
+    fields: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    time: datetime | None
+    level: str | None
+    message: str
+    logger: str | None
+    fields: dict[str, str]
+
+
+_LEVELS = {
+    "trace": "debug",
+    "debug": "debug",
+    "dbg": "debug",
+    "info": "info",
+    "information": "info",
+    "notice": "info",
+    "warn": "warning",
+    "warning": "warning",
+    "error": "error",
+    "err": "error",
+    "critical": "fatal",
+    "crit": "fatal",
+    "fatal": "fatal",
+    "dpanic": "panic",
+    "panic": "panic",
+}
+_ZAP_CONSOLE_LEVELS = frozenset({"debug", "info", "warn", "warning", "error", "dpanic", "panic", "fatal"})
+_KLOG_LEVELS = {"I": "info", "W": "warning", "E": "error", "F": "fatal"}
+
+_JSON_TIME_KEYS = ("ts", "time", "timestamp", "@timestamp", "asctime")
+_JSON_LEVEL_KEYS = ("level", "severity", "lvl", "levelname")
+_JSON_MESSAGE_KEYS = ("msg", "message")
+# Lower-case `name` is left alone on purpose: Seldon components log model names under it.
+_JSON_LOGGER_KEYS = ("logger", "source", "Name", "logger_name")
+_LOGFMT_TIME_KEYS = ("time", "ts", "t")
+_LOGFMT_LEVEL_KEYS = ("level", "lvl")
+_LOGFMT_LOGGER_KEYS = ("source", "Name", "logger")
+
+_LOGFMT_START = re.compile(r"(?:time|ts|t|level|lvl)=")
+_KLOG = re.compile(r"([IWEF])(\d{4} \d{2}:\d{2}:\d{2}\.\d+)\s+(\d+) ([^\s\]]+)\] ?(.*)", re.DOTALL)
+_GO_CALLER = re.compile(r"[\w./-]+\.go:\d+")
+_PYTHON_LOGGING = re.compile(
+    r"(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?) \[([^\]]+)\] ([A-Za-z]+) - ?(.*)", re.DOTALL
+)
+_UVICORN = re.compile(r"(TRACE|DEBUG|INFO|WARNING|ERROR|CRITICAL):\s+(.*)", re.DOTALL)
+_HTTP_ACCESS = re.compile(
+    r'(?P<client>\S+) - "(?P<method>[A-Z]+) (?P<path>\S+) (?P<protocol>HTTP/[\d.]+)" (?P<status>\d{3})\b'
+)
+
+
+def _normalise_level(text: str) -> str:
+    """`WARN`, `warning`, `Warning` → `warning` and so on; an unknown level comes back lower-cased."""
+    lowered = text.strip().lower()
+    return _LEVELS.get(lowered, lowered)
+
+
+def parse_line(lineno: int, line: str) -> LogRecord:
+    """Parse one line (trailing newline allowed). Never raises: an unrecognised line keeps its text as the message."""
+    raw = strip_line_end(line)
+    prefix_time, body = split_kubectl_timestamp(raw)
+    body = strip_ansi(body)
+    parsed: _Parsed | None = None
+    try:
+        for parser in _PARSERS:
+            parsed = parser(body)
+            if parsed is not None:
+                break
+    except Exception:  # noqa: BLE001 - one odd line must never end a scan of a whole log
+        parsed = None
+    if parsed is None:
+        return LogRecord(lineno=lineno, raw=raw, time=prefix_time, level=None, message=body, logger=None, fields={})
+    return LogRecord(
+        lineno=lineno,
+        raw=raw,
+        time=parsed.time if parsed.time is not None else prefix_time,
+        level=parsed.level,
+        message=parsed.message,
+        logger=parsed.logger,
+        fields=parsed.fields,
+    )
+
+
+def iter_records(lines: Iterable[tuple[int, str]]) -> Iterator[LogRecord]:
+    """Records for `(lineno, line)` pairs, lazily, in order."""
+    for lineno, line in lines:
+        yield parse_line(lineno, line)
+
+
+def message_contains(record: LogRecord, needle: str) -> bool:
+    """Case-insensitive substring test on the message, or on the raw line when the message is empty."""
+    haystack = record.message if record.message else record.raw
+    return needle.casefold() in haystack.casefold()
+
+
+def _time_from_value(value: object) -> datetime | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return parse_epoch(value)
+    if isinstance(value, str):
+        parsed = parse_timestamp(value)
+        return parsed if parsed is not None else parse_epoch(value)
+    return None
+
+
+def _take(data: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
+    for key in keys:
+        if key in data:
+            return key, data[key]
+    return None, None
+
+
+def _parse_json(body: str) -> _Parsed | None:
+    if not body.startswith("{"):
+        return None
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    data: dict[str, Any] = document
+    consumed: set[str] = set()
+    time_key, time_value = _take(data, _JSON_TIME_KEYS)
+    when = _time_from_value(time_value) if time_key is not None else None
+    if when is not None and time_key is not None:
+        consumed.add(time_key)
+    level_key, level_value = _take(data, _JSON_LEVEL_KEYS)
+    level = _normalise_level(stringify(level_value)) if level_key is not None else None
+    message_key, message_value = _take(data, _JSON_MESSAGE_KEYS)
+    logger_key, logger_value = _take(data, _JSON_LOGGER_KEYS)
+    consumed.update(key for key in (level_key, message_key, logger_key) if key is not None)
+    return _Parsed(
+        time=when,
+        level=level,
+        message=stringify(message_value) if message_key is not None else "",
+        logger=stringify(logger_value) if logger_key is not None else None,
+        fields={key: stringify(value) for key, value in data.items() if key not in consumed},
+    )
+
+
+def _parse_logfmt(body: str) -> _Parsed | None:
+    if _LOGFMT_START.match(body) is None:
+        return None
+    data = dict(read_logfmt_pairs(body))
+    level_key = next((key for key in _LOGFMT_LEVEL_KEYS if key in data), None)
+    if level_key is None and "msg" not in data:
+        return None
+    consumed = {key for key in (level_key, "msg") if key is not None}
+    when = None
+    for key in _LOGFMT_TIME_KEYS:
+        if key in data:
+            when = _time_from_value(data[key])
+            if when is not None:
+                consumed.add(key)
+                break
+    logger_key = next((key for key in _LOGFMT_LOGGER_KEYS if key in data), None)
+    if logger_key is not None:
+        consumed.add(logger_key)
+    return _Parsed(
+        time=when,
+        level=_normalise_level(data[level_key]) if level_key is not None else None,
+        message=data.get("msg", ""),
+        logger=data[logger_key] if logger_key is not None else None,
+        fields={key: value for key, value in data.items() if key not in consumed},
+    )
+
+
+def _parse_klog(body: str) -> _Parsed | None:
+    match = _KLOG.match(body)
+    if match is None:
+        return None
+    severity, stamp, thread, caller, rest = match.groups()
+    fields = {"klog_time": stamp, "thread": thread, "caller": caller}
+    if rest.startswith('"'):
+        message, end = read_go_quoted(rest, 0)
+        for key, value in read_logfmt_pairs(rest, end):
+            fields.setdefault(key, value)
+    else:
+        message = rest
+    # klog stamps carry no year: the kubectl prefix (applied by the caller) is the only full time.
+    return _Parsed(time=None, level=_KLOG_LEVELS[severity], message=message, logger=None, fields=fields)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _parse_zap_console(body: str) -> _Parsed | None:
+    if "\t" not in body:
+        return None
+    columns = body.split("\t")
+    if len(columns) < 3 or columns[1].strip().lower() not in _ZAP_CONSOLE_LEVELS:
+        return None
+    when = parse_timestamp(columns[0])
+    if when is None:
+        when = parse_epoch(columns[0]) if columns[0].replace(".", "", 1).isdigit() else None
+        if when is None:
+            return None
+    rest = columns[2:]
+    fields: dict[str, str] = {}
+    if len(rest) >= 2 and rest[-1].lstrip().startswith("{"):
+        tail = _json_object(rest[-1])
+        if tail is not None:
+            rest = rest[:-1]
+            fields.update((key, stringify(value)) for key, value in tail.items())
+    logger = None
+    # Column order is time, level, logger, caller, message; logger and caller are each optional.
+    if len(rest) >= 2 and _GO_CALLER.fullmatch(rest[0]) is None and " " not in rest[0]:
+        logger = rest.pop(0)
+    if len(rest) >= 2 and _GO_CALLER.fullmatch(rest[0]) is not None:
+        fields.setdefault("caller", rest.pop(0))
+    return _Parsed(
+        time=when,
+        level=_normalise_level(columns[1]),
+        message="\t".join(rest),
+        logger=logger or None,
+        fields=fields,
+    )
+
+
+def _access_fields(message: str) -> dict[str, str]:
+    match = _HTTP_ACCESS.match(message)
+    if match is None:
+        return {}
+    return {name: value for name, value in match.groupdict().items() if value is not None}
+
+
+def _parse_python_logging(body: str) -> _Parsed | None:
+    match = _PYTHON_LOGGING.match(body)
+    if match is None:
+        return None
+    stamp, logger, level, message = match.groups()
+    return _Parsed(
+        time=parse_timestamp(stamp),
+        level=_normalise_level(level),
+        message=message,
+        logger=logger,
+        fields=_access_fields(message),
+    )
+
+
+def _parse_uvicorn(body: str) -> _Parsed | None:
+    match = _UVICORN.match(body)
+    if match is None:
+        return None
+    level, message = match.groups()
+    return _Parsed(time=None, level=_normalise_level(level), message=message, logger=None, fields=_access_fields(message))
+
+
+_PARSERS = (_parse_json, _parse_logfmt, _parse_klog, _parse_zap_console, _parse_python_logging, _parse_uvicorn)

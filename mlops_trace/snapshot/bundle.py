@@ -1,0 +1,259 @@
+"""Read a bundle (directory or .tar.gz) in the DESIGN.md format into a Snapshot.
+
+Layout: `kube/**/*.yaml|yml|json`, `logs/<ns>/<pod>/<container>.log`, `envoy/<ns>/<pod>/config_dump.json`
+(+ `stats.txt`, `access.log`), `requests/*.json`, optional `bundle.yaml`. Unknown files are ignored. A file that
+cannot be read or parsed becomes an `InputProblem` naming it, and the rest of the bundle is still used; only a
+bundle with nothing usable left raises `InputError`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops_trace.errors import InputError
+from mlops_trace.model.findings import InputProblem
+from mlops_trace.parsers.kube_docs import read_documents
+from mlops_trace.snapshot.kube import KubeObject, as_mapping
+from mlops_trace.snapshot.roles import container_role
+from mlops_trace.snapshot.snapshot import BundleMetadata, EnvoySource, LogSource, RequestRecord, Snapshot
+
+KUBE_SUFFIXES = (".yaml", ".yml", ".json")
+_TOP_LEVEL = ("kube", "logs", "envoy", "requests", "bundle.yaml")
+
+
+@contextmanager
+def open_bundle(path: Path) -> Iterator[Snapshot]:
+    """Load a bundle; a tarball is unpacked into a temporary directory that lives as long as the context."""
+    if not path.exists():
+        raise InputError(f"{path}: no such bundle (expected a directory or a .tar.gz)")
+    if path.is_dir():
+        yield load_bundle_dir(path, display=str(path))
+        return
+    if not tarfile.is_tarfile(path):
+        raise InputError(f"{path}: not a bundle directory and not a tar archive")
+    tmp = Path(tempfile.mkdtemp(prefix="mlops-trace-bundle-"))
+    try:
+        try:
+            with tarfile.open(path, "r:*") as archive:
+                archive.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise InputError(f"{path}: cannot unpack: {exc}") from exc
+        yield load_bundle_dir(_bundle_root(tmp), display=str(path))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _bundle_root(unpacked: Path) -> Path:
+    """A tarball of a directory has that directory as its only top entry: descend into it."""
+    current = unpacked
+    for _ in range(3):
+        if any((current / name).exists() for name in _TOP_LEVEL):
+            return current
+        entries = [p for p in current.iterdir() if not p.name.startswith(".")]
+        if len(entries) != 1 or not entries[0].is_dir():
+            return current
+        current = entries[0]
+    return current
+
+
+def load_bundle_dir(root: Path, display: str | None = None) -> Snapshot:
+    snap = Snapshot(source=display or str(root))
+    snap.metadata = _read_metadata(root, snap)
+    _read_kube(root, snap)
+    _read_logs(root, snap)
+    _read_envoy(root, snap)
+    _read_requests(root, snap)
+    if not (snap.objects or snap.logs or snap.envoys or snap.requests):
+        if snap.problems:
+            first = snap.problems[0]
+            raise InputError(
+                f"{snap.source}: nothing usable in the bundle ({len(snap.problems)} unreadable file(s), "
+                f"first: {first.path}: {first.reason})"
+            )
+        raise InputError(f"{snap.source}: empty bundle (no kube/, logs/ or envoy/ data)")
+    return snap
+
+
+def _rel(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _read_metadata(root: Path, snap: Snapshot) -> BundleMetadata:
+    meta_path = root / "bundle.yaml"
+    meta = BundleMetadata(source=snap.source)
+    if not meta_path.is_file():
+        return meta
+    try:
+        raw = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        snap.problems.append(InputProblem("bundle.yaml", f"ignored: {str(exc).splitlines()[0]}"))
+        return meta
+    data = as_mapping(raw)
+    namespaces = data.get("namespaces")
+    if namespaces in ("all", "*") or data.get("all_namespaces") is True:
+        meta.all_namespaces = True
+    elif isinstance(namespaces, list):
+        meta.namespaces = tuple(str(n) for n in namespaces)
+    kinds = data.get("kinds")
+    if isinstance(kinds, list):
+        meta.kinds = tuple(str(k) for k in kinds)
+    meta.collected_at = str(data["collected_at"]) if data.get("collected_at") is not None else None
+    meta.context = str(data["context"]) if data.get("context") is not None else None
+    meta.source = str(data.get("source") or snap.source)
+    meta.extra = {str(k): v for k, v in data.items()}
+    return meta
+
+
+def _read_kube(root: Path, snap: Snapshot) -> None:
+    kube_dir = root / "kube"
+    if not kube_dir.is_dir():
+        return
+    for path in sorted(p for p in kube_dir.rglob("*") if p.is_file() and p.suffix in KUBE_SUFFIXES):
+        rel = _rel(root, path)
+        objects: list[KubeObject] = []
+        try:
+            for doc in read_documents(path):
+                obj = _to_object(doc.body, f"{rel}#{doc.index}")
+                if obj is None:
+                    snap.problems.append(InputProblem(rel, f"document {doc.index} has no kind or metadata.name"))
+                    continue
+                objects.append(obj)
+        except InputError as exc:
+            snap.problems.append(InputProblem(rel, str(exc)))
+            continue  # a malformed file is left out whole: half a file would mislead the checks
+        snap.add_objects(objects)
+
+
+def _to_object(body: Mapping[str, Any], source: str) -> KubeObject | None:
+    kind = body.get("kind")
+    metadata = as_mapping(body.get("metadata"))
+    name = metadata.get("name")
+    if not isinstance(kind, str) or not kind or not isinstance(name, str) or not name:
+        return None
+    namespace = metadata.get("namespace")
+    return KubeObject(
+        kind=kind,
+        namespace=str(namespace) if namespace else None,
+        name=name,
+        raw=body,
+        source=source,
+    )
+
+
+def _read_logs(root: Path, snap: Snapshot) -> None:
+    logs_dir = root / "logs"
+    if not logs_dir.is_dir():
+        return
+    for path in sorted(logs_dir.glob("*/*/*.log")):
+        if not path.is_file():
+            continue
+        namespace, pod, container = path.parent.parent.name, path.parent.name, path.stem
+        pod_obj = snap.get("Pod", namespace, pod)
+        labels = pod_obj.labels if pod_obj is not None else None
+        snap.logs.append(
+            LogSource(
+                namespace=namespace,
+                pod=pod,
+                container=container,
+                role=container_role(pod, container, labels),
+                path=path,
+                display=_rel(root, path),
+            )
+        )
+
+
+def _read_envoy(root: Path, snap: Snapshot) -> None:
+    from mlops_trace.parsers.envoy_config import load_config_dump
+    from mlops_trace.parsers.envoy_stats import load_stats
+    from mlops_trace.snapshot.roles import Role
+
+    envoy_dir = root / "envoy"
+    if not envoy_dir.is_dir():
+        return
+    for pod_dir in sorted(p for p in envoy_dir.glob("*/*") if p.is_dir()):
+        namespace, pod = pod_dir.parent.name, pod_dir.name
+        config = stats = None
+        config_display = stats_display = None
+        dump_path = pod_dir / "config_dump.json"
+        if dump_path.is_file():
+            config_display = _rel(root, dump_path)
+            try:
+                config = load_config_dump(dump_path)
+            except InputError as exc:
+                snap.problems.append(InputProblem(config_display, _strip_path(str(exc), dump_path)))
+        stats_path = pod_dir / "stats.txt"
+        if stats_path.is_file():
+            stats_display = _rel(root, stats_path)
+            try:
+                stats = load_stats(stats_path)
+            except (InputError, OSError, UnicodeDecodeError) as exc:
+                snap.problems.append(InputProblem(stats_display, _strip_path(str(exc), stats_path)))
+        access_path = pod_dir / "access.log"
+        access = None
+        if access_path.is_file():
+            access = LogSource(namespace, pod, "access", Role.ENVOY, access_path, _rel(root, access_path))
+        if config is None and stats is None and access is None:
+            continue
+        snap.envoys.append(EnvoySource(namespace, pod, config, config_display, stats, stats_display, access))
+
+
+def _strip_path(message: str, path: Path) -> str:
+    """Problems are reported next to their bundle-relative path; drop the absolute one from the message."""
+    return message.replace(f"{path}: ", "").replace(str(path), path.name)
+
+
+def _read_requests(root: Path, snap: Snapshot) -> None:
+    req_dir = root / "requests"
+    if not req_dir.is_dir():
+        return
+    for path in sorted(req_dir.glob("*.json")):
+        rel = _rel(root, path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            snap.problems.append(InputProblem(rel, f"JSON error: {exc}"))
+            continue
+        records = data if isinstance(data, list) else [data]
+        for index, item in enumerate(records):
+            record = _to_request(item, f"{rel}#{index}")
+            if record is None:
+                snap.problems.append(InputProblem(rel, f"record {index} has no request.path"))
+                continue
+            snap.requests.append(record)
+
+
+def _to_request(item: Any, display: str) -> RequestRecord | None:
+    data = as_mapping(item)
+    request = as_mapping(data.get("request"))
+    response = as_mapping(data.get("response"))
+    path = request.get("path")
+    if not isinstance(path, str) or not path:
+        url = request.get("url")
+        if isinstance(url, str) and "://" in url:
+            after_scheme = url.split("://", 1)[1]
+            path = "/" + after_scheme.split("/", 1)[1] if "/" in after_scheme else "/"
+        else:
+            return None
+    headers = {str(k).lower(): str(v) for k, v in as_mapping(request.get("headers")).items()}
+    status = response.get("status")
+    return RequestRecord(
+        display=display,
+        method=str(request.get("method") or "POST"),
+        path=path,
+        authority=headers.get("host") or (str(request["authority"]) if request.get("authority") else None),
+        headers=headers,
+        protocol=str(request.get("protocol") or ("grpc" if path.startswith("/inference.") else "rest")),
+        status=int(status) if isinstance(status, int) else None,
+        response_headers={str(k).lower(): str(v) for k, v in as_mapping(response.get("headers")).items()},
+        body=str(response.get("body") or "")[:2000],
+        grpc_status=str(response["grpc_status"]) if response.get("grpc_status") is not None else None,
+    )

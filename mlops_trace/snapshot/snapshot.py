@@ -1,0 +1,220 @@
+"""The Snapshot a check reads: Kubernetes objects, container logs, Envoy admin data and recorded requests.
+
+One interface, whatever the backing: `bundle.load_bundle` fills it from a directory or tarball, and the live
+collectors write a bundle first, so a check sees the same Snapshot from a cluster and from an old tarball.
+Logs are not loaded: `LogSource.lines()` streams them from disk each time a check asks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_trace.model.findings import InputProblem
+from mlops_trace.snapshot.kube import KubeObject
+from mlops_trace.snapshot.roles import Role
+
+if TYPE_CHECKING:
+    from mlops_trace.parsers.envoy_config import EnvoyConfig
+    from mlops_trace.parsers.envoy_stats import EnvoyStats
+
+SELDON_KINDS = ("Model", "Server", "Experiment", "Pipeline", "SeldonRuntime")
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """One container log of the bundle: `logs/<namespace>/<pod>/<container>.log`."""
+
+    namespace: str
+    pod: str
+    container: str
+    role: Role
+    path: Path
+    display: str  # path relative to the bundle root, used in evidence
+
+    def lines(self) -> Iterator[tuple[int, str]]:
+        """(1-based line number, line without newline), streamed from disk."""
+        with self.path.open("r", encoding="utf-8", errors="replace") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                yield lineno, line.rstrip("\r\n")
+
+    def where(self, lineno: int) -> str:
+        return f"{self.display}:{lineno}"
+
+
+@dataclass(frozen=True)
+class EnvoySource:
+    """Admin output of one Envoy pod: `envoy/<namespace>/<pod>/config_dump.json` (+ stats.txt, access.log)."""
+
+    namespace: str
+    pod: str
+    config: EnvoyConfig | None
+    config_display: str | None
+    stats: EnvoyStats | None
+    stats_display: str | None
+    access_log: LogSource | None = None
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request a probe (or a user with curl) recorded under `requests/`, with what came back."""
+
+    display: str
+    method: str
+    path: str
+    authority: str | None
+    headers: Mapping[str, str]  # lower-case names
+    protocol: str  # "rest" or "grpc"
+    status: int | None
+    response_headers: Mapping[str, str]
+    body: str
+    grpc_status: str | None = None
+
+
+@dataclass
+class BundleMetadata:
+    source: str = ""
+    collected_at: str | None = None
+    context: str | None = None
+    namespaces: tuple[str, ...] = ()
+    all_namespaces: bool = False
+    kinds: tuple[str, ...] = ()  # kinds the collector asked for, when it says so
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Snapshot:
+    source: str
+    objects: list[KubeObject] = field(default_factory=list)
+    logs: list[LogSource] = field(default_factory=list)
+    envoys: list[EnvoySource] = field(default_factory=list)
+    requests: list[RequestRecord] = field(default_factory=list)
+    problems: list[InputProblem] = field(default_factory=list)
+    metadata: BundleMetadata = field(default_factory=BundleMetadata)
+    _by_kind: dict[str, list[KubeObject]] = field(default_factory=dict, repr=False)
+    _by_key: dict[tuple[str, str | None, str], KubeObject] = field(default_factory=dict, repr=False)
+
+    def add_objects(self, objects: Iterable[KubeObject]) -> None:
+        for obj in objects:
+            key = (obj.kind, obj.namespace, obj.name)
+            if key in self._by_key:
+                # The same object collected twice (e.g. `get all` and `get pods`): keep the first.
+                continue
+            self._by_key[key] = obj
+            self.objects.append(obj)
+            self._by_kind.setdefault(obj.kind, []).append(obj)
+
+    # --- objects -------------------------------------------------------------------------------------------------
+
+    def objects_of(self, kind: str, namespace: str | None = None) -> list[KubeObject]:
+        found = self._by_kind.get(kind, [])
+        if namespace is None:
+            return list(found)
+        return [o for o in found if o.namespace == namespace]
+
+    def get(self, kind: str, namespace: str | None, name: str) -> KubeObject | None:
+        return self._by_key.get((kind, namespace, name))
+
+    def has_kind(self, kind: str) -> bool:
+        return bool(self._by_kind.get(kind))
+
+    def namespaces(self) -> list[str]:
+        """Every namespace the snapshot mentions (objects, logs, Envoy data), sorted."""
+        names = {o.namespace for o in self.objects if o.namespace}
+        names |= {o.name for o in self.objects_of("Namespace")}
+        names |= {log.namespace for log in self.logs}
+        names |= {env.namespace for env in self.envoys}
+        return sorted(names)
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        """Labels of a Namespace; `kubernetes.io/metadata.name` is always there, as the API server sets it."""
+        labels = {"kubernetes.io/metadata.name": namespace}
+        ns = self.get("Namespace", None, namespace)
+        if ns is not None:
+            labels.update(ns.labels)
+        return labels
+
+    def seldon_namespaces(self) -> list[str]:
+        """Namespaces that hold Seldon resources (Model, Server, Experiment, Pipeline, SeldonRuntime)."""
+        names = {o.namespace for kind in SELDON_KINDS for o in self.objects_of(kind) if o.namespace}
+        return sorted(names)
+
+    def covers(self, kind: str, namespace: str | None) -> bool:
+        """Whether objects of `kind` in `namespace` were collected, so that their absence means they do not exist.
+
+        A bundle written by hand may hold Services of one namespace only; we only treat a missing object as missing
+        when the bundle says it collected that kind there, or holds some object of that kind in that namespace.
+        """
+        if self.objects_of(kind, namespace) if namespace is not None else self.has_kind(kind):
+            return True
+        meta = self.metadata
+        kind_collected = kind in meta.kinds if meta.kinds else self.has_kind(kind)
+        if not kind_collected:
+            return False
+        if namespace is None or meta.all_namespaces:
+            return True
+        return namespace in meta.namespaces
+
+    # --- logs ----------------------------------------------------------------------------------------------------
+
+    def logs_of(self, role: Role, namespace: str | None = None) -> list[LogSource]:
+        return [log for log in self.logs if log.role is role and (namespace is None or log.namespace == namespace)]
+
+    def logs_by_pod(self, namespace: str, pod: str) -> list[LogSource]:
+        return [log for log in self.logs if log.namespace == namespace and log.pod == pod]
+
+    # --- envoy ---------------------------------------------------------------------------------------------------
+
+    def envoy_configs(self, namespace: str | None = None) -> list[EnvoySource]:
+        return [e for e in self.envoys if e.config is not None and (namespace is None or e.namespace == namespace)]
+
+    # --- requirements --------------------------------------------------------------------------------------------
+
+    def has(self, requirement: str) -> bool:
+        """Whether an input a check declares in `requires` is present. `a|b` means either."""
+        if "|" in requirement:
+            return any(self.has(part.strip()) for part in requirement.split("|"))
+        family, _, name = requirement.partition(":")
+        if family == "kube":
+            return self.has_kind(name)
+        if family == "logs":
+            return bool(self.logs_of(Role(name)))
+        if family == "envoy":
+            if name == "config_dump":
+                return bool(self.envoy_configs())
+            if name == "stats":
+                return any(e.stats is not None for e in self.envoys)
+            if name == "access":
+                return any(e.access_log is not None for e in self.envoys) or bool(self.logs_of(Role.ENVOY))
+        if family == "requests":
+            return bool(self.requests)
+        raise ValueError(f"unknown requirement {requirement!r}")
+
+    def summary(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for obj in self.objects:
+            counts[obj.kind] += 1
+        return dict(sorted(counts.items()))
+
+
+def describe_requirement(requirement: str) -> str:
+    """Words for a missing input, used in `skip` reasons."""
+    if "|" in requirement:
+        return " or ".join(describe_requirement(part.strip()) for part in requirement.split("|"))
+    family, _, name = requirement.partition(":")
+    if family == "kube":
+        return f"{name} objects (kube/)"
+    if family == "logs":
+        return f"{name} logs (logs/<namespace>/<pod>/<container>.log)"
+    if family == "envoy" and name == "config_dump":
+        return "an Envoy config_dump (envoy/<namespace>/<pod>/config_dump.json)"
+    if family == "envoy" and name == "stats":
+        return "Envoy stats (envoy/<namespace>/<pod>/stats.txt)"
+    if family == "envoy" and name == "access":
+        return "Envoy access logs"
+    if family == "requests":
+        return "recorded requests (requests/*.json)"
+    return requirement
