@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 checks_app = typer.Typer(help="The check catalog: list the checks, explain one.", no_args_is_help=True)
 app.add_typer(checks_app, name="checks")
+bundle_app = typer.Typer(help="Offline bundles: serve one over the Kubernetes API.", no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
 
 OUTPUT_HELP = "Output format: table, json, yaml, junit, sarif, markdown."
 FAIL_ON_HELP = "Exit 1 when a finding is at or above this severity: critical, warning, info."
@@ -193,6 +195,29 @@ def checks_explain(check: Annotated[str, typer.Argument(help="Check id (MT101) o
     typer.echo(f"playbook: {playbook_path(c.playbook)}")
     typer.echo("")
     typer.echo(entry.doc().rstrip())
+
+
+@bundle_app.command("serve")
+def bundle_serve(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory or .tar.gz.")],
+    port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1 (0 picks a free one).")] = 0,
+    kubeconfig_out: Annotated[
+        Optional[Path], typer.Option("--kubeconfig-out", help="Also write the kubeconfig to this file.")
+    ] = None,
+    request_log: Annotated[
+        Optional[Path], typer.Option("--request-log", help="Append every request (verb, path) to this file.")
+    ] = None,
+    duration: Annotated[
+        Optional[float], typer.Option("--duration", help="Stop after this many seconds (default: until Ctrl-C).")
+    ] = None,
+) -> None:
+    """Serve a bundle read-only over the Kubernetes REST API and print a kubeconfig for it (writes get 405)."""
+    from mlops_trace.serve.server import serve_bundle
+
+    try:
+        serve_bundle(bundle, port=port, kubeconfig_out=kubeconfig_out, request_log=request_log, duration=duration)
+    except MlopsTraceError as exc:
+        _fail(str(exc))
 
 
 def main() -> None:

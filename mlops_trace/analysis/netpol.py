@@ -107,9 +107,11 @@ class Endpoint:
 
     @property
     def display(self) -> str:
-        """`namespace/name`, or the pod's labels when it has no name (built from a template)."""
+        """`namespace/name`; without a name (built from a template) the IP or else the pod's labels."""
         if self.name:
             return f"{self.namespace}/{self.name}"
+        if self.ip:
+            return f"{self.namespace}/{self.ip}"
         shown = ",".join(f"{key}={value}" for key, value in sorted(self.labels.items()))
         return f"{self.namespace}/pod[{shown}]"
 
@@ -303,11 +305,13 @@ def _peer_matches(policy: Mapping[str, Any], peer_spec: Any, peer: Endpoint) -> 
     if pod_selector is None and namespace_selector is None:
         # The API rejects a peer with no selector and no ipBlock; it admits nobody.
         return False
+    # Both selectors are evaluated before combining, so a malformed one raises whichever pod is asked about.
     if namespace_selector is None:
         namespace_ok = peer.namespace == _policy_namespace(policy)
     else:
         namespace_ok = _selector_matches(policy, namespace_selector, peer.namespace_labels)
-    return namespace_ok and (pod_selector is None or _selector_matches(policy, pod_selector, peer.labels))
+    pod_ok = pod_selector is None or _selector_matches(policy, pod_selector, peer.labels)
+    return namespace_ok and pod_ok
 
 
 def _ip_block_matches(policy: Mapping[str, Any], ip_block: Mapping[str, Any], ip: str | None) -> bool:

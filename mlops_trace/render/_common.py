@@ -18,13 +18,19 @@ SEVERITIES_WORST_FIRST: tuple[Severity, ...] = tuple(sorted(Severity, key=lambda
 STATUS_ORDER: tuple[CheckStatus, ...] = (CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.SKIP, CheckStatus.ERROR)
 
 # C0 and C1 control characters except tab and newline: a log line may carry terminal escapes, and we never want a
-# report to move the cursor or recolour the user's terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# report to move the cursor or recolour the user's terminal. Lone surrogates (undecodable bytes) cannot be written
+# to a UTF-8 stream at all.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _spelled(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def visible(text: str) -> str:
-    """`text` with control characters spelled out as `\\xNN`, so they are seen instead of acted upon."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    """`text` with control characters and lone surrogates spelled out (`\\x1b`, `\\udc80`): seen, not acted upon."""
+    return _CONTROL.sub(_spelled, text.replace("\r\n", "\n"))
 
 
 def one_line(text: str) -> str:

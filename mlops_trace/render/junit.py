@@ -92,10 +92,15 @@ def _failure_text(check_id: CheckId, findings: list[Finding]) -> str:
         ]
         if finding.evidence:
             lines.append("evidence:")
-            lines += [f"  - {item.where}: {item.what}" for item in finding.evidence]
+            lines += [f"  - {item.where}: {_hang(item.what)}" for item in finding.evidence]
         lines += [f"fix: {finding.fix}", f"playbook: {playbook_path(finding)}"]
         blocks.append("\n".join(lines))
     return "\n" + "\n\n".join(blocks) + "\n"
+
+
+def _hang(text: str) -> str:
+    """Continuation lines of a multi-line excerpt indented under their list item."""
+    return "\n    ".join(text.strip("\n").splitlines())
 
 
 def _clean(text: str) -> str:

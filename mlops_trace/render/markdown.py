@@ -8,9 +8,11 @@ link, a tag or emphasis, and a `|` in it cannot split a table row.
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from mlops_trace.model.findings import Finding, Report
 from mlops_trace.render._common import (
+    CLUSTER_WIDE,
     namespace_label,
     no_findings_line,
     one_line,
@@ -53,11 +55,11 @@ def _findings_part(report: Report) -> list[str]:
 
 
 def _finding_section(finding: Finding) -> list[str]:
+    where = CLUSTER_WIDE if finding.namespace is None else f"namespace {_code(finding.namespace)}"
     lines = [
         f"### {_text(f'{finding.id} {finding.slug} · {finding.object}')}",
         "",
-        f"**{finding.severity.value}** · namespace {_code(namespace_label(finding.namespace))} · "
-        f"object {_code(finding.object)}",
+        f"**{finding.severity.value}** · {where} · object {_code(finding.object)}",
         "",
         f"**{_text(finding.title)}**",
         "",
@@ -70,11 +72,18 @@ def _finding_section(finding: Finding) -> list[str]:
             if "\n" in item.what.strip("\n"):
                 lines.append(f"- {_code(item.where)}:")
                 lines += ["", *_fenced(item.what, indent="  ")]
-            else:
+            elif item.what.strip():
                 lines.append(f"- {_code(item.where)}: {_text(item.what)}")
+            else:
+                lines.append(f"- {_code(item.where)}")
         lines.append("")
     path = playbook_path(finding)
-    lines += [f"**Fix:** {_text(finding.fix)}", "", f"**Playbook:** [{_text(path)}]({path})", ""]
+    lines += [
+        f"**Fix:** {_text(finding.fix)}",
+        "",
+        f"**Playbook:** [{_text(path)}]({quote(path, safe='/', errors='replace')})",
+        "",
+    ]
     return lines
 
 
@@ -119,7 +128,7 @@ def _paragraph(text: str) -> str:
         return escaped
     marker = match.group()
     if marker.isdigit():
-        return f"{marker}\\{escaped[len(marker):]}"
+        return f"{marker}\\{escaped[len(marker) :]}"
     return f"\\{escaped}"
 
 

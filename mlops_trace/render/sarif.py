@@ -92,7 +92,7 @@ def _rule(rule_id: CheckId, findings: list[Finding], slug: str) -> dict[str, Any
     return {
         "id": rule_id,
         "name": slug,
-        "shortDescription": {"text": slug.replace("-", " ").capitalize()},
+        "shortDescription": {"text": slug.replace("-", " ")},
         "defaultConfiguration": {"level": LEVEL_BY_SEVERITY[severity] if severity is not None else _DEFAULT_LEVEL},
     }
 

@@ -87,7 +87,9 @@ def _print_findings(console: Console, report: Report) -> None:
     for namespace, findings in grouped_by_namespace(report.findings):
         console.print()
         noun = "finding" if len(findings) == 1 else "findings"
-        console.rule(Text(f" {namespace_label(namespace)} · {len(findings)} {noun} ", style="bold"), align="left")
+        console.rule(
+            Text(f"{namespace_label(namespace)} · {len(findings)} {noun}", style="bold"), align="left", style="dim"
+        )
         for finding in findings:
             console.print()
             _print_finding(console, finding)
@@ -98,8 +100,9 @@ def _print_finding(console: Console, finding: Finding) -> None:
     from rich.text import Text
 
     headline = Text()
-    headline.append(finding.severity.value.upper().ljust(_SEVERITY_LABEL_WIDTH), style=SEVERITY_STYLE[finding.severity])
-    headline.append("  ")
+    label = finding.severity.value.upper()
+    headline.append(label, style=SEVERITY_STYLE[finding.severity])
+    headline.append(" " * (_SEVERITY_LABEL_WIDTH - len(label) + 2))
     headline.append(f"{finding.id} {one_line(finding.slug)}", style="bold")
     headline.append("  ")
     headline.append(one_line(finding.object), style="cyan")
@@ -114,12 +117,8 @@ def _print_finding(console: Console, finding: Finding) -> None:
         for item in finding.evidence:
             body.append(Padding(Text(f"• {one_line(item.where)}", style="magenta"), (0, 0, 0, 2), expand=False))
             body.append(Padding(Text(visible(item.what)), (0, 0, 0, 4), expand=False))
-    fix = Text("fix: ", style="green")
-    fix.append(one_line(finding.fix))
-    body.append(fix)
-    playbook = Text("playbook: ", style="dim")
-    playbook.append(playbook_path(finding))
-    body.append(playbook)
+    body.append(Text.assemble(("fix: ", "green"), one_line(finding.fix)))
+    body.append(Text.assemble(("playbook: ", "dim"), playbook_path(finding)))
     for part in body:
         console.print(Padding(part, (0, 0, 0, _SEVERITY_LABEL_WIDTH + 2), expand=False))
 
@@ -131,7 +130,7 @@ def _print_checks(console: Console, report: Report) -> None:
 
     counts = status_counts(report)
     console.print()
-    summary = Text("checks: ", style="bold")
+    summary = Text.assemble(("checks: ", "bold"))
     summary.append(
         f"{counts[CheckStatus.PASS]} passed, {counts[CheckStatus.FAIL]} failed, "
         f"{counts[CheckStatus.SKIP]} skipped, {counts[CheckStatus.ERROR]} errored ({len(report.checks)} total)"
@@ -163,10 +162,8 @@ def _print_input_problems(console: Console, report: Report) -> None:
     console.print()
     console.print(Text(f"input problems: {len(report.input_problems)}", style="bold"))
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="magenta")
-    grid.add_column()
     for problem in report.input_problems:
-        grid.add_row(Text(one_line(problem.path)), Text(one_line(problem.reason)))
+        grid.add_row(Text(one_line(problem.path), style="magenta"), Text(one_line(problem.reason)))
     console.print(Padding(grid, (0, 0, 0, 2), expand=False))
 
 

@@ -23,7 +23,7 @@ from mlops_trace.errors import InputError
 from mlops_trace.model.findings import InputProblem
 from mlops_trace.parsers.kube_docs import read_documents
 from mlops_trace.snapshot.kube import KubeObject, as_mapping
-from mlops_trace.snapshot.roles import container_role
+from mlops_trace.snapshot.roles import Role, container_role
 from mlops_trace.snapshot.snapshot import BundleMetadata, EnvoySource, LogSource, RequestRecord, Snapshot
 
 KUBE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -66,7 +66,7 @@ def _bundle_root(unpacked: Path) -> Path:
 
 
 def load_bundle_dir(root: Path, display: str | None = None) -> Snapshot:
-    snap = Snapshot(source=display or str(root))
+    snap = Snapshot(source=display or str(root), root=root)
     snap.metadata = _read_metadata(root, snap)
     _read_kube(root, snap)
     _read_logs(root, snap)
@@ -172,13 +172,11 @@ def _read_logs(root: Path, snap: Snapshot) -> None:
 
 
 def _read_envoy(root: Path, snap: Snapshot) -> None:
-    from mlops_trace.parsers.envoy_config import load_config_dump
-    from mlops_trace.parsers.envoy_stats import load_stats
-    from mlops_trace.snapshot.roles import Role
-
     envoy_dir = root / "envoy"
     if not envoy_dir.is_dir():
         return
+    from mlops_trace.parsers.envoy_config import load_config_dump
+    from mlops_trace.parsers.envoy_stats import load_stats
     for pod_dir in sorted(p for p in envoy_dir.glob("*/*") if p.is_dir()):
         namespace, pod = pod_dir.parent.name, pod_dir.name
         config = stats = None

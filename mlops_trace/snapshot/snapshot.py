@@ -88,6 +88,7 @@ class BundleMetadata:
 @dataclass
 class Snapshot:
     source: str
+    root: Path | None = None  # the bundle directory on disk (a tarball's unpacked copy), when there is one
     objects: list[KubeObject] = field(default_factory=list)
     logs: list[LogSource] = field(default_factory=list)
     envoys: list[EnvoySource] = field(default_factory=list)

@@ -148,7 +148,7 @@ NAMED_AGENT_PORT = netpol(
 )
 NAMED_PORT_EVERYWHERE = netpol("named-http-port", ingress=[{"ports": [{"port": "http"}]}])
 PORT_RANGE = netpol("scheduler-port-range", ingress=[{"ports": [{"port": 9000, "endPort": 9010, "protocol": "TCP"}]}])
-DNS_UDP_ONLY = netpol("dns-udp-only", ingress=[{"ports": [{"port": 53, "protocol": "UDP"}]}])
+DNS_UDP_ONLY = netpol("dns-udp-only", "kube-system", ingress=[{"ports": [{"port": 53, "protocol": "UDP"}]}])
 TCP_BY_DEFAULT = netpol("tcp-by-default", ingress=[{"ports": [{"port": 9005}]}])
 EGRESS_DNS_TO_KUBE_SYSTEM = netpol(
     "egress-dns-only",
@@ -717,8 +717,19 @@ def test_evaluate(case: Case) -> None:
         assert verdict.egress_policies == case.egress_policies
     assert "\n" not in verdict.explanation
     assert verdict.explanation.startswith("allowed" if case.allowed else "blocked")
-    for name in verdict.ingress_policies + verdict.egress_policies:
-        assert name in verdict.explanation
+    # A refusing side names every policy that isolates it; an admitting isolated side names one that admits.
+    sides = (
+        (ingress_allows(case.policies, case.src, case.dst, case.port, case.protocol), verdict.ingress_policies),
+        (egress_allows(case.policies, case.src, case.dst, case.port, case.protocol), verdict.egress_policies),
+    )
+    for (side_allowed, side_policies), names in sides:
+        assert side_policies == names
+        if not names or "itself" in verdict.explanation:
+            continue
+        if side_allowed:
+            assert any(f"via {name}" in verdict.explanation for name in names)
+        else:
+            assert all(name in verdict.explanation for name in names)
 
 
 def test_seldon_blocked_explanation_names_the_policy_and_the_traffic() -> None:

@@ -73,8 +73,8 @@ def make_rich_report() -> Report:
                 Evidence("kube/seldon-a/scheduler.yaml:14", "replicas: 1"),
                 Evidence(
                     "logs/seldon-a/mlserver-0/agent.log:12-13",
-                    "level=info msg=\"Subscribed to scheduler\" addr=seldon-scheduler.seldon-system:9005\n"
-                    "level=warn msg=\"reconnecting\" addr=seldon-scheduler:9005",
+                    'level=info msg="Subscribed to scheduler" addr=seldon-scheduler.seldon-system:9005\n'
+                    'level=warn msg="reconnecting" addr=seldon-scheduler:9005',
                 ),
             ),
             fix="Scale the local seldon-scheduler to 0 and keep the ExternalName alias to seldon-system.",

@@ -1,0 +1,740 @@
+"""Envoy admin `/config_dump` JSON turned into listeners, route configs and clusters, with Envoy's route selection.
+
+Reads the v3 dump sections (and their v2alpha twins): `BootstrapConfigDump` static resources, `ClustersConfigDump`,
+`ListenersConfigDump`, `RoutesConfigDump` and `EndpointsConfigDump`, plus the per-resource entries that
+`/config_dump?resource=…` returns. Route configs come from RDS dumps and from HTTP connection managers that carry an
+inline `route_config`; listeners name the RDS configs they use. Envoy writes snake_case keys; camelCase keys (protobuf
+JSON from other tools) are accepted too.
+
+`EnvoyConfig.select_route` mirrors Envoy's first-match routing closely enough to explain a 404: virtual host by
+authority (exact domain, then the longest `*suffix`, the longest `prefix*`, then `*`), then the first route whose path
+match and header matchers all hold. It does not evaluate query-parameter, gRPC-only, runtime-fraction or dynamic-metadata
+matchers, and a route with no path matcher it understands never matches.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from mlops_trace.errors import InputError
+
+__all__ = [
+    "Cluster",
+    "ClusterWeight",
+    "EnvoyConfig",
+    "HeaderMatchKind",
+    "HeaderMatcher",
+    "Listener",
+    "Route",
+    "RouteConfig",
+    "VirtualHost",
+    "load_config_dump",
+    "parse_config_dump",
+]
+
+
+class HeaderMatchKind(StrEnum):
+    EXACT = "exact"
+    PREFIX = "prefix"
+    SUFFIX = "suffix"
+    CONTAINS = "contains"
+    REGEX = "regex"
+    PRESENT = "present"
+    ABSENT = "absent"
+    OTHER = "other"  # range or unknown matchers: never evaluated as matching
+
+
+@dataclass(frozen=True)
+class HeaderMatcher:
+    """One `route.match.headers[]` entry."""
+
+    name: str
+    kind: HeaderMatchKind
+    value: str | None
+    invert: bool
+    ignore_case: bool = False
+    treat_missing_as_empty: bool = False
+
+    def matches(self, headers: Mapping[str, str]) -> bool:
+        """Envoy's HeaderUtility::matchHeaders for one matcher; `headers` has lower-case keys."""
+        actual = headers.get(self.name.lower())
+        if actual is None and self.treat_missing_as_empty:
+            actual = ""
+        if actual is None:
+            # A missing header fails every matcher, inverted or not, except the two presence tests that ask for
+            # absence: present_match false, or present_match true with invert_match.
+            if self.kind is HeaderMatchKind.PRESENT:
+                return self.invert
+            if self.kind is HeaderMatchKind.ABSENT:
+                return not self.invert
+            return False
+        return self._value_matches(actual) != self.invert
+
+    def _value_matches(self, actual: str) -> bool:
+        kind = self.kind
+        if kind is HeaderMatchKind.PRESENT:
+            return True
+        if kind is HeaderMatchKind.ABSENT or kind is HeaderMatchKind.OTHER or self.value is None:
+            return False
+        if kind is HeaderMatchKind.REGEX:
+            return _regex_fullmatch(self.value, actual)
+        expected = self.value.lower() if self.ignore_case else self.value
+        subject = actual.lower() if self.ignore_case else actual
+        if kind is HeaderMatchKind.EXACT:
+            return subject == expected
+        if kind is HeaderMatchKind.PREFIX:
+            return subject.startswith(expected)
+        if kind is HeaderMatchKind.SUFFIX:
+            return subject.endswith(expected)
+        return expected in subject
+
+
+@dataclass(frozen=True)
+class ClusterWeight:
+    """A cluster a route sends traffic to. Headers are what Envoy adds for this cluster: the route's own
+    `*_headers_to_add`, overridden by the weighted cluster's."""
+
+    cluster: str
+    weight: int
+    request_headers_to_add: Mapping[str, str] = field(default_factory=dict, hash=False)
+    response_headers_to_add: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of a virtual host, in Envoy's order (`index` counts from 0 within the virtual host)."""
+
+    route_config: str
+    virtual_host: str
+    index: int
+    name: str
+    prefix: str | None
+    path: str | None
+    regex: str | None
+    headers: tuple[HeaderMatcher, ...]
+    clusters: tuple[ClusterWeight, ...]
+    mirror_clusters: tuple[str, ...]
+    direct_response_status: int | None
+    prefix_separated: bool = False  # the prefix came from path_separated_prefix: it must end at a path segment
+    case_sensitive: bool = True
+    request_headers_to_add: Mapping[str, str] = field(default_factory=dict, hash=False)
+    response_headers_to_add: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def _matchers(self, name: str, kind: HeaderMatchKind) -> Iterator[HeaderMatcher]:
+        lowered = name.lower()
+        return (m for m in self.headers if m.name.lower() == lowered and m.kind is kind and not m.invert)
+
+    def header_exact(self, name: str) -> str | None:
+        """The value header `name` must equal for this route, if the route requires one."""
+        return next((m.value for m in self._matchers(name, HeaderMatchKind.EXACT)), None)
+
+    def header_contains(self, name: str) -> str | None:
+        """The substring header `name` must contain for this route, if the route requires one."""
+        return next((m.value for m in self._matchers(name, HeaderMatchKind.CONTAINS)), None)
+
+    def requires_absent(self, name: str) -> bool:
+        """Whether the route only matches requests without header `name`."""
+        lowered = name.lower()
+        return any(
+            m.name.lower() == lowered
+            and (
+                (m.kind is HeaderMatchKind.ABSENT and not m.invert) or (m.kind is HeaderMatchKind.PRESENT and m.invert)
+            )
+            for m in self.headers
+        )
+
+    def path_matches(self, path: str) -> bool:
+        """The path part of the route match. Exact and regex matches ignore the query string, as Envoy does."""
+        without_query = path.split("?", 1)[0].split("#", 1)[0]
+        fold = (lambda text: text) if self.case_sensitive else str.lower
+        if self.prefix is not None:
+            if not fold(path).startswith(fold(self.prefix)):
+                return False
+            if self.prefix_separated:
+                remainder = without_query[len(self.prefix) :]
+                return remainder == "" or remainder.startswith("/")
+            return True
+        if self.path is not None:
+            return fold(without_query) == fold(self.path)
+        if self.regex is not None:
+            return _regex_fullmatch(self.regex, without_query)
+        return False
+
+    def matches(self, path: str, headers: Mapping[str, str]) -> bool:
+        """Path match and every header matcher; header names in `headers` may be in any case."""
+        if not self.path_matches(path):
+            return False
+        lowered = {name.lower(): value for name, value in headers.items()}
+        return all(matcher.matches(lowered) for matcher in self.headers)
+
+    def weights_by_cluster(self) -> dict[str, int]:
+        """Traffic weight per cluster (summed if a cluster appears twice)."""
+        weights: dict[str, int] = {}
+        for cluster_weight in self.clusters:
+            weights[cluster_weight.cluster] = weights.get(cluster_weight.cluster, 0) + cluster_weight.weight
+        return weights
+
+
+@dataclass(frozen=True)
+class VirtualHost:
+    name: str
+    domains: tuple[str, ...]
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    name: str
+    virtual_hosts: tuple[VirtualHost, ...]
+    dynamic: bool
+    version_info: str | None
+
+
+@dataclass(frozen=True)
+class Listener:
+    name: str
+    address: str | None
+    port: int | None
+    route_config_names: tuple[str, ...]
+    dynamic: bool
+    warming: bool = False  # only a warming state was dumped: Envoy is not serving it yet
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    type: str | None
+    endpoints: tuple[str, ...]
+    dynamic: bool
+    warming: bool = False  # listed under dynamic_warming_clusters
+
+
+@dataclass(frozen=True)
+class EnvoyConfig:
+    listeners: tuple[Listener, ...]
+    route_configs: tuple[RouteConfig, ...]
+    clusters: tuple[Cluster, ...]
+
+    def route_config(self, name: str) -> RouteConfig | None:
+        return next((config for config in self.route_configs if config.name == name), None)
+
+    def routes(self, route_config: str | None = None) -> Iterator[Route]:
+        """Every route, in order; only those of `route_config` when given."""
+        for config in self.route_configs:
+            if route_config is not None and config.name != route_config:
+                continue
+            for virtual_host in config.virtual_hosts:
+                yield from virtual_host.routes
+
+    def cluster(self, name: str) -> Cluster | None:
+        return next((cluster for cluster in self.clusters if cluster.name == name), None)
+
+    def cluster_names(self) -> frozenset[str]:
+        return frozenset(cluster.name for cluster in self.clusters)
+
+    def routes_with_header_exact(self, header: str, value: str) -> list[Route]:
+        """Routes that require header `header` to equal `value` (e.g. `seldon-model: iris`)."""
+        return [route for route in self.routes() if route.header_exact(header) == value]
+
+    def select_route(self, route_config: str, authority: str, path: str, headers: Mapping[str, str]) -> Route | None:
+        """The route Envoy would pick for this request in `route_config`, or None (Envoy answers 404 `NR`)."""
+        config = self.route_config(route_config)
+        if config is None:
+            return None
+        virtual_host = _select_virtual_host(config.virtual_hosts, authority)
+        if virtual_host is None:
+            return None
+        return next((route for route in virtual_host.routes if route.matches(path, headers)), None)
+
+
+def _regex_fullmatch(pattern: str, subject: str) -> bool:
+    """RE2 patterns as Python `re` patterns (the common subset agrees); a pattern `re` rejects matches nothing."""
+    try:
+        return re.fullmatch(pattern, subject) is not None
+    except re.error:
+        return False
+
+
+def _host_candidates(authority: str) -> list[str]:
+    host = authority.strip().lower()
+    candidates = [host]
+    if host.startswith("["):
+        bracket = host.find("]")
+        if bracket > 0 and bracket + 1 < len(host) and host[bracket + 1] == ":":
+            candidates.append(host[: bracket + 1])
+    elif host.count(":") == 1:
+        candidates.append(host.rsplit(":", 1)[0])
+    return candidates
+
+
+def _select_virtual_host(virtual_hosts: Iterable[VirtualHost], authority: str) -> VirtualHost | None:
+    hosts = tuple(virtual_hosts)
+    # Envoy compares the whole Host header (port included) unless told to strip the port; trying both is a superset.
+    for host in _host_candidates(authority):
+        for virtual_host in hosts:
+            if host in (domain.lower() for domain in virtual_host.domains):
+                return virtual_host
+        best: tuple[int, VirtualHost] | None = None
+        for virtual_host in hosts:
+            for domain in virtual_host.domains:
+                domain = domain.lower()
+                if domain != "*" and domain.startswith("*") and len(host) > len(domain) - 1:
+                    if host.endswith(domain[1:]) and (best is None or len(domain) > best[0]):
+                        best = (len(domain), virtual_host)
+        if best is not None:
+            return best[1]
+        for virtual_host in hosts:
+            for domain in virtual_host.domains:
+                domain = domain.lower()
+                if domain != "*" and domain.endswith("*") and len(host) > len(domain) - 1:
+                    if host.startswith(domain[:-1]) and (best is None or len(domain) > best[0]):
+                        best = (len(domain), virtual_host)
+        if best is not None:
+            return best[1]
+    return next((virtual_host for virtual_host in hosts if "*" in virtual_host.domains), None)
+
+
+# ---- reading the JSON -------------------------------------------------------------------------------------------
+
+_CAMEL_KEY = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+")
+_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def _snake_keys(value: Any) -> Any:
+    """The same JSON value with camelCase object keys turned into Envoy's snake_case (`routeConfigName`)."""
+    if isinstance(value, dict):
+        return {
+            (_CAMEL_BOUNDARY.sub("_", key).lower() if isinstance(key, str) and _CAMEL_KEY.fullmatch(key) else key): (
+                _snake_keys(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_snake_keys(item) for item in value]
+    return value
+
+
+def _map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _maps(value: object) -> Iterator[Mapping[str, Any]]:
+    return (item for item in _list(value) if isinstance(item, Mapping))
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _integer(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _type_name(document: Mapping[str, Any]) -> str:
+    """`type.googleapis.com/envoy.admin.v3.RoutesConfigDump.DynamicRouteConfig` → `DynamicRouteConfig`."""
+    type_url = _text(document.get("@type")) or ""
+    return type_url.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+
+
+def _parse_header_matcher(matcher: Mapping[str, Any]) -> HeaderMatcher:
+    name = _text(matcher.get("name")) or ""
+    invert = matcher.get("invert_match") is True
+    missing_as_empty = matcher.get("treat_missing_header_as_empty") is True
+    kind = HeaderMatchKind.OTHER
+    value: str | None = None
+    ignore_case = False
+    if "string_match" in matcher:
+        string_match = _map(matcher["string_match"])
+        ignore_case = string_match.get("ignore_case") is True
+        for key, candidate_kind in (
+            ("exact", HeaderMatchKind.EXACT),
+            ("prefix", HeaderMatchKind.PREFIX),
+            ("suffix", HeaderMatchKind.SUFFIX),
+            ("contains", HeaderMatchKind.CONTAINS),
+        ):
+            if key in string_match:
+                kind, value = candidate_kind, _text(string_match[key])
+                break
+        else:
+            if "safe_regex" in string_match:
+                kind, value = HeaderMatchKind.REGEX, _text(_map(string_match["safe_regex"]).get("regex"))
+    elif "present_match" in matcher:
+        kind = HeaderMatchKind.PRESENT if matcher["present_match"] is True else HeaderMatchKind.ABSENT
+    elif "safe_regex_match" in matcher:
+        kind, value = HeaderMatchKind.REGEX, _text(_map(matcher["safe_regex_match"]).get("regex"))
+    elif "regex_match" in matcher:  # v2
+        kind, value = HeaderMatchKind.REGEX, _text(matcher["regex_match"])
+    elif "range_match" in matcher:
+        bounds = _map(matcher["range_match"])
+        kind, value = HeaderMatchKind.OTHER, f"[{bounds.get('start')},{bounds.get('end')})"
+    else:
+        for key, candidate_kind in (
+            ("exact_match", HeaderMatchKind.EXACT),
+            ("prefix_match", HeaderMatchKind.PREFIX),
+            ("suffix_match", HeaderMatchKind.SUFFIX),
+            ("contains_match", HeaderMatchKind.CONTAINS),
+        ):
+            if key in matcher:
+                kind, value = candidate_kind, _text(matcher[key])
+                break
+        else:
+            # A matcher with only a name matches any request that carries the header.
+            kind = HeaderMatchKind.PRESENT
+    return HeaderMatcher(
+        name=name,
+        kind=kind,
+        value=value,
+        invert=invert,
+        ignore_case=ignore_case,
+        treat_missing_as_empty=missing_as_empty,
+    )
+
+
+def _header_value(header: Mapping[str, Any]) -> str:
+    value = _text(header.get("value"))
+    if value is not None:
+        return value
+    raw_value = _text(header.get("raw_value"))  # bytes field: base64 in protobuf JSON
+    if raw_value is not None:
+        try:
+            return base64.b64decode(raw_value, validate=True).decode("utf-8", errors="replace")
+        except (binascii.Error, ValueError):
+            return raw_value
+    return ""
+
+
+def _headers_to_add(options: object) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for option in _maps(options):
+        header = _map(option.get("header"))
+        key = _text(header.get("key"))
+        if key:
+            headers[key.lower()] = _header_value(header)
+    return headers
+
+
+def _parse_route(route_config: str, virtual_host: str, index: int, route: Mapping[str, Any]) -> Route:
+    match = _map(route.get("match"))
+    prefix = _text(match.get("prefix"))
+    separated = _text(match.get("path_separated_prefix"))
+    regex = _text(_map(match.get("safe_regex")).get("regex")) or _text(match.get("regex"))
+    route_request_headers = _headers_to_add(route.get("request_headers_to_add"))
+    route_response_headers = _headers_to_add(route.get("response_headers_to_add"))
+    action = _map(route.get("route"))
+    clusters: list[ClusterWeight] = []
+    weighted = _map(action.get("weighted_clusters"))
+    if weighted:
+        for split in _maps(weighted.get("clusters")):
+            name = _text(split.get("name"))
+            if name is None:
+                continue
+            clusters.append(
+                ClusterWeight(
+                    cluster=name,
+                    weight=_integer(split.get("weight")) or 0,
+                    request_headers_to_add={
+                        **route_request_headers,
+                        **_headers_to_add(split.get("request_headers_to_add")),
+                    },
+                    response_headers_to_add={
+                        **route_response_headers,
+                        **_headers_to_add(split.get("response_headers_to_add")),
+                    },
+                )
+            )
+    elif _text(action.get("cluster")) is not None:
+        clusters.append(
+            ClusterWeight(
+                cluster=str(action["cluster"]),
+                weight=1,
+                request_headers_to_add=dict(route_request_headers),
+                response_headers_to_add=dict(route_response_headers),
+            )
+        )
+    mirror_policies = list(_maps(action.get("request_mirror_policies")))
+    mirror_policies += list(_maps([action.get("request_mirror_policy")]))  # v2 singular form
+    mirrors = tuple(name for name in (_text(policy.get("cluster")) for policy in mirror_policies) if name)
+    case_sensitive = match.get("case_sensitive")
+    return Route(
+        route_config=route_config,
+        virtual_host=virtual_host,
+        index=index,
+        name=_text(route.get("name")) or "",
+        prefix=prefix if prefix is not None else separated,
+        path=_text(match.get("path")),
+        regex=regex,
+        headers=tuple(_parse_header_matcher(matcher) for matcher in _maps(match.get("headers"))),
+        clusters=tuple(clusters),
+        mirror_clusters=mirrors,
+        direct_response_status=_integer(_map(route.get("direct_response")).get("status")),
+        prefix_separated=prefix is None and separated is not None,
+        case_sensitive=case_sensitive is not False,
+        request_headers_to_add=route_request_headers,
+        response_headers_to_add=route_response_headers,
+    )
+
+
+def _parse_route_config(
+    document: Mapping[str, Any], dynamic: bool, version_info: str | None, fallback_name: str = ""
+) -> RouteConfig:
+    name = _text(document.get("name")) or fallback_name
+    virtual_hosts = []
+    for virtual_host in _maps(document.get("virtual_hosts")):
+        host_name = _text(virtual_host.get("name")) or ""
+        routes = tuple(
+            _parse_route(name, host_name, index, route) for index, route in enumerate(_maps(virtual_host.get("routes")))
+        )
+        domains = tuple(domain for domain in _list(virtual_host.get("domains")) if isinstance(domain, str))
+        virtual_hosts.append(VirtualHost(name=host_name, domains=domains, routes=routes))
+    return RouteConfig(name=name, virtual_hosts=tuple(virtual_hosts), dynamic=dynamic, version_info=version_info)
+
+
+def _format_address(address: Mapping[str, Any]) -> tuple[str | None, int | None]:
+    socket = _map(address.get("socket_address"))
+    if socket:
+        host = _text(socket.get("address"))
+        port = _integer(socket.get("port_value"))
+        return host, port
+    pipe = _text(_map(address.get("pipe")).get("path"))
+    if pipe is not None:
+        return f"unix:{pipe}", None
+    internal = _text(_map(address.get("envoy_internal_address")).get("server_listener_name"))
+    return internal, None
+
+
+def _endpoint_text(address: Mapping[str, Any]) -> str | None:
+    host, port = _format_address(address)
+    if host is None:
+        return None
+    if port is None:
+        return host
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("unix:") else f"{host}:{port}"
+
+
+def _load_assignment_endpoints(assignment: Mapping[str, Any]) -> list[str]:
+    endpoints: list[str] = []
+    for locality in _maps(assignment.get("endpoints")):
+        for lb_endpoint in _maps(locality.get("lb_endpoints")):
+            text = _endpoint_text(_map(_map(lb_endpoint.get("endpoint")).get("address")))
+            if text is not None:
+                endpoints.append(text)
+    return endpoints
+
+
+def _http_connection_managers(listener: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    chains = list(_maps(listener.get("filter_chains")))
+    chains += list(_maps([listener.get("default_filter_chain")]))
+    for chain in chains:
+        for network_filter in _maps(chain.get("filters")):
+            config = _map(network_filter.get("typed_config")) or _map(network_filter.get("config"))
+            if _type_name(config) == "TypedStruct":
+                config = _map(config.get("value"))
+            if "rds" in config or "route_config" in config:
+                yield config
+
+
+@dataclass
+class _Collector:
+    """Pieces gathered from the dump sections, deduplicated by name, first seen wins."""
+
+    listeners: dict[str, Listener] = field(default_factory=dict)
+    route_configs: dict[str, RouteConfig] = field(default_factory=dict)
+    inline_route_configs: list[RouteConfig] = field(default_factory=list)
+    clusters: dict[str, tuple[Mapping[str, Any], bool, bool]] = field(default_factory=dict)
+    eds_endpoints: dict[str, list[str]] = field(default_factory=dict)
+    recognised_sections: int = 0
+
+    def add_listener(self, document: Mapping[str, Any], dynamic: bool, warming: bool = False) -> None:
+        name = _text(document.get("name"))
+        if name is None or name in self.listeners:
+            return
+        host, port = _format_address(_map(document.get("address")))
+        route_names: list[str] = []
+        for manager in _http_connection_managers(document):
+            rds_name = _text(_map(manager.get("rds")).get("route_config_name"))
+            if rds_name is not None:
+                route_names.append(rds_name)
+            inline = _map(manager.get("route_config"))
+            if inline:
+                config = _parse_route_config(inline, dynamic, None, fallback_name=f"{name}:inline")
+                self.inline_route_configs.append(config)
+                route_names.append(config.name)
+        self.listeners[name] = Listener(
+            name=name,
+            address=host,
+            port=port,
+            route_config_names=tuple(dict.fromkeys(route_names)),
+            dynamic=dynamic,
+            warming=warming,
+        )
+
+    def add_route_config(self, document: Mapping[str, Any], dynamic: bool, version_info: object) -> None:
+        config = _parse_route_config(document, dynamic, _text(version_info))
+        self.route_configs.setdefault(config.name, config)
+
+    def add_cluster(self, document: Mapping[str, Any], dynamic: bool, warming: bool = False) -> None:
+        name = _text(document.get("name"))
+        if name is not None and name not in self.clusters:
+            self.clusters[name] = (document, dynamic, warming)
+
+    def add_endpoints(self, assignment: Mapping[str, Any]) -> None:
+        name = _text(assignment.get("cluster_name"))
+        if name is not None:
+            self.eds_endpoints.setdefault(name, []).extend(_load_assignment_endpoints(assignment))
+
+    def build(self) -> EnvoyConfig:
+        route_configs = dict(self.route_configs)
+        for config in self.inline_route_configs:
+            route_configs.setdefault(config.name, config)
+        clusters = []
+        for name, (document, dynamic, warming) in self.clusters.items():
+            endpoints = _load_assignment_endpoints(_map(document.get("load_assignment")))
+            endpoints += [text for text in (_endpoint_text(host) for host in _maps(document.get("hosts"))) if text]
+            endpoints += self.eds_endpoints.get(name, [])
+            cluster_type = _text(document.get("type")) or _text(_map(document.get("cluster_type")).get("name"))
+            clusters.append(
+                Cluster(
+                    name=name,
+                    type=cluster_type,
+                    endpoints=tuple(dict.fromkeys(endpoints)),
+                    dynamic=dynamic,
+                    warming=warming,
+                )
+            )
+        return EnvoyConfig(
+            listeners=tuple(self.listeners.values()),
+            route_configs=tuple(route_configs.values()),
+            clusters=tuple(clusters),
+        )
+
+
+def _read_section(collector: _Collector, section: Mapping[str, Any]) -> None:
+    kind = _type_name(section)
+    if kind == "BootstrapConfigDump":
+        static = _map(_map(section.get("bootstrap")).get("static_resources"))
+        for listener in _maps(static.get("listeners")):
+            collector.add_listener(listener, dynamic=False)
+        for cluster in _maps(static.get("clusters")):
+            collector.add_cluster(cluster, dynamic=False)
+    elif kind == "ListenersConfigDump":
+        for entry in _maps(section.get("static_listeners")):
+            collector.add_listener(_map(entry.get("listener")), dynamic=False)
+        for entry in _maps(section.get("dynamic_listeners")):
+            _read_dynamic_listener(collector, entry)
+        for entry in _maps(section.get("dynamic_active_listeners")):  # v2alpha
+            collector.add_listener(_map(entry.get("listener")), dynamic=True)
+        for entry in _maps(section.get("dynamic_warming_listeners")):  # v2alpha
+            collector.add_listener(_map(entry.get("listener")), dynamic=True, warming=True)
+    elif kind == "ClustersConfigDump":
+        for entry in _maps(section.get("static_clusters")):
+            collector.add_cluster(_map(entry.get("cluster")), dynamic=False)
+        for entry in _maps(section.get("dynamic_active_clusters")):
+            collector.add_cluster(_map(entry.get("cluster")), dynamic=True)
+        for entry in _maps(section.get("dynamic_warming_clusters")):
+            collector.add_cluster(_map(entry.get("cluster")), dynamic=True, warming=True)
+    elif kind == "RoutesConfigDump":
+        for entry in _maps(section.get("static_route_configs")):
+            collector.add_route_config(_map(entry.get("route_config")), dynamic=False, version_info=None)
+        for entry in _maps(section.get("dynamic_route_configs")):
+            collector.add_route_config(_map(entry.get("route_config")), True, entry.get("version_info"))
+    elif kind == "EndpointsConfigDump":
+        for key in ("static_endpoint_configs", "dynamic_endpoint_configs"):
+            for entry in _maps(section.get(key)):
+                collector.add_endpoints(_map(entry.get("endpoint_config")))
+    else:
+        _read_single_resource(collector, kind, section)
+        return
+    collector.recognised_sections += 1
+
+
+def _read_dynamic_listener(collector: _Collector, entry: Mapping[str, Any]) -> None:
+    active = _map(_map(entry.get("active_state")).get("listener"))
+    if active:
+        collector.add_listener(active, dynamic=True)
+        return
+    warming = _map(_map(entry.get("warming_state")).get("listener"))
+    if warming:
+        collector.add_listener(warming, dynamic=True, warming=True)
+
+
+def _read_single_resource(collector: _Collector, kind: str, entry: Mapping[str, Any]) -> None:
+    """Entries of `/config_dump?resource=…`, which lists resources one by one instead of whole sections."""
+    if kind == "StaticListener":
+        collector.add_listener(_map(entry.get("listener")), dynamic=False)
+    elif kind == "DynamicListener":
+        _read_dynamic_listener(collector, entry)
+    elif kind == "StaticCluster":
+        collector.add_cluster(_map(entry.get("cluster")), dynamic=False)
+    elif kind == "DynamicCluster":
+        collector.add_cluster(_map(entry.get("cluster")), dynamic=True)
+    elif kind == "StaticRouteConfig":
+        collector.add_route_config(_map(entry.get("route_config")), dynamic=False, version_info=None)
+    elif kind == "DynamicRouteConfig":
+        collector.add_route_config(_map(entry.get("route_config")), True, entry.get("version_info"))
+    elif kind in ("StaticEndpointConfig", "DynamicEndpointConfig"):
+        collector.add_endpoints(_map(entry.get("endpoint_config")))
+    else:
+        return
+    collector.recognised_sections += 1
+
+
+def parse_config_dump(document: Mapping[str, Any]) -> EnvoyConfig:
+    """Read a parsed `/config_dump`. Raises InputError when the document is not one."""
+    if not isinstance(document, Mapping):
+        raise InputError("not an Envoy config_dump: the top level is not a JSON object")
+    configs = document.get("configs")
+    if not isinstance(configs, list):
+        raise InputError("not an Envoy config_dump: no top-level 'configs' list")
+    collector = _Collector()
+    for section in configs:
+        if isinstance(section, Mapping):
+            _read_section(collector, _snake_keys(section))
+    if collector.recognised_sections == 0:
+        raise InputError(
+            "not an Envoy config_dump: 'configs' holds no Bootstrap, Listeners, Clusters, Routes or Endpoints dump"
+        )
+    return collector.build()
+
+
+def load_config_dump(path: Path) -> EnvoyConfig:
+    """Read a `/config_dump` JSON file. Raises InputError naming the file when it cannot be read or is not a dump."""
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            document = json.load(handle)
+    except OSError as error:
+        raise InputError(f"{path}: cannot read config_dump ({error.strerror or error})") from error
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: config_dump is not UTF-8 text") from error
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"{path}: config_dump is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+        ) from error
+    except RecursionError as error:
+        raise InputError(f"{path}: config_dump JSON is nested too deeply") from error
+    try:
+        return parse_config_dump(document)
+    except InputError as error:
+        raise InputError(f"{path}: {error}") from error

@@ -1,0 +1,480 @@
+"""Golden-file and structural tests of every output format.
+
+Golden files live in tests/render/golden/. After an intended change of output, rewrite them with
+`UPDATE_GOLDEN=1 python -m pytest -q tests/render` and review the diff; without the variable a difference fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlops_trace.errors import UsageError
+from mlops_trace.model.findings import (
+    CheckId,
+    CheckResult,
+    CheckStatus,
+    Evidence,
+    Finding,
+    InputProblem,
+    Report,
+    Severity,
+)
+from mlops_trace.render import FORMATS, junit, markdown, render, sarif, table
+from mlops_trace.render import json as json_renderer
+from mlops_trace.render import yaml as yaml_renderer
+
+GOLDEN = Path(__file__).parent / "golden"
+
+GOLDEN_FILES = {
+    "table": "table.txt",
+    "json": "report.json",
+    "yaml": "report.yaml",
+    "junit": "junit.xml",
+    "sarif": "report.sarif",
+    "markdown": "report.md",
+}
+
+
+def assert_matches_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8", newline="")
+        return
+    assert path.exists(), f"missing golden file {path}; create it with UPDATE_GOLDEN=1"
+    with path.open(encoding="utf-8", newline="") as golden:
+        expected = golden.read()
+    assert text == expected, f"{name} differs from its golden file; if intended, rerun with UPDATE_GOLDEN=1"
+
+
+# --- golden files -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_matches_its_golden_file(rich_report: Report, fmt: str) -> None:
+    assert_matches_golden(GOLDEN_FILES[fmt], render(rich_report, fmt))
+
+
+def test_colored_table_matches_its_golden_file(rich_report: Report) -> None:
+    assert_matches_golden("table-color.txt", render(rich_report, "table", color=True))
+
+
+def test_clean_report_table_matches_its_golden_file(clean_report: Report) -> None:
+    assert_matches_golden("table-clean.txt", render(clean_report, "table"))
+
+
+def test_golden_formats_cover_every_format() -> None:
+    assert set(GOLDEN_FILES) == set(FORMATS)
+
+
+# --- dispatch -----------------------------------------------------------------------------------------------------
+
+
+def test_formats_are_the_documented_ones() -> None:
+    assert FORMATS == ("table", "json", "yaml", "junit", "sarif", "markdown")
+
+
+def test_unknown_format_is_a_usage_error(rich_report: Report) -> None:
+    with pytest.raises(UsageError, match="xml"):
+        render(rich_report, "xml")
+
+
+def test_dispatch_calls_the_format_module(rich_report: Report) -> None:
+    assert render(rich_report, "json") == json_renderer.render(rich_report)
+    assert render(rich_report, "yaml") == yaml_renderer.render(rich_report)
+    assert render(rich_report, "junit") == junit.render(rich_report)
+    assert render(rich_report, "sarif") == sarif.render(rich_report)
+    assert render(rich_report, "markdown") == markdown.render(rich_report)
+    assert render(rich_report, "table", color=True, width=80) == table.render(rich_report, color=True, width=80)
+
+
+def test_importing_the_package_does_not_import_rich() -> None:
+    code = "import sys, mlops_trace.render; assert 'rich' not in sys.modules, 'rich imported eagerly'"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_rendering_is_deterministic(rich_report: Report, fmt: str) -> None:
+    assert render(rich_report, fmt) == render(rich_report, fmt)
+
+
+# --- json and yaml ------------------------------------------------------------------------------------------------
+
+
+def test_json_is_the_design_object(rich_report: Report) -> None:
+    data = json.loads(render(rich_report, "json"))
+    assert list(data) == ["schema_version", "source", "findings", "checks", "input_problems"]
+    assert data["schema_version"] == 1
+    assert data == rich_report.to_dict()
+    for finding in data["findings"]:
+        assert {
+            "id",
+            "slug",
+            "severity",
+            "title",
+            "message",
+            "namespace",
+            "object",
+            "evidence",
+            "playbook",
+            "fix",
+        } <= set(finding)
+    assert {check["status"] for check in data["checks"]} == {"pass", "fail", "skip", "error"}
+    assert all(set(check) >= {"id", "status", "reason"} for check in data["checks"])
+
+
+def test_yaml_loads_back_to_the_same_object(rich_report: Report) -> None:
+    assert yaml.safe_load(render(rich_report, "yaml")) == rich_report.to_dict()
+
+
+# --- table --------------------------------------------------------------------------------------------------------
+
+
+def test_table_without_color_has_no_escape_codes(rich_report: Report) -> None:
+    text = render(rich_report, "table")
+    assert "\x1b" not in text
+    assert "\\x1b[31mERR" in text, "a terminal escape from a log must be shown, not executed"
+
+
+def test_table_with_color_colours_severities(rich_report: Report) -> None:
+    text = render(rich_report, "table", color=True)
+    assert "\x1b[1;31mCRITICAL" in text
+    assert "\x1b[33mWARNING" in text
+    assert "\x1b[34mINFO" in text
+    assert "\x1b[31mERR" not in text
+
+
+def test_table_groups_by_namespace_worst_first(rich_report: Report) -> None:
+    text = render(rich_report, "table")
+    order = [text.index(marker) for marker in ("cluster-wide · 1 finding", "ml-prod · 2 findings", "seldon-a · 2")]
+    assert order == sorted(order)
+    seldon_a = text[text.index("seldon-a · 2") :]
+    assert seldon_a.index("MT101 scheduler-split-brain") < seldon_a.index("MT304 experiment-invalid")
+    ml_prod = text[text.index("ml-prod · 2") : text.index("seldon-a · 2")]
+    assert ml_prod.index("WARNING") < ml_prod.index("INFO")
+
+
+def test_table_shows_evidence_fix_playbook_and_not_run_checks(rich_report: Report) -> None:
+    text = render(rich_report, "table")
+    for finding in rich_report.findings:
+        assert f"playbook: playbooks/{finding.slug}.md" in text
+        for item in finding.evidence:
+            assert item.where in text
+    assert "fix: Scale the local seldon-scheduler to 0" in text
+    assert re.search(r"skip\s+MT401 latency-slo\s+no Prometheus query results", text)
+    assert re.search(r"error\s+MT403 split-imbalance\s+KeyError", text)
+    assert "kube/ml-prod/broken.yaml" in text
+    assert text.rstrip("\n").splitlines()[-1] == (
+        "2 critical, 2 warning, 1 info · 3 checks passed, 5 failed, 1 skipped, 1 errored"
+    )
+
+
+def test_table_says_clearly_when_there_are_no_findings(clean_report: Report) -> None:
+    text = render(clean_report, "table")
+    assert "No findings: all 2 checks passed." in text
+    assert text.rstrip("\n").endswith("0 critical, 0 warning, 0 info · 2 checks passed, 0 failed, 0 skipped, 0 errored")
+
+
+def test_table_without_findings_does_not_claim_health_when_checks_were_skipped(clean_report: Report) -> None:
+    skipped = CheckResult(CheckId("MT401"), "latency-slo", CheckStatus.SKIP, "no metrics")
+    text = render(replace(clean_report, checks=(*clean_report.checks, skipped)), "table")
+    assert "No findings, but 1 of 3 checks was skipped or errored" in text
+    assert "all 3 checks passed" not in text
+
+
+def test_table_respects_width(rich_report: Report) -> None:
+    text = render(rich_report, "table", width=60)
+    assert max(len(line) for line in text.splitlines()) <= 60
+
+
+# --- markdown -----------------------------------------------------------------------------------------------------
+
+
+def _cells(row: str) -> list[str]:
+    """Split a GFM table row on the pipes that are not backslash-escaped."""
+    cells: list[str] = []
+    current = ""
+    escaped = False
+    for char in row.strip()[1:-1]:
+        if escaped:
+            current += char
+            escaped = False
+        elif char == "\\":
+            current += char
+            escaped = True
+        elif char == "|":
+            cells.append(current)
+            current = ""
+        else:
+            current += char
+    cells.append(current)
+    return cells
+
+
+def _tables(text: str) -> list[list[str]]:
+    tables: list[list[str]] = []
+    current: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    if current:
+        tables.append(current)
+    return tables
+
+
+def test_markdown_tables_have_no_broken_rows(rich_report: Report) -> None:
+    tables = _tables(render(rich_report, "markdown"))
+    assert len(tables) == 2
+    for rows in tables:
+        width = len(_cells(rows[0]))
+        assert re.fullmatch(r"\|( --- \|)+", rows[1])
+        for row in rows:
+            assert row.endswith(" |") and not row.endswith("\\|")
+            assert len(_cells(row)) == width, row
+    findings_table, checks_table = tables
+    assert len(findings_table) == 2 + len(rich_report.findings)
+    assert len(checks_table) == 2 + len(rich_report.checks)
+    assert "\\| see \\<stderr\\>" in checks_table[-1]
+
+
+def test_markdown_escapes_text_and_keeps_sections(rich_report: Report) -> None:
+    text = render(rich_report, "markdown")
+    assert text.startswith("# mlops-trace doctor report\n")
+    assert text.count("\n### ") == len(rich_report.findings)
+    assert "not among the candidates \\| iris-a, iris-b." in text
+    assert "404 \\<no route\\> — café ✓ \\\\x1b\\[31mERR" in text
+    assert "gs://models/iris/1 \\& gs://models/iris/1" in text
+    assert "\x1b" not in text and "\x00" not in text
+    assert "**Playbook:** [playbooks/scheduler-split-brain.md](playbooks/scheduler-split-brain.md)" in text
+    assert "  ```text\n  level=info" in text, "a multi-line excerpt is a fenced block"
+    assert "## Input problems\n\n- `kube/ml-prod/broken.yaml`: YAML parse error" in text
+
+
+def test_markdown_keeps_paragraphs_from_becoming_lists() -> None:
+    finding = Finding(
+        id=CheckId("MT999"),
+        slug="x",
+        severity=Severity.INFO,
+        title="t",
+        message="- not a list item",
+        namespace=None,
+        object="Pod/p",
+        evidence=(Evidence("kube/a.yaml", "has ``` fences"),),
+        playbook="x",
+        fix="f",
+    )
+    text = render(Report(source="s", findings=(finding,), checks=()), "markdown")
+    assert "\n\\- not a list item\n" in text
+    assert "- `kube/a.yaml`: has \\`\\`\\` fences" in text
+
+
+# --- junit --------------------------------------------------------------------------------------------------------
+
+
+def test_junit_parses_and_counts_match(rich_report: Report) -> None:
+    root = ET.fromstring(render(rich_report, "junit"))
+    suites = root.findall("testsuite")
+    assert len(suites) == 1
+    suite = suites[0]
+    assert suite.get("name") == "mlops-trace doctor"
+    cases = suite.findall("testcase")
+    assert len(cases) == len(rich_report.checks) == int(suite.get("tests", "-1"))
+    assert int(suite.get("failures", "-1")) == len(suite.findall("testcase/failure")) == 5
+    assert int(suite.get("errors", "-1")) == len(suite.findall("testcase/error")) == 1
+    assert int(suite.get("skipped", "-1")) == len(suite.findall("testcase/skipped")) == 1
+    for attribute in ("tests", "failures", "errors", "skipped"):
+        assert root.get(attribute) == suite.get(attribute)
+    by_name = {case.get("name"): case for case in cases}
+    assert by_name["MT101 scheduler-split-brain"].get("classname") == "mlops-trace.MT101"
+    failure = by_name["MT101 scheduler-split-brain"].find("failure")
+    assert failure is not None and failure.get("type") == "critical"
+    assert failure.text is not None
+    assert "namespace: seldon-a" in failure.text
+    assert "object: Deployment/seldon-scheduler" in failure.text
+    assert "  - kube/seldon-a/scheduler.yaml:14: replicas: 1" in failure.text
+    assert "fix: Scale the local seldon-scheduler to 0" in failure.text
+    skipped = by_name["MT401 latency-slo"].find("skipped")
+    assert skipped is not None and skipped.get("message", "").startswith("no Prometheus query results")
+    error = by_name["MT403 split-imbalance"].find("error")
+    assert error is not None and "| see <stderr>" in error.get("message", "")
+    assert by_name["MT103 scheduler-alias-missing"].find("*") is None
+
+
+def test_junit_survives_characters_xml_forbids() -> None:
+    nasty = 'bad \x00\x01\x08\x0b\x0c\x1b[0m\ud800\ufffe ]]> <x> & "q" end'
+    finding = Finding(
+        id=CheckId("MT104"),
+        slug="controller-scheduler-unreachable",
+        severity=Severity.WARNING,
+        title=nasty,
+        message=nasty,
+        namespace="ns",
+        object="Deployment/c",
+        evidence=(Evidence(nasty, nasty),),
+        playbook="controller-scheduler-unreachable",
+        fix=nasty,
+    )
+    checks = (
+        CheckResult(CheckId("MT104"), "controller-scheduler-unreachable", CheckStatus.FAIL),
+        CheckResult(CheckId("MT105"), "agent-not-subscribed", CheckStatus.ERROR, nasty),
+        CheckResult(CheckId("MT106"), "model-unschedulable", CheckStatus.SKIP, nasty),
+    )
+    report = Report(source=nasty, findings=(finding,), checks=checks, input_problems=(InputProblem(nasty, nasty),))
+    root = ET.fromstring(render(report, "junit").encode("utf-8"))
+    failure = root.find("testsuite/testcase/failure")
+    assert failure is not None and failure.text is not None
+    assert 'bad [0m ]]> <x> & "q" end' in failure.text
+    error = root.find("testsuite/testcase/error")
+    assert error is not None and error.get("message") == 'bad [0m ]]> <x> & "q" end'
+
+
+def test_junit_keeps_findings_of_checks_without_a_result() -> None:
+    finding = Finding(
+        id=CheckId("MT206"),
+        slug="loadbalancer-pending",
+        severity=Severity.CRITICAL,
+        title="No external IP",
+        message="m",
+        namespace="ingress-nginx",
+        object="Service/ingress-nginx-controller",
+        evidence=(),
+        playbook="loadbalancer-pending",
+        fix="f",
+    )
+    root = ET.fromstring(render(Report(source="s", findings=(finding,), checks=()), "junit"))
+    assert root.get("tests") == "1" and root.get("failures") == "1"
+    case = root.find("testsuite/testcase")
+    assert case is not None and case.get("name") == "MT206 loadbalancer-pending"
+
+
+# --- sarif --------------------------------------------------------------------------------------------------------
+
+
+def test_sarif_has_the_required_structure(rich_report: Report) -> None:
+    log = json.loads(render(rich_report, "sarif"))
+    assert log["$schema"] == "https://json.schemastore.org/sarif-2.1.0.json"
+    assert log["version"] == "2.1.0"
+    assert len(log["runs"]) == 1
+    run = log["runs"][0]
+    driver = run["tool"]["driver"]
+    assert driver["name"] == "mlops-trace"
+    assert driver["informationUri"].startswith("https://")
+    rules = driver["rules"]
+    assert [rule["id"] for rule in rules] == [check.id for check in rich_report.checks]
+    for rule in rules:
+        assert set(rule) == {"id", "name", "shortDescription", "defaultConfiguration"}
+        assert rule["shortDescription"]["text"]
+        assert rule["defaultConfiguration"]["level"] in {"error", "warning", "note"}
+    levels = {rule["id"]: rule["defaultConfiguration"]["level"] for rule in rules}
+    assert levels["MT101"] == "error" and levels["MT304"] == "warning" and levels["MT305"] == "note"
+    results = run["results"]
+    assert len(results) == len(rich_report.findings)
+    for result in results:
+        assert {"ruleId", "ruleIndex", "level", "message", "locations", "partialFingerprints"} <= set(result)
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+        assert result["message"]["text"]
+        assert result["level"] in {"error", "warning", "note"}
+        for location in result["locations"]:
+            assert location["logicalLocations"]
+    invocation = run["invocations"][0]
+    assert invocation["executionSuccessful"] is True
+    assert len(invocation["toolExecutionNotifications"]) == 2 + len(rich_report.input_problems)
+
+
+def test_sarif_locations(rich_report: Report) -> None:
+    results = {r["ruleId"]: r for r in json.loads(render(rich_report, "sarif"))["runs"][0]["results"]}
+    split_brain = results["MT101"]
+    assert split_brain["level"] == "error"
+    primary = split_brain["locations"][0]
+    assert primary["physicalLocation"] == {
+        "artifactLocation": {"uri": "kube/seldon-a/scheduler.yaml"},
+        "region": {"startLine": 14},
+    }
+    assert primary["logicalLocations"] == [
+        {
+            "name": "Deployment/seldon-scheduler",
+            "fullyQualifiedName": "seldon-a/Deployment/seldon-scheduler",
+            "kind": "object",
+        },
+        {"name": "seldon-a", "fullyQualifiedName": "seldon-a", "kind": "namespace"},
+    ]
+    assert split_brain["relatedLocations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "logs/seldon-a/mlserver-0/agent.log"},
+        "region": {"startLine": 12, "endLine": 13},
+    }
+    cluster_wide = results["MT107"]["locations"][0]["logicalLocations"]
+    assert cluster_wide == [
+        {
+            "name": "Deployment/seldon-v2-controller-manager",
+            "fullyQualifiedName": "Deployment/seldon-v2-controller-manager",
+            "kind": "object",
+        }
+    ]
+    shared_storage = results["MT305"]["locations"][0]
+    assert "physicalLocation" not in shared_storage, "an object field is not a file"
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("logs/ns/pod/c.log:12", {"artifactLocation": {"uri": "logs/ns/pod/c.log"}, "region": {"startLine": 12}}),
+        ("kube/x.yaml", {"artifactLocation": {"uri": "kube/x.yaml"}}),
+        ("c.log:3:9", {"artifactLocation": {"uri": "c.log"}, "region": {"startLine": 3, "startColumn": 9}}),
+        ("envoy/ns/p/config_dump.json", {"artifactLocation": {"uri": "envoy/ns/p/config_dump.json"}}),
+        ("logs/ns/modèle/c.log", {"artifactLocation": {"uri": "logs/ns/mod%C3%A8le/c.log"}}),
+        ("Model/iris", None),
+        ("Model/iris.json", None),
+        ("seldon-scheduler.seldon-system.svc:9004", None),
+        ("10.0.0.1:8080", None),
+        ("https://example.test/a.json", None),
+        ("Experiment/iris-ab .spec.default", None),
+        ("route /seldon-system/ in config_dump", None),
+        ("kube/x.yaml:0", None),
+    ],
+)
+def test_sarif_physical_location_of_evidence(where: str, expected: dict[str, Any] | None) -> None:
+    assert sarif.physical_location(where) == expected
+
+
+def test_sarif_fingerprint_depends_only_on_id_namespace_object(rich_report: Report) -> None:
+    finding = rich_report.findings[0]
+    reworded = replace(finding, message="other words", evidence=(), severity=Severity.INFO)
+    assert sarif.fingerprint(finding) == sarif.fingerprint(reworded)
+    assert sarif.fingerprint(finding) != sarif.fingerprint(replace(finding, namespace="other"))
+    assert sarif.fingerprint(finding) != sarif.fingerprint(replace(finding, object="Experiment/other"))
+    assert sarif.fingerprint(finding) != sarif.fingerprint(replace(finding, namespace=None))
+    assert re.fullmatch(r"[0-9a-f]{64}", sarif.fingerprint(finding))
+
+
+def test_sarif_adds_rules_for_findings_without_a_check_result() -> None:
+    finding = Finding(
+        id=CheckId("MT206"),
+        slug="loadbalancer-pending",
+        severity=Severity.CRITICAL,
+        title="No external IP",
+        message="m",
+        namespace="ingress-nginx",
+        object="Service/ingress-nginx-controller",
+        evidence=(),
+        playbook="loadbalancer-pending",
+        fix="f",
+    )
+    run = json.loads(render(Report(source="s", findings=(finding,), checks=()), "sarif"))["runs"][0]
+    assert [rule["id"] for rule in run["tool"]["driver"]["rules"]] == ["MT206"]
+    assert run["results"][0]["ruleIndex"] == 0
+    assert "toolExecutionNotifications" not in run["invocations"][0]

@@ -1,0 +1,125 @@
+"""The CLI as a user runs it: real processes, exit codes 0/1/2 for every format, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fixture_walk import FIXTURES
+
+BROKEN = FIXTURES / "scenarios" / "four-root-causes"
+HEALTHY = FIXTURES / "scenarios" / "healthy-ab"
+FORMATS = ("table", "json", "yaml", "junit", "sarif", "markdown")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_trace", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def _no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_exit_codes_are_the_same_for_every_format(fmt: str) -> None:
+    broken = _run("doctor", "--bundle", str(BROKEN), "-o", fmt)
+    assert broken.returncode == 1, broken.stderr
+    healthy = _run("doctor", "--bundle", str(HEALTHY), "-o", fmt)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    only_critical = _run("doctor", "--bundle", str(BROKEN), "-o", fmt, "--fail-on", "critical")
+    assert only_critical.returncode == 1
+    for proc in (broken, healthy, only_critical):
+        _no_traceback(proc)
+
+
+def test_json_is_the_design_object() -> None:
+    proc = _run("doctor", "--bundle", str(BROKEN), "-o", "json")
+    report = json.loads(proc.stdout)
+    assert report["schema_version"] == 1
+    assert {"findings", "checks"} <= set(report)
+    finding = report["findings"][0]
+    for key in ("id", "slug", "severity", "title", "message", "namespace", "object", "evidence", "playbook", "fix"):
+        assert key in finding
+    assert all({"where", "what"} <= set(e) for e in finding["evidence"])
+    assert {c["status"] for c in report["checks"]} <= {"pass", "fail", "skip", "error"}
+    assert all({"id", "status", "reason"} <= set(c) for c in report["checks"])
+
+
+def test_other_formats_parse() -> None:
+    assert yaml.safe_load(_run("doctor", "--bundle", str(BROKEN), "-o", "yaml").stdout)["schema_version"] == 1
+    suite = ET.fromstring(_run("doctor", "--bundle", str(BROKEN), "-o", "junit").stdout)
+    assert suite.iter("failure")
+    sarif = json.loads(_run("doctor", "--bundle", str(BROKEN), "-o", "sarif").stdout)
+    assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"]
+
+
+def test_only_and_skip_select_checks() -> None:
+    only = json.loads(_run("doctor", "--bundle", str(BROKEN), "-o", "json", "--only", "MT204").stdout)
+    assert [c["id"] for c in only["checks"]] == ["MT204"]
+    skipped = json.loads(_run("doctor", "--bundle", str(BROKEN), "-o", "json", "--skip", "MT1").stdout)
+    assert not any(c["id"].startswith("MT1") for c in skipped["checks"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("doctor", "--bundle", "/nonexistent/bundle"),
+        ("doctor", "--bundle", str(BROKEN), "-o", "html"),
+        ("doctor", "--bundle", str(BROKEN), "--fail-on", "severe"),
+        ("doctor", "--bundle", str(BROKEN), "--only", "MT999"),
+        ("doctor",),
+        ("checks", "explain", "MT999"),
+    ],
+)
+def test_could_not_run_is_exit_2_with_one_line(args: tuple[str, ...]) -> None:
+    proc = _run(*args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    _no_traceback(proc)
+    assert proc.stderr.strip(), "an error says what went wrong"
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_malformed_file_is_named_and_other_checks_still_run(tmp_path: Path) -> None:
+    import shutil
+
+    bundle = tmp_path / "b"
+    shutil.copytree(BROKEN, bundle)
+    (bundle / "kube" / "zz-broken.yaml").write_text("kind: Service\nmetadata: {name: [\n", encoding="utf-8")
+    proc = _run("doctor", "--bundle", str(bundle), "-o", "json")
+    assert proc.returncode == 1
+    assert "kube/zz-broken.yaml" in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if "zz-broken" in line]) == 1
+    report = json.loads(proc.stdout)
+    assert [p["path"] for p in report["input_problems"]] == ["kube/zz-broken.yaml"]
+    assert "MT204" in {f["id"] for f in report["findings"]}
+
+
+def test_bundle_with_nothing_usable_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "kube").mkdir()
+    (tmp_path / "kube" / "x.yaml").write_text("{{{", encoding="utf-8")
+    proc = _run("doctor", "--bundle", str(tmp_path))
+    assert proc.returncode == 2
+    assert "x.yaml" in proc.stderr
+    _no_traceback(proc)
+
+
+def test_checks_list_and_explain() -> None:
+    listed = json.loads(_run("checks", "list", "-o", "json").stdout)
+    assert {"MT101", "MT204", "MT302"} <= {row["id"] for row in listed}
+    explained = _run("checks", "explain", "MT101")
+    assert explained.returncode == 0
+    assert "## What it checks" in explained.stdout and "scheduler-split-brain" in explained.stdout
+
+
+def test_help_and_version() -> None:
+    assert _run("--help").returncode == 0
+    assert _run("--version").stdout.startswith("mlops-trace ")
+    assert _run("doctor", "--help").returncode == 0
