@@ -197,6 +197,50 @@ def checks_explain(check: Annotated[str, typer.Argument(help="Check id (MT101) o
     typer.echo(entry.doc().rstrip())
 
 
+@app.command()
+def collect(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the bundle: a new directory, or FILE.tar.gz.")
+    ],
+    namespace: Annotated[
+        Optional[list[str]], typer.Option("--namespace", "-n", help="Namespace to collect (repeatable).")
+    ] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
+    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Kubeconfig file.")] = None,
+    context: Annotated[Optional[str], typer.Option("--context", help="Kubeconfig context.")] = None,
+    request_timeout: Annotated[
+        float, typer.Option("--request-timeout", help="Seconds to wait for each API call.")
+    ] = 10.0,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only logs newer than this (e.g. 1h).")] = None,
+    tail: Annotated[Optional[int], typer.Option("--tail", help="Last N lines of each log (default 10000).")] = None,
+    envoy_admin: Annotated[
+        Optional[list[str]],
+        typer.Option("--envoy-admin", help="Envoy admin URL to read, or NAMESPACE/POD=URL (repeatable)."),
+    ] = None,
+) -> None:
+    """Collect a redacted bundle (objects, logs, Envoy admin) from a live cluster (-n/-A), for doctor --bundle."""
+    from mlops_trace.collect.bundle_writer import collect_bundle
+    from mlops_trace.doctor import LiveTarget
+
+    live = LiveTarget(
+        namespaces=tuple(namespace or ()),
+        all_namespaces=all_namespaces,
+        kubeconfig=kubeconfig,
+        context=context,
+        request_timeout=request_timeout,
+        since=since,
+        tail=tail,
+        envoy_admin=tuple(envoy_admin or ()),
+    )
+    try:
+        result = collect_bundle(live, output)
+    except MlopsTraceError as exc:
+        _fail(str(exc))
+    for warning in result.warnings:
+        typer.echo(f"mlops-trace: warning: {warning}", err=True)
+    typer.echo(result.describe(str(output)))
+
+
 @bundle_app.command("serve")
 def bundle_serve(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory or .tar.gz.")],

@@ -18,7 +18,7 @@ CHECK = make_check(
     title="Experiment is invalid or points at models that cannot serve",
     severity=Severity.CRITICAL,
     requires=("kube:Experiment",),
-    playbook="experiment-invalid",
+    playbook="traffic-not-splitting",
     fix="Make `default` one of the candidates, give the candidates non-zero weights, list each once, and point the "
     "Experiment only at Ready Models (Pipelines for resourceType: pipeline) not used as baseline elsewhere.",
 )
@@ -41,7 +41,8 @@ def run(snap: Snapshot) -> Iterator[Finding]:
     if not findings and uncovered:
         # The specs are valid, but whether the candidates exist and are Ready is unknown: say so instead of passing.
         raise SkipCheck(
-            "Experiment specs are valid, but the input holds no " + ", ".join(sorted(uncovered))
+            "Experiment specs are valid, but the input holds no "
+            + ", ".join(sorted(uncovered))
             + " to tell whether candidates and mirrors exist and are Ready"
         )
     yield from findings
@@ -135,7 +136,8 @@ def _target_problems(snap: Snapshot, exp: KubeObject) -> Iterator[Finding]:
             present = len(snap.objects_of(kind, namespace))
             yield _finding(
                 exp,
-                f"{role} {kind} {name} does not exist in namespace {namespace}: Experiment {exp.name} cannot route to it",
+                f"{role} {kind} {name} does not exist in namespace {namespace}: "
+                f"Experiment {exp.name} cannot route to it",
                 [
                     Evidence(exp.field_where(where), f"{role}: {name}"),
                     Evidence(f"kube/ (namespace {namespace})", f"no {kind} named {name} ({present} {kind} object(s))"),

@@ -202,8 +202,18 @@ def iter_weighted_candidates(experiment: KubeObject) -> Iterator[tuple[str, int]
         cand = as_mapping(item)
         name = cand.get("name")
         if isinstance(name, str) and name:
-            weight = cand.get("weight", 0)
-            yield name, int(weight) if isinstance(weight, (int, float)) else 0
+            yield name, _as_weight(cand.get("weight", 0))
+
+
+def _as_weight(value: Any) -> int:
+    """A candidate weight; hand-written YAML may quote it (`weight: "70"`). Anything else counts as 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return 0
 
 
 def experiment_route_name(experiment_name: str) -> str:

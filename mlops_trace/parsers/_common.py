@@ -6,6 +6,7 @@ Nothing here raises on bad input: every helper returns None (or the input unchan
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -32,11 +33,7 @@ _HEX_ESCAPE_LENGTHS = {"x": 2, "u": 4, "U": 8}
 
 def strip_line_end(line: str) -> str:
     """The line without its trailing newline (LF or CRLF)."""
-    if line.endswith("\n"):
-        line = line[:-1]
-    if line.endswith("\r"):
-        line = line[:-1]
-    return line
+    return line.removesuffix("\n").removesuffix("\r")
 
 
 def strip_ansi(text: str) -> str:
@@ -88,13 +85,13 @@ def parse_timestamp(text: str) -> datetime | None:
         return None
 
 
-def parse_epoch(value: float | int | str) -> datetime | None:
+def parse_epoch(value: float | str) -> datetime | None:
     """A Unix time in seconds (or ms / µs / ns, told apart by magnitude) as an aware UTC datetime, or None."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    if number != number or number < 0:  # NaN or before 1970: not a log timestamp
+    if math.isnan(number) or number < 0:  # before 1970: not a log timestamp
         return None
     for limit, divisor in ((1e17, 1e9), (1e14, 1e6), (1e11, 1e3)):
         if number >= limit:
@@ -232,4 +229,4 @@ def to_float(text: str | None) -> float | None:
         number = float(text.strip())
     except ValueError:
         return None
-    return None if number != number else number
+    return None if math.isnan(number) else number

@@ -28,8 +28,8 @@ from mlops_trace.parsers._common import (
     parse_epoch,
     parse_timestamp,
     split_kubectl_timestamp,
-    strip_line_end,
     stringify,
+    strip_line_end,
     to_float,
     to_int,
 )
@@ -39,7 +39,12 @@ __all__ = ["EnvoyAccessRecord", "iter_records", "parse_line"]
 
 @dataclass(frozen=True)
 class EnvoyAccessRecord:
-    """One access log entry. Durations are milliseconds; `-` fields are None."""
+    """One access log entry. Durations are milliseconds; `-` fields are None.
+
+    `headers` holds the header values the line carried: for JSON lines every key that is not a standard access-log
+    field (lower-case, `_` read as `-`); for text lines x-request-id, user-agent, x-forwarded-for and
+    x-envoy-upstream-service-time when present.
+    """
 
     lineno: int
     raw: str
@@ -71,10 +76,25 @@ _FLAG_CODE = re.compile(r"[A-Z]{2,5}")
 _GRPC_CODE_NAMES = frozenset(
     name.replace("_", "").lower()
     for name in (
-        "OK CANCELLED CANCELED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS PERMISSION_DENIED "
-        "RESOURCE_EXHAUSTED FAILED_PRECONDITION ABORTED OUT_OF_RANGE UNIMPLEMENTED INTERNAL UNAVAILABLE DATA_LOSS "
-        "UNAUTHENTICATED"
-    ).split()
+        "OK",
+        "CANCELLED",
+        "CANCELED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    )
 )
 # Istio's text format ends with these six fields after %UPSTREAM_HOST%.
 _ISTIO_EXTRA_COUNT = 6
@@ -137,7 +157,7 @@ def _is_flags(token: str) -> bool:
 
 
 def _is_grpc_status(token: str) -> bool:
-    if token.isdigit():
+    if token.isdecimal():
         return int(token) <= 16
     return token.replace("_", "").lower() in _GRPC_CODE_NAMES
 
@@ -148,9 +168,20 @@ def _flags(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _closes_value(text: str, index: int, paired: bool) -> bool:
+    if text[index] != '"' or not (index + 1 == len(text) or text[index + 1] == " "):
+        return False
+    return not paired or text.count('"', index + 1) % 2 == 0
+
+
 def _tokens(text: str) -> list[tuple[str, bool]]:
-    """(value, was_quoted) tokens. A quote closes only before a space or the line end, because Envoy does not escape
-    quotes inside values such as user agents."""
+    """(value, was_quoted) tokens.
+
+    Envoy does not escape quotes inside values such as user agents, so a quote closes a value only when a space or the
+    line end follows it and the quotes left on the line pair up (when the line has an odd number of quotes, the
+    pairing cannot hold and the first quote before a space closes).
+    """
+    paired = text.count('"') % 2 == 0
     tokens: list[tuple[str, bool]] = []
     index = 0
     length = len(text)
@@ -160,7 +191,7 @@ def _tokens(text: str) -> list[tuple[str, bool]]:
             continue
         if text[index] == '"':
             end = index + 1
-            while end < length and not (text[end] == '"' and (end + 1 == length or text[end + 1] == " ")):
+            while end < length and not _closes_value(text, end, paired):
                 end += 1
             tokens.append((text[index + 1 : end], True))
             index = end + 1
@@ -178,9 +209,9 @@ def _numeric_window(tokens: list[tuple[str, bool]], start: int) -> int | None:
         window = tokens[index : index + 4]
         if any(quoted for _, quoted in window):
             continue
-        if not all(value.isdigit() for value, _ in window[:3]):
+        if not all(value.isdecimal() for value, _ in window[:3]):
             continue
-        if not (window[3][0].isdigit() or window[3][0] == "-"):
+        if not (window[3][0].isdecimal() or window[3][0] == "-"):
             continue
         if index + 4 == len(tokens) or tokens[index + 4][1]:
             return index
@@ -195,7 +226,7 @@ def _parse_text(lineno: int, raw: str, body: str, prefix_time: datetime | None) 
     if len(tokens) < 2 or not tokens[0][1] or tokens[1][1]:
         return None
     status_text = tokens[1][0]
-    if not (status_text.isdigit() or status_text == "-"):
+    if not (status_text.isdecimal() or status_text == "-"):
         return None
     request = tokens[0][0].split(" ")
     method, path, protocol = (_none_if_dash(part) for part in request) if len(request) == 3 else (None, None, None)
@@ -206,8 +237,14 @@ def _parse_text(lineno: int, raw: str, body: str, prefix_time: datetime | None) 
     flag_index = next((i for i, value in enumerate(bare) if value != "-" and _is_flags(value)), None)
     grpc_candidates = bare[:flag_index] if flag_index is not None else bare
     grpc_status = next((value for value in grpc_candidates if _is_grpc_status(value)), None)
-    after_flags = bare[flag_index + 1 :] if flag_index is not None else []
-    details = next((value for value in after_flags if value != "-" and not _is_grpc_status(value)), None)
+    details = next(
+        (
+            value
+            for index, value in enumerate(bare)
+            if index != flag_index and value != "-" and not _is_grpc_status(value) and not _is_flags(value)
+        ),
+        None,
+    )
 
     numbers: list[str] = []
     quoted_values: list[str | None] = []
@@ -226,7 +263,11 @@ def _parse_text(lineno: int, raw: str, body: str, prefix_time: datetime | None) 
 
     headers = {
         name: value
-        for name, value in (("x-forwarded-for", forwarded_for), ("user-agent", user_agent), ("x-request-id", request_id))
+        for name, value in (
+            ("x-forwarded-for", forwarded_for),
+            ("user-agent", user_agent),
+            ("x-request-id", request_id),
+        )
         if value is not None
     }
     upstream_service_time = to_float(numbers[3]) if numbers else None

@@ -151,7 +151,7 @@ class Route:
             for m in self.headers
         )
 
-    def path_matches(self, path: str) -> bool:
+    def _path_matches(self, path: str) -> bool:
         """The path part of the route match. Exact and regex matches ignore the query string, as Envoy does."""
         without_query = path.split("?", 1)[0].split("#", 1)[0]
         fold = (lambda text: text) if self.case_sensitive else str.lower
@@ -170,7 +170,7 @@ class Route:
 
     def matches(self, path: str, headers: Mapping[str, str]) -> bool:
         """Path match and every header matcher; header names in `headers` may be in any case."""
-        if not self.path_matches(path):
+        if not self._path_matches(path):
             return False
         lowered = {name.lower(): value for name, value in headers.items()}
         return all(matcher.matches(lowered) for matcher in self.headers)
@@ -286,17 +286,18 @@ def _select_virtual_host(virtual_hosts: Iterable[VirtualHost], authority: str) -
         for virtual_host in hosts:
             for domain in virtual_host.domains:
                 domain = domain.lower()
-                if domain != "*" and domain.startswith("*") and len(host) > len(domain) - 1:
-                    if host.endswith(domain[1:]) and (best is None or len(domain) > best[0]):
-                        best = (len(domain), virtual_host)
+                suffix_matches = domain != "*" and domain.startswith("*") and host.endswith(domain[1:])
+                # A wildcard stands for at least one character.
+                if suffix_matches and len(host) >= len(domain) and (best is None or len(domain) > best[0]):
+                    best = (len(domain), virtual_host)
         if best is not None:
             return best[1]
         for virtual_host in hosts:
             for domain in virtual_host.domains:
                 domain = domain.lower()
-                if domain != "*" and domain.endswith("*") and len(host) > len(domain) - 1:
-                    if host.startswith(domain[:-1]) and (best is None or len(domain) > best[0]):
-                        best = (len(domain), virtual_host)
+                prefix_matches = domain != "*" and domain.endswith("*") and host.startswith(domain[:-1])
+                if prefix_matches and len(host) >= len(domain) and (best is None or len(domain) > best[0]):
+                    best = (len(domain), virtual_host)
         if best is not None:
             return best[1]
     return next((virtual_host for virtual_host in hosts if "*" in virtual_host.domains), None)
@@ -308,15 +309,14 @@ _CAMEL_KEY = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+")
 _CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
 
 
+def _snake_key(key: object) -> object:
+    return _CAMEL_BOUNDARY.sub("_", key).lower() if isinstance(key, str) and _CAMEL_KEY.fullmatch(key) else key
+
+
 def _snake_keys(value: Any) -> Any:
     """The same JSON value with camelCase object keys turned into Envoy's snake_case (`routeConfigName`)."""
     if isinstance(value, dict):
-        return {
-            (_CAMEL_BOUNDARY.sub("_", key).lower() if isinstance(key, str) and _CAMEL_KEY.fullmatch(key) else key): (
-                _snake_keys(item)
-            )
-            for key, item in value.items()
-        }
+        return {_snake_key(key): _snake_keys(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_snake_keys(item) for item in value]
     return value
@@ -722,7 +722,7 @@ def parse_config_dump(document: Mapping[str, Any]) -> EnvoyConfig:
 def load_config_dump(path: Path) -> EnvoyConfig:
     """Read a `/config_dump` JSON file. Raises InputError naming the file when it cannot be read or is not a dump."""
     try:
-        with path.open("r", encoding="utf-8") as handle:
+        with path.open("r", encoding="utf-8-sig") as handle:
             document = json.load(handle)
     except OSError as error:
         raise InputError(f"{path}: cannot read config_dump ({error.strerror or error})") from error

@@ -16,10 +16,8 @@ import yaml
 
 from mlops_trace.errors import InputError
 
-try:  # libyaml is several times faster on large dumps; fall back to the pure-Python loader.
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on how pyyaml was built
-    _Loader = yaml.SafeLoader
+# libyaml is several times faster on large dumps; fall back to the pure-Python loader when pyyaml lacks it.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)

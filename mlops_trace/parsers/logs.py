@@ -24,9 +24,9 @@ from mlops_trace.parsers._common import (
     read_go_quoted,
     read_logfmt_pairs,
     split_kubectl_timestamp,
+    stringify,
     strip_ansi,
     strip_line_end,
-    stringify,
 )
 
 __all__ = ["LogRecord", "iter_records", "message_contains", "parse_line"]
@@ -246,7 +246,7 @@ def _parse_zap_console(body: str) -> _Parsed | None:
         return None
     when = parse_timestamp(columns[0])
     if when is None:
-        when = parse_epoch(columns[0]) if columns[0].replace(".", "", 1).isdigit() else None
+        when = parse_epoch(columns[0]) if columns[0].replace(".", "", 1).isdecimal() else None
         if when is None:
             return None
     rest = columns[2:]
@@ -297,7 +297,9 @@ def _parse_uvicorn(body: str) -> _Parsed | None:
     if match is None:
         return None
     level, message = match.groups()
-    return _Parsed(time=None, level=_normalise_level(level), message=message, logger=None, fields=_access_fields(message))
+    return _Parsed(
+        time=None, level=_normalise_level(level), message=message, logger=None, fields=_access_fields(message)
+    )
 
 
 _PARSERS = (_parse_json, _parse_logfmt, _parse_klog, _parse_zap_console, _parse_python_logging, _parse_uvicorn)

@@ -41,7 +41,7 @@ def role_from_labels(labels: Mapping[str, str]) -> Role | None:
             continue
         if value == "seldon-scheduler":
             return Role.SCHEDULER
-        if value in ("seldon-v2-controller-manager", "seldon-controller-manager"):
+        if value in ("seldon-v2-controller-manager", "seldon-controller-manager", "v2-controller-manager"):
             return Role.CONTROLLER
         if value == "seldon-envoy":
             return Role.ENVOY

@@ -1,0 +1,231 @@
+"""MT202 netpol-blocks-ingress: NetworkPolicies stop the ingress controller from reaching Seldon's Envoy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.ingress import (
+    PodEndpoint,
+    SeldonBackend,
+    controller_pods,
+    controller_workloads,
+    controllers_for,
+    namespace_labels_unknown,
+    pod_endpoints,
+    seldon_backends,
+    target_port,
+    workload_members,
+)
+from mlops_trace.analysis.netpol import (
+    Direction,
+    Endpoint,
+    NetworkPolicyError,
+    Protocol,
+    Verdict,
+    evaluate,
+)
+from mlops_trace.analysis.seldon import ENVOY_HTTP_PORT
+from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
+from mlops_trace.snapshot.roles import Role, pod_role
+from mlops_trace.snapshot.snapshot import Snapshot
+
+CHECK = make_check(
+    id="MT202",
+    slug="netpol-blocks-ingress",
+    title="NetworkPolicy blocks the ingress controller from Seldon's Envoy",
+    severity=Severity.CRITICAL,
+    requires=("kube:Ingress",),
+    playbook="netpol-blocks-ingress",
+    fix=(
+        "Admit the ingress controller: add `- from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: "
+        "<controller namespace>}}}]` with Envoy's port (9000/TCP) to the ingress rules of the policy."
+    ),
+)
+
+SYNTHETIC_NAMESPACE = "ingress-nginx"
+SYNTHETIC_LABELS = {
+    "app.kubernetes.io/name": "ingress-nginx",
+    "app.kubernetes.io/instance": "ingress-nginx",
+    "app.kubernetes.io/component": "controller",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where proxied traffic comes from: a controller Pod/workload, or an assumed one."""
+
+    endpoint: Endpoint
+    member: PodEndpoint | None  # None: synthetic
+    note: str = ""
+
+
+@dataclass
+class Blocked:
+    namespace: str
+    side: Direction
+    policies: tuple[str, ...]
+    port: int
+    source: Source
+    envoys: list[str] = field(default_factory=list)
+    ingresses: list[str] = field(default_factory=list)
+    verdict: Verdict | None = None
+
+
+def _is_envoy(obj: KubeObject, labels: Mapping[str, str]) -> bool:
+    return pod_role(obj.name, labels) is Role.ENVOY
+
+
+def run(snap: Snapshot) -> Iterator[Finding]:
+    routed = seldon_backends(snap)
+    if not routed:
+        raise SkipCheck("no ingress-nginx Ingress in the bundle leads to Seldon's Envoy (seldon-mesh or an Envoy Service)")
+    policy_objects = snap.objects_of("NetworkPolicy")
+    policies = [p.raw for p in policy_objects]
+    by_name = {f"{p.namespace}/{p.name}": p for p in policy_objects}
+    controllers = controller_pods(snap) or controller_workloads(snap)
+    blocked: dict[tuple[str, str, Direction, tuple[str, ...], int], Blocked] = {}
+    judged = 0
+    reasons: list[str] = []
+    for seldon in routed:
+        namespace = seldon.namespace
+        if not snap.covers("NetworkPolicy", namespace):
+            reasons.append(f"NetworkPolicies of {namespace} not collected")
+            continue
+        envoys = pod_endpoints(snap, workload_members(snap, namespace, _is_envoy))
+        if not envoys:
+            reasons.append(f"no Envoy Pod or workload of {namespace} in the bundle")
+            continue
+        sources = _sources(snap, seldon, controllers)
+        try:
+            for source in sources:
+                for envoy in envoys:
+                    port = _envoy_port(seldon, envoy)
+                    verdict = evaluate(policies, source.endpoint, envoy.endpoint, port, Protocol.TCP)
+                    if verdict.allowed or verdict.blocked_by is None:
+                        judged += 1
+                        continue
+                    names = (
+                        verdict.ingress_policies if verdict.blocked_by is Direction.INGRESS else verdict.egress_policies
+                    )
+                    if source.endpoint.ip is None and _uses_ip_blocks(by_name, names, verdict.blocked_by):
+                        reasons.append(f"{', '.join(names)} admit by ipBlock and the controller's IP is unknown")
+                        continue
+                    peer_ns = source.endpoint.namespace if verdict.blocked_by is Direction.INGRESS else namespace
+                    in_play = [by_name[n] for n in names if n in by_name]
+                    if namespace_labels_unknown(snap, in_play, verdict.blocked_by.value, peer_ns):
+                        reasons.append(f"{', '.join(names)} select namespace labels of {peer_ns}, not in the bundle")
+                        continue
+                    judged += 1
+                    key = (namespace, source.endpoint.display, verdict.blocked_by, names, port)
+                    entry = blocked.setdefault(
+                        key, Blocked(namespace, verdict.blocked_by, names, port, source, verdict=verdict)
+                    )
+                    if envoy.label not in entry.envoys:
+                        entry.envoys.append(envoy.label)
+                    ingress_ref = f"{seldon.backend.namespace}/{seldon.backend.ingress.name}"
+                    if ingress_ref not in entry.ingresses:
+                        entry.ingresses.append(ingress_ref)
+        except NetworkPolicyError as exc:
+            reasons.append(str(exc))
+            continue
+    for entry in blocked.values():
+        yield _finding(entry, by_name)
+    if judged == 0:
+        raise SkipCheck("cannot judge the path from the ingress controller to Envoy: " + "; ".join(sorted(set(reasons))))
+
+
+def _sources(snap: Snapshot, seldon: SeldonBackend, controllers: list[KubeObject]) -> list[Source]:
+    if controllers:
+        chosen = controllers_for(snap, seldon.backend.ingress, controllers)
+        members = pod_endpoints(snap, chosen)
+        return [Source(m.endpoint, m) for m in members]
+    ingress_ns = seldon.backend.namespace
+    namespace = ingress_ns if ingress_ns != seldon.namespace else SYNTHETIC_NAMESPACE
+    endpoint = Endpoint(
+        namespace=namespace,
+        labels=SYNTHETIC_LABELS,
+        namespace_labels=snap.namespace_labels(namespace),
+        name="ingress-nginx-controller (assumed)",
+    )
+    note = (
+        f"no ingress-nginx controller Pod or workload in the bundle: assumed a controller pod in namespace "
+        f"{namespace} labelled app.kubernetes.io/name=ingress-nginx"
+    )
+    return [Source(endpoint, None, note)]
+
+
+def _envoy_port(seldon: SeldonBackend, envoy: PodEndpoint) -> int:
+    """Envoy's container port behind the Service port the Ingress uses (its targetPort, by number or name)."""
+    port = target_port(seldon.resolution)
+    if isinstance(port, int):
+        return port
+    if isinstance(port, str):
+        return envoy.endpoint.container_ports.get(port, ENVOY_HTTP_PORT)
+    return ENVOY_HTTP_PORT
+
+
+def _uses_ip_blocks(by_name: Mapping[str, KubeObject], names: tuple[str, ...], side: Direction) -> bool:
+    key, peers_key = ("ingress", "from") if side is Direction.INGRESS else ("egress", "to")
+    for name in names:
+        policy = by_name.get(name)
+        if policy is None:
+            continue
+        for rule in as_list(policy.spec.get(key)):
+            for peer in as_list(as_mapping(rule).get(peers_key)):
+                if "ipBlock" in as_mapping(peer):
+                    return True
+    return False
+
+
+def _finding(entry: Blocked, by_name: Mapping[str, KubeObject]) -> Finding:
+    short = [name.split("/", 1)[-1] for name in entry.policies]
+    source = entry.source
+    origin = source.member.label if source.member is not None else source.endpoint.display
+    src_ns = source.endpoint.namespace
+    side = "ingress of Envoy" if entry.side is Direction.INGRESS else f"egress of the controller in {src_ns}"
+    policy_ns = entry.namespace if entry.side is Direction.INGRESS else src_ns
+    message = (
+        f"NetworkPolicy {', '.join(short)} in {policy_ns} block(s) the ingress controller ({origin}, namespace "
+        f"{src_ns}) from Seldon's Envoy in {entry.namespace} ({', '.join(entry.envoys)}) on {entry.port}/TCP at the "
+        f"{side}: requests through Ingress {', '.join(entry.ingresses)} time out and ingress-nginx answers 504/502."
+    )
+    evidence: list[Evidence] = []
+    key = "ingress" if entry.side is Direction.INGRESS else "egress"
+    for name in entry.policies:
+        policy = by_name.get(name)
+        if policy is not None:
+            evidence.append(Evidence(policy.field_where(f".spec.{key}"), _rules_text(policy, key)))
+    if entry.verdict is not None:
+        evidence.append(Evidence("NetworkPolicy evaluation (ingress controller → Envoy)", entry.verdict.explanation))
+    if source.member is not None:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(source.endpoint.labels.items()))
+        evidence.append(Evidence(source.member.source.field_where(".metadata.labels"), f"{origin}: {labels}"))
+    else:
+        evidence.append(Evidence("kube/ (ingress controller)", source.note))
+    if entry.side is Direction.INGRESS:
+        fix = (
+            f"Add to NetworkPolicy {short[0]} in {entry.namespace} an ingress rule `- from: [{{namespaceSelector: "
+            f"{{matchLabels: {{kubernetes.io/metadata.name: {src_ns}}}}}}}]` with `ports: [{{port: {entry.port}, "
+            "protocol: TCP}]` for the Envoy pods."
+        )
+    else:
+        fix = (
+            f"Add to NetworkPolicy {short[0]} in {src_ns} an egress rule `- to: [{{namespaceSelector: {{matchLabels: "
+            f"{{kubernetes.io/metadata.name: {entry.namespace}}}}}}}]` with `ports: [{{port: {entry.port}, protocol: "
+            "TCP}]` for the controller pods."
+        )
+    return CHECK.finding(
+        namespace=policy_ns, object=f"NetworkPolicy/{short[0]}", message=message, evidence=evidence, fix=fix
+    )
+
+
+def _rules_text(policy: KubeObject, key: str) -> str:
+    types = policy.spec.get("policyTypes")
+    rules: Any = policy.spec.get(key)
+    text = f"policyTypes={json.dumps(types) if types else 'default'} {key}={json.dumps(rules, sort_keys=True)}"
+    return text if len(text) <= 220 else text[:217] + "..."

@@ -1,0 +1,221 @@
+"""MT201 netpol-blocks-intra-namespace: NetworkPolicies stop Seldon's own components from talking inside a namespace."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.ingress import (
+    PodEndpoint,
+    container_port,
+    namespace_labels_unknown,
+    pod_endpoints,
+    workload_members,
+)
+from mlops_trace.analysis.netpol import Direction, NetworkPolicyError, Protocol, Verdict, evaluate
+from mlops_trace.analysis.seldon import (
+    AGENT_PROXY_GRPC_PORT,
+    AGENT_PROXY_HTTP_PORT,
+    SCHEDULER_AGENT_PORT,
+    SCHEDULER_API_PORT,
+    SCHEDULER_XDS_PORT,
+)
+from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.snapshot.kube import KubeObject, pod_containers, pod_template_spec
+from mlops_trace.snapshot.roles import Role, pod_role
+from mlops_trace.snapshot.snapshot import Snapshot
+
+CHECK = make_check(
+    id="MT201",
+    slug="netpol-blocks-intra-namespace",
+    title="NetworkPolicy blocks Seldon components inside their namespace",
+    severity=Severity.CRITICAL,
+    requires=("kube:Pod|kube:StatefulSet|kube:Deployment",),
+    playbook="netpol-blocks-intra-namespace",
+    fix=(
+        "Admit the namespace's own pods: add `- from: [{podSelector: {}}]` to the ingress rules (and "
+        "`- to: [{podSelector: {}}]` to the egress rules) of the policy, or at least the Seldon ports."
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A connection Seldon needs between two of its components in one namespace."""
+
+    label: str
+    source: Role
+    target: Role
+    port_names: tuple[str, ...]  # names of the destination container port, as Seldon's Helm charts set them
+    container: str | None  # the destination container holding that port (None: any)
+    default_port: int
+    consequence: str
+
+
+FLOWS = (
+    Flow(
+        "agent → scheduler",
+        Role.AGENT,
+        Role.SCHEDULER,
+        ("agent",),
+        None,
+        SCHEDULER_AGENT_PORT,
+        "server agents cannot subscribe to the scheduler, so no model is ever loaded",
+    ),
+    Flow(
+        "Envoy → scheduler (xDS)",
+        Role.ENVOY,
+        Role.SCHEDULER,
+        ("xds",),
+        None,
+        SCHEDULER_XDS_PORT,
+        "Envoy receives no listeners, routes or clusters, so inference requests are refused or get 404",
+    ),
+    Flow(
+        "modelgateway → scheduler",
+        Role.MODELGATEWAY,
+        Role.SCHEDULER,
+        ("scheduler",),
+        None,
+        SCHEDULER_API_PORT,
+        "the model gateway cannot subscribe to model events, so Kafka-based inference stops",
+    ),
+    Flow(
+        "Envoy → server agent (REST proxy)",
+        Role.ENVOY,
+        Role.AGENT,
+        ("http",),
+        "agent",
+        AGENT_PROXY_HTTP_PORT,
+        "Envoy cannot reach the model servers, so REST inference fails with 503 (upstream connect error)",
+    ),
+    Flow(
+        "Envoy → server agent (gRPC proxy)",
+        Role.ENVOY,
+        Role.AGENT,
+        ("grpc",),
+        "agent",
+        AGENT_PROXY_GRPC_PORT,
+        "Envoy cannot reach the model servers over gRPC, so gRPC inference fails with UNAVAILABLE",
+    ),
+)
+
+
+def _member_of(role: Role) -> Callable[[KubeObject, Mapping[str, str]], bool]:
+    def wanted(obj: KubeObject, labels: Mapping[str, str]) -> bool:
+        if role is Role.AGENT:
+            has_agent = any(str(c.get("name")) == "agent" for c in pod_containers(pod_template_spec(obj)))
+            return has_agent or pod_role(obj.name, labels) is Role.AGENT
+        return pod_role(obj.name, labels) is role
+
+    return wanted
+
+
+def run(snap: Snapshot) -> Iterator[Finding]:
+    policies = [p.raw for p in snap.objects_of("NetworkPolicy")]
+    by_name = {f"{p.namespace}/{p.name}": p for p in snap.objects_of("NetworkPolicy")}
+    roles = (Role.AGENT, Role.SCHEDULER, Role.ENVOY, Role.MODELGATEWAY)
+    namespaces = [
+        ns for ns in snap.namespaces() if any(workload_members(snap, ns, _member_of(role)) for role in roles)
+    ]
+    if not namespaces:
+        raise SkipCheck("no Seldon scheduler, Envoy, gateway or server pods (or workloads) in the bundle")
+    judged: list[str] = []
+    problems: list[str] = []
+    for namespace in namespaces:
+        if not snap.covers("NetworkPolicy", namespace):
+            continue
+        members = {role: pod_endpoints(snap, workload_members(snap, namespace, _member_of(role))) for role in roles}
+        try:
+            blocked = _blocked_flows(policies, members)
+        except NetworkPolicyError as exc:
+            problems.append(f"{namespace}: {exc}")
+            continue
+        judged.append(namespace)
+        for key in list(blocked):
+            in_play = [by_name[n] for n in key[3] if n in by_name]
+            if namespace_labels_unknown(snap, in_play, key[2].value, namespace):
+                # The policy admits peers by labels of this namespace, whose Namespace object we do not have.
+                problems.append(f"{namespace}: {', '.join(key[3])} select namespace labels not in the bundle")
+                del blocked[key]
+        for (flow, port, side, names), pairs in blocked.items():
+            yield _finding(namespace, flow, port, side, names, pairs, by_name)
+    if not judged:
+        reason = "; ".join(problems) or "no NetworkPolicies collected in the namespaces with Seldon pods"
+        raise SkipCheck(f"cannot judge NetworkPolicies: {reason}")
+
+
+BlockKey = tuple[Flow, int, Direction, tuple[str, ...]]
+
+
+def _blocked_flows(
+    policies: list[Mapping[str, Any]], members: Mapping[Role, list[PodEndpoint]]
+) -> dict[BlockKey, list[tuple[PodEndpoint, PodEndpoint, Verdict]]]:
+    blocked: dict[BlockKey, list[tuple[PodEndpoint, PodEndpoint, Verdict]]] = {}
+    for flow in FLOWS:
+        for target in members[flow.target]:
+            port = container_port(target.source, flow.container, flow.port_names, flow.default_port)
+            for source in members[flow.source]:
+                if source.source is target.source:
+                    continue
+                verdict = evaluate(policies, source.endpoint, target.endpoint, port, Protocol.TCP)
+                if verdict.allowed or verdict.blocked_by is None:
+                    continue
+                names = verdict.egress_policies if verdict.blocked_by is Direction.EGRESS else verdict.ingress_policies
+                blocked.setdefault((flow, port, verdict.blocked_by, names), []).append((source, target, verdict))
+    return blocked
+
+
+def _finding(
+    namespace: str,
+    flow: Flow,
+    port: int,
+    side: Direction,
+    names: tuple[str, ...],
+    pairs: list[tuple[PodEndpoint, PodEndpoint, Verdict]],
+    by_name: Mapping[str, KubeObject],
+) -> Finding:
+    short = [name.split("/", 1)[-1] for name in names]
+    sources = sorted({s.label for s, _, _ in pairs})
+    targets = sorted({t.label for _, t, _ in pairs})
+    where = "ingress of the destination" if side is Direction.INGRESS else "egress of the source"
+    message = (
+        f"NetworkPolicy {', '.join(short)} in {namespace} block(s) {flow.label} on {port}/TCP at the {where} "
+        f"({', '.join(sources)} → {', '.join(targets)}): {flow.consequence}."
+    )
+    evidence: list[Evidence] = []
+    key = "ingress" if side is Direction.INGRESS else "egress"
+    for name in names:
+        policy = by_name.get(name)
+        if policy is not None:
+            evidence.append(Evidence(policy.field_where(f".spec.{key}"), _rules_text(policy, key)))
+    evidence.append(Evidence(f"NetworkPolicy evaluation ({flow.label})", pairs[0][2].explanation))
+    for label, endpoint in ((sources[0], pairs[0][0]), (targets[0], pairs[0][1])):
+        evidence.append(Evidence(endpoint.source.field_where(".metadata.labels"), f"{label}: {_labels(endpoint)}"))
+    if side is Direction.INGRESS:
+        fix = (
+            f"Add an ingress rule `- from: [{{podSelector: {{}}}}]` (optionally `ports: [{{port: {port}, protocol: "
+            f"TCP}}]`) to NetworkPolicy {short[0]} in {namespace}, so {flow.label} is admitted."
+        )
+    else:
+        fix = (
+            f"Add an egress rule `- to: [{{podSelector: {{}}}}]` (optionally `ports: [{{port: {port}, protocol: "
+            f"TCP}}]`) to NetworkPolicy {short[0]} in {namespace}, so {flow.label} may leave the source pods."
+        )
+    return CHECK.finding(
+        namespace=namespace, object=f"NetworkPolicy/{short[0]}", message=message, evidence=evidence, fix=fix
+    )
+
+
+def _rules_text(policy: KubeObject, key: str) -> str:
+    types = policy.spec.get("policyTypes")
+    rules = policy.spec.get(key)
+    text = f"policyTypes={json.dumps(types) if types else 'default'} {key}={json.dumps(rules, sort_keys=True)}"
+    return text if len(text) <= 220 else text[:217] + "..."
+
+
+def _labels(endpoint: PodEndpoint) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(endpoint.endpoint.labels.items())) or "(no labels)"

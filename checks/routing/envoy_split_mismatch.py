@@ -1,0 +1,197 @@
+"""MT303 envoy-split-mismatch: the weighted clusters Envoy uses for an Experiment do not give each candidate the
+share of traffic the Experiment asks for (stale weights, clusters appended instead of replaced, a candidate missing
+or an extra one)."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.seldon import experiment_route_name, iter_weighted_candidates
+from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.parsers.envoy_config import ClusterWeight, EnvoyConfig, Route
+from mlops_trace.snapshot.kube import KubeObject
+from mlops_trace.snapshot.snapshot import EnvoySource, Snapshot
+
+CHECK = make_check(
+    id="MT303",
+    slug="envoy-split-mismatch",
+    title="Envoy's traffic split for an Experiment differs from its weights",
+    severity=Severity.WARNING,
+    requires=("kube:Experiment", "envoy:config_dump"),
+    playbook="traffic-not-splitting",
+    fix="Recreate the Experiment (delete, then apply) so the scheduler rebuilds its routes; restart an Envoy pod that "
+    "keeps old clusters; if a fresh snapshot is still wrong, look at the scheduler (thrash, a second scheduler).",
+)
+
+SELDON_MODEL = "seldon-model"
+STICKY_HEADER = "x-seldon-route"
+INTERNAL_MODEL = "seldon-internal-model"
+SERVING_LISTENER = "seldon_http"
+SERVING_ROUTE_CONFIG = "listener_0"
+TOLERANCE_PP = 1.0  # percentage points
+_MODEL_CLUSTER = re.compile(r"^(?P<model>.+)_\d+_(?:http|grpc)$")
+_PIPELINE_CLUSTER = re.compile(r"^(?P<pipeline>.+)_pipeline_(?:http|grpc)$")
+_VERSION_SUFFIX = re.compile(r"_\d+$")
+
+
+@dataclass(frozen=True)
+class _Split:
+    """What one Envoy route does with traffic: weight per candidate (versions summed) and per cluster."""
+
+    route: Route
+    by_target: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_target.values())
+
+    def share(self, target: str) -> float:
+        return 100.0 * self.by_target.get(target, 0) / self.total if self.total else 0.0
+
+
+def serving_route_configs(config: EnvoyConfig) -> list[str]:
+    """Route configs of the `seldon_http` listener, else `listener_0`, else all with a `seldon-model` route."""
+    for listener in config.listeners:
+        if listener.name == SERVING_LISTENER and listener.route_config_names:
+            return list(listener.route_config_names)
+    if config.route_config(SERVING_ROUTE_CONFIG) is not None:
+        return [SERVING_ROUTE_CONFIG]
+    return [rc.name for rc in config.route_configs if any(r.header_exact(SELDON_MODEL) for r in config.routes(rc.name))]
+
+
+def _split_routes(config: EnvoyConfig, value: str) -> list[Route]:
+    """The routes that split first requests for `seldon-model: value` (sticky routes pin one cluster: left out)."""
+    return [
+        route
+        for name in serving_route_configs(config)
+        for route in config.routes(name)
+        if route.header_exact(SELDON_MODEL) == value and route.header_contains(STICKY_HEADER) is None and route.clusters
+    ]
+
+
+def _target_of(cluster: ClusterWeight, pipelines: bool) -> str:
+    """The candidate a cluster serves: from `seldon-internal-model` (`<m>_<v>` / `<p>.pipeline`), else from the
+    cluster name (`<m>_<v>_http`, `<p>_pipeline_http`); an unknown cluster stands for itself."""
+    internal = cluster.request_headers_to_add.get(INTERNAL_MODEL)
+    if internal:
+        if internal.endswith(".pipeline"):
+            return internal[: -len(".pipeline")]
+        return _VERSION_SUFFIX.sub("", internal)
+    pattern = _PIPELINE_CLUSTER if pipelines else _MODEL_CLUSTER
+    match = pattern.match(cluster.cluster)
+    return match.group(1) if match else cluster.cluster
+
+
+def _split(route: Route, pipelines: bool) -> _Split:
+    by_target: dict[str, int] = defaultdict(int)
+    for cluster in route.clusters:
+        by_target[_target_of(cluster, pipelines)] += cluster.weight
+    return _Split(route, dict(by_target))
+
+
+def _expected_shares(exp: KubeObject) -> dict[str, float]:
+    weights: dict[str, int] = defaultdict(int)
+    for name, weight in iter_weighted_candidates(exp):
+        weights[name] += max(weight, 0)
+    total = sum(weights.values())
+    return {name: 100.0 * weight / total for name, weight in weights.items()} if total else {}
+
+
+def _problems(expected: dict[str, float], split: _Split) -> list[str]:
+    if split.total <= 0:
+        return ["its cluster weights add up to 0"]
+    problems: list[str] = []
+    for target in sorted(set(expected) | set(split.by_target)):
+        want, got = expected.get(target), split.share(target)
+        if want is None:
+            if split.by_target[target] > 0:
+                problems.append(f"{target} gets {got:.1f}% but is not a candidate")
+        elif target not in split.by_target:
+            if want > 0:
+                problems.append(f"candidate {target} ({want:.1f}%) has no cluster")
+        elif abs(got - want) > TOLERANCE_PP:
+            problems.append(f"{target} gets {got:.1f}% instead of {want:.1f}%")
+    return problems
+
+
+def _clusters_text(route: Route) -> str:
+    return ", ".join(f"{c.cluster}={c.weight}" for c in route.clusters)
+
+
+def _shares_text(shares: dict[str, float]) -> str:
+    return ", ".join(f"{name} {share:.1f}%" for name, share in sorted(shares.items()))
+
+
+def run(snap: Snapshot) -> Iterator[Finding]:
+    namespaces = sorted({env.namespace for env in snap.envoy_configs()})
+    experiments = [exp for ns in namespaces for exp in snap.objects_of("Experiment", ns)]
+    if not experiments:
+        raise SkipCheck("no Experiment in the namespace(s) with an Envoy config_dump (" + ", ".join(namespaces) + ")")
+    judged = 0
+    findings: list[Finding] = []
+    for exp in sorted(experiments, key=lambda e: (e.namespace or "", e.name)):
+        expected = _expected_shares(exp)
+        if not expected:
+            continue  # no positive weight: MT304 reports it
+        envoys = [(env, env.config) for env in snap.envoy_configs(exp.namespace) if env.config is not None]
+        for value in _route_values(exp, envoys):
+            bad: list[tuple[EnvoySource, _Split, list[str]]] = []
+            for env, config in envoys:
+                for route in _split_routes(config, value):
+                    judged += 1
+                    split = _split(route, _is_pipeline(exp))
+                    problems = _problems(expected, split)
+                    if problems:
+                        bad.append((env, split, problems))
+            if bad:
+                findings.append(_finding(exp, value, expected, bad))
+    if not judged:
+        raise SkipCheck(
+            "Envoy has no route for any Experiment (or its default model) with positive weights; MT302 reports "
+            "missing routes"
+        )
+    yield from findings
+
+
+def _is_pipeline(exp: KubeObject) -> bool:
+    return str(exp.spec.get("resourceType") or "model").lower() == "pipeline"
+
+
+def _route_values(exp: KubeObject, envoys: list[tuple[EnvoySource, EnvoyConfig]]) -> list[str]:
+    """`<exp>.experiment`, and the default's own route once Envoy shows the Experiment active (its route exists):
+    Seldon then rebuilds the default's route from the candidates."""
+    own = experiment_route_name(exp.name)
+    values = [own]
+    default = exp.spec.get("default")
+    if isinstance(default, str) and default and any(_split_routes(config, own) for _, config in envoys):
+        values.append(f"{default}.pipeline" if _is_pipeline(exp) else default)
+    return values
+
+
+def _finding(
+    exp: KubeObject, value: str, expected: dict[str, float], bad: list[tuple[EnvoySource, _Split, list[str]]]
+) -> Finding:
+    weights = ", ".join(f"{name}={weight}" for name, weight in iter_weighted_candidates(exp))
+    evidence = [Evidence(exp.field_where(".spec.candidates"), f"candidates {weights} -> {_shares_text(expected)}")]
+    for env, split, problems in bad:
+        route = split.route
+        actual = {target: split.share(target) for target in split.by_target}
+        evidence.append(
+            Evidence(
+                f"{env.config_display} route_config {route.route_config} route {route.name or f'#{route.index}'}",
+                f"clusters {_clusters_text(route)} -> {_shares_text(actual)}; " + "; ".join(problems),
+            )
+        )
+    _, first_split, first_problems = bad[0]
+    routed = {target: first_split.share(target) for target in first_split.by_target}
+    return CHECK.finding(
+        namespace=exp.namespace,
+        object=exp.ref,
+        message=f"Envoy splits `seldon-model: {value}` as {_shares_text(routed)}, but Experiment {exp.name} asks for "
+        f"{_shares_text(expected)} ({'; '.join(first_problems)})",
+        evidence=evidence,
+    )

@@ -1,0 +1,276 @@
+"""MT301 seldon-model-header-missing: requests aimed at an Experiment reach Envoy without
+`seldon-model: <exp>.experiment`, so no route matches and Envoy answers 404 (gRPC: UNIMPLEMENTED)."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.seldon import experiment_route_name
+from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.parsers import envoy_access, nginx_access
+from mlops_trace.snapshot.roles import Role
+from mlops_trace.snapshot.snapshot import LogSource, RequestRecord, Snapshot
+
+CHECK = make_check(
+    id="MT301",
+    slug="seldon-model-header-missing",
+    title="Requests to an Experiment lack the seldon-model: <exp>.experiment header",
+    severity=Severity.WARNING,
+    requires=("kube:Experiment", "logs:ingress|envoy:access|requests"),
+    playbook="envoy-404",
+    fix="Send `seldon-model: <experiment>.experiment` with every request to the Experiment (HTTP header or gRPC "
+    "metadata), from the client or the ingress; the URL name alone never selects an Experiment.",
+)
+
+SAMPLES = 3
+_TARGET_IN_PATH = re.compile(r"/v2/(?P<kind>models|pipelines)/(?P<name>[^/?#]+)")
+_DEFAULT_BACKEND = "default-backend"
+
+
+@dataclass(frozen=True)
+class _Hit:
+    """One request that reached Envoy without the experiment header."""
+
+    namespace: str | None
+    experiment: str
+    where: str
+    what: str
+    from_log: bool = False  # an access line, which cannot show the headers that were sent
+    prefixed: bool = False  # the path has a prefix before /v2/ (an ingress path that may not be rewritten)
+
+
+@dataclass(frozen=True)
+class _Experiments:
+    """Experiment names per namespace, and the Model/Pipeline names that would make a path ambiguous."""
+
+    by_namespace: dict[str, set[str]]
+    models: dict[str, set[str]]
+    pipelines: dict[str, set[str]]
+
+    def namespaces_of(self, name: str, kind: str) -> list[str]:
+        """Namespaces where `name` is an Experiment and not also a Model (Pipeline for /v2/pipelines/) there."""
+        shadow = self.pipelines if kind == "pipelines" else self.models
+        return sorted(
+            ns for ns, names in self.by_namespace.items() if name in names and name not in shadow.get(ns, set())
+        )
+
+
+def _experiments(snap: Snapshot) -> _Experiments:
+    by_namespace: dict[str, set[str]] = defaultdict(set)
+    for exp in snap.objects_of("Experiment"):
+        by_namespace[exp.namespace or ""].add(exp.name)
+    models: dict[str, set[str]] = defaultdict(set)
+    for model in snap.objects_of("Model"):
+        models[model.namespace or ""].add(model.name)
+    pipelines: dict[str, set[str]] = defaultdict(set)
+    for pipe in snap.objects_of("Pipeline"):
+        pipelines[pipe.namespace or ""].add(pipe.name)
+    return _Experiments(dict(by_namespace), dict(models), dict(pipelines))
+
+
+def _prefixed(path: str | None) -> bool:
+    match = _TARGET_IN_PATH.search(path or "")
+    return match is not None and match.start() > 0
+
+
+def _target(path: str | None) -> tuple[str, str] | None:
+    """(`models` | `pipelines`, name) of a V2 inference path, wherever an ingress prefix put it."""
+    if not path:
+        return None
+    match = _TARGET_IN_PATH.search(path)
+    return (match.group("kind"), match.group("name")) if match else None
+
+
+def _short(line: str) -> str:
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def run(snap: Snapshot) -> Iterator[Finding]:
+    known = _experiments(snap)
+    hits: list[_Hit] = []
+    grpc_without_metadata: list[RequestRecord] = []
+    judged = 0
+    for log in snap.logs_of(Role.INGRESS):
+        for hit in _ingress_hits(log, known):
+            judged += 1
+            if hit is not None:
+                hits.append(hit)
+    for log in _envoy_access_logs(snap):
+        for hit in _envoy_hits(log, known):
+            judged += 1
+            if hit is not None:
+                hits.append(hit)
+    for record in snap.requests:
+        judged += 1
+        hit = _request_hit(record, known)
+        if hit is not None:
+            hits.append(hit)
+        elif _grpc_without_metadata(record):
+            grpc_without_metadata.append(record)
+    if not judged:
+        raise SkipCheck("the ingress and Envoy logs hold no access log lines, and no requests were recorded")
+    # An access line cannot show the headers sent: when Envoy has no route for the Experiment at all, the 404 is
+    # explained without a missing header, and MT302 reports it.
+    hits = [hit for hit in hits if not (hit.from_log and _route_missing(snap, hit.namespace, hit.experiment))]
+    yield from _group(hits, known)
+    if grpc_without_metadata:
+        yield _grpc_finding(grpc_without_metadata, known)
+
+
+def _route_missing(snap: Snapshot, namespace: str | None, experiment: str) -> bool:
+    """True when the namespace's Envoy config_dump(s) hold no first-request route for `<exp>.experiment`."""
+    configs = [env.config for env in snap.envoy_configs(namespace) if env.config is not None] if namespace else []
+    if not configs:
+        return False
+    value = experiment_route_name(experiment)
+    return not any(
+        route.header_contains("x-seldon-route") is None
+        for config in configs
+        for route in config.routes_with_header_exact("seldon-model", value)
+    )
+
+
+def _envoy_access_logs(snap: Snapshot) -> list[LogSource]:
+    logs = list(snap.logs_of(Role.ENVOY))
+    logs += [env.access_log for env in snap.envoys if env.access_log is not None]
+    return logs
+
+
+def _ingress_hits(log: LogSource, known: _Experiments) -> Iterator[_Hit | None]:
+    """One item per access line: a hit for a 404 that Envoy (not nginx, not its default backend) gave on an
+    Experiment's path, else None."""
+    for record in nginx_access.iter_records(log.lines()):
+        hit = None
+        target = _target(record.path)
+        upstream = record.proxy_upstream_name or ""
+        if (
+            target is not None
+            and record.status == 404
+            and record.upstream_status == 404
+            and _DEFAULT_BACKEND not in upstream
+        ):
+            namespace = _namespace_for(known.namespaces_of(target[1], target[0]), upstream)
+            if namespace is not None:
+                where, what = log.where(record.lineno), _short(record.raw)
+                hit = _Hit(namespace, target[1], where, what, from_log=True, prefixed=_prefixed(record.path))
+        yield hit
+
+
+def _namespace_for(candidates: list[str], upstream: str) -> str | None:
+    """The Experiment's namespace for an ingress line: the one `[$proxy_upstream_name]` (`<ns>-<svc>-<port>`) names,
+    else the only namespace holding that Experiment; None when it stays ambiguous."""
+    named = [ns for ns in candidates if upstream.startswith(ns + "-")]
+    if named:
+        return max(named, key=len)
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _envoy_no_route(record: envoy_access.EnvoyAccessRecord) -> bool:
+    """A 404 Envoy produced itself: flag NR, or no flag at all and nothing upstream answered."""
+    if record.status != 404:
+        return False
+    if "NR" in record.response_flags:
+        return True
+    return not record.response_flags and record.upstream_host is None and record.upstream_service_time_ms is None
+
+
+def _envoy_hits(log: LogSource, known: _Experiments) -> Iterator[_Hit | None]:
+    """One item per access line: a hit for a 404 Envoy made itself on an Experiment's path, else None."""
+    for record in envoy_access.iter_records(log.lines()):
+        hit = None
+        target = _target(record.path)
+        if target is not None and _envoy_no_route(record):
+            kind, name = target
+            sent = record.headers.get("seldon-model")
+            if log.namespace in known.namespaces_of(name, kind) and sent != experiment_route_name(name):
+                where, what = log.where(record.lineno), _short(record.raw)
+                hit = _Hit(log.namespace, name, where, what, from_log=True, prefixed=_prefixed(record.path))
+        yield hit
+
+
+def _succeeded(record: RequestRecord) -> bool:
+    if record.protocol == "grpc":
+        return (record.grpc_status or "").upper() in ("0", "OK")
+    return record.status is not None and 200 <= record.status < 300
+
+
+def _describe(record: RequestRecord) -> str:
+    sent = record.headers.get("seldon-model")
+    outcome = record.grpc_status if record.protocol == "grpc" and record.grpc_status else record.status
+    header = f"seldon-model: {sent}" if sent is not None else "no seldon-model header"
+    return _short(f"{record.method} {record.path} ({record.protocol}, {header}) -> {outcome or 'no response'}")
+
+
+def _request_hit(record: RequestRecord, known: _Experiments) -> _Hit | None:
+    """A recorded request aimed at an Experiment (by its path, or by a header that names the bare Experiment) that
+    does not carry `seldon-model: <exp>.experiment`."""
+    sent = record.headers.get("seldon-model")
+    aimed: list[tuple[str, str]] = []
+    target = _target(record.path) if record.protocol != "grpc" else None
+    if target is not None:
+        aimed.append(target)
+    if sent is not None:
+        aimed.append(("models", sent))
+    for kind, name in aimed:
+        namespaces = known.namespaces_of(name, kind)
+        if not namespaces or sent == experiment_route_name(name):
+            continue
+        if sent is None and _succeeded(record):
+            continue  # something on the way (e.g. an ingress snippet) added the header: it did reach a route
+        namespace = namespaces[0] if len(namespaces) == 1 else None
+        return _Hit(namespace, name, record.display, _describe(record))
+    return None
+
+
+def _grpc_without_metadata(record: RequestRecord) -> bool:
+    return record.protocol == "grpc" and "seldon-model" not in record.headers and not _succeeded(record)
+
+
+def _group(hits: list[_Hit], known: _Experiments) -> Iterator[Finding]:
+    grouped: dict[tuple[str | None, str], list[_Hit]] = defaultdict(list)
+    for hit in hits:
+        grouped[(hit.namespace, hit.experiment)].append(hit)
+    for (namespace, name), group in sorted(grouped.items(), key=lambda item: (item[0][0] or "", item[0][1])):
+        route = experiment_route_name(name)
+        where = (
+            f"namespace {namespace}"
+            if namespace
+            else "namespaces " + ", ".join(ns for ns, names in sorted(known.by_namespace.items()) if name in names)
+        )
+        evidence = [Evidence(hit.where, hit.what) for hit in group[:SAMPLES]]
+        more = f" (showing {SAMPLES})" if len(group) > SAMPLES else ""
+        caveat = (
+            "; some paths carry a prefix before /v2/: if the ingress does not rewrite it away, that alone gives the "
+            "404 (MT204)"
+            if any(hit.prefixed for hit in group)
+            else ""
+        )
+        yield CHECK.finding(
+            namespace=namespace,
+            object=f"Experiment/{name}",
+            message=f"{len(group)} request(s){more} aimed at Experiment {name} ({where}) did not carry "
+            f"`seldon-model: {route}`, the only value Envoy routes to the Experiment; without a header Envoy's Lua "
+            f"filter takes the URL name {name}, which no Model has, so Envoy answers 404{caveat}",
+            evidence=evidence,
+            fix=f"Send `seldon-model: {route}` with each request to {name} (the URL may name any model); for an "
+            "ingress, set it there (e.g. a proxy_set_header snippet) or in the client.",
+        )
+
+
+def _grpc_finding(records: list[RequestRecord], known: _Experiments) -> Finding:
+    routes = sorted({experiment_route_name(name) for names in known.by_namespace.values() for name in names})
+    more = f" (showing {SAMPLES})" if len(records) > SAMPLES else ""
+    return CHECK.finding(
+        namespace=None,
+        object="Request/grpc",
+        message=f"{len(records)} gRPC request(s){more} carried no seldon-model metadata and failed: Envoy's Lua "
+        "filter never adds it for gRPC, so no route matches (UNIMPLEMENTED)",
+        evidence=[Evidence(record.display, _describe(record)) for record in records[:SAMPLES]],
+        fix="Add `seldon-model` metadata to every gRPC call: `<model>`, `<pipeline>.pipeline`, or for an Experiment "
+        + (", ".join(f"`{route}`" for route in routes[:3]) or "`<experiment>.experiment`")
+        + ".",
+    )

@@ -1,0 +1,307 @@
+"""`collect`: read a live cluster into a redacted bundle in the DESIGN.md format (a directory or a .tar.gz).
+
+Layout written: `kube/<plural>.yaml` (one `kind: List` per kind), `logs/<ns>/<pod>/<container>.log`,
+`envoy/<ns>/<pod>/config_dump.json|stats.txt`, `bundle.yaml` (what was read, from where, and what could not be:
+`kinds`, `absent_kinds`, `forbidden`, `envoy_errors`, `log_errors`) and `redaction-report.yaml` (what was masked,
+where, how long; never the values). Secrets are never collected; objects a served bundle synthesized
+(`mlops-trace.io/synthesized: "true"`) are left out, their logs are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from mlops_trace import __version__
+from mlops_trace.collect.client import ApiStatusError, KubeApi, connect
+from mlops_trace.collect.envoy import assign_urls, envoy_pods, fetch_envoy, parse_admin_urls
+from mlops_trace.collect.kinds import NEVER_COLLECTED, SYNTHESIZED_ANNOTATION
+from mlops_trace.collect.logs import DEFAULT_TAIL, fetch_logs, log_targets, parse_since
+from mlops_trace.collect.objects import KindObjects, collect_objects
+from mlops_trace.collect.outcome import Outcome
+from mlops_trace.errors import InputError, UsageError
+from mlops_trace.redaction import RedactionReport, redact_lines, redact_object
+
+if TYPE_CHECKING:
+    from mlops_trace.doctor import LiveTarget
+
+TARBALL_SUFFIXES = (".tar.gz", ".tgz")
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    """What one collection wrote (counts for the summary line) and the gaps it recorded."""
+
+    root: Path
+    source: str  # "context kind-x (https://127.0.0.1:6443)"
+    objects: int
+    kinds: int
+    logs: int
+    envoys: int
+    redacted: int
+    warnings: tuple[str, ...]
+
+    def describe(self, where: str) -> str:
+        return (
+            f"wrote {where}: {self.objects} objects of {self.kinds} kinds, {self.logs} container logs, "
+            f"{self.envoys} Envoy admin dumps, {self.redacted} values redacted ({self.source})"
+        )
+
+
+def collect_bundle(target: LiveTarget, output: Path) -> CollectResult:
+    """Collect into `output`: a `.tar.gz`/`.tgz` file, or a directory that does not exist yet or is empty."""
+    tarball = output.name.endswith(TARBALL_SUFFIXES)
+    if not tarball and output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise UsageError(f"-o {output}: exists and is not an empty directory (give a new directory or a .tar.gz)")
+    parent = output.resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"-o {output}: the directory {parent} does not exist")
+    work = Path(tempfile.mkdtemp(prefix=".mlops-trace-collect-", dir=parent))
+    try:
+        stem = _stem(output.name) if tarball else output.name
+        root = work / stem
+        root.mkdir()
+        result = collect_to_dir(target, root)
+        if tarball:
+            part = work / (output.name + ".part")
+            with tarfile.open(part, "w:gz") as archive:
+                archive.add(root, arcname=stem)
+            os.replace(part, output)
+        else:
+            if output.exists():
+                output.rmdir()
+            os.replace(root, output)
+    except OSError as exc:
+        raise InputError(f"-o {output}: cannot write: {exc}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _stem(name: str) -> str:
+    for suffix in TARBALL_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)] or "bundle"
+    return name
+
+
+def collect_to_dir(target: LiveTarget, root: Path) -> CollectResult:
+    """Collect into the existing empty directory `root`."""
+    namespaces = _namespaces(target)
+    since_seconds = parse_since(target.since)
+    admin_urls = parse_admin_urls(target.envoy_admin)
+    api = connect(target.kubeconfig, target.context, target.request_timeout)
+    server_version = _server_version(api)
+    outcome = Outcome()
+    report = RedactionReport()
+    kinds = collect_objects(api, namespaces, target.all_namespaces, outcome)
+    _check_namespaces(api, namespaces, kinds, outcome)
+    pods = next((k.items for k in kinds if k.spec.kind == "Pod"), [])
+
+    objects = _write_kube(root, kinds, outcome, report)
+
+    log_results = fetch_logs(api, log_targets(pods), root, target.tail, since_seconds)
+    for log in log_results:
+        if log.forbidden is not None and log.forbidden not in outcome.forbidden:
+            outcome.forbidden.append(log.forbidden)
+        if log.error is not None:
+            outcome.log_errors.append(log.error)
+        report.add(log.target.rel_path, log.redactions)
+    logs_written = sum(1 for log in log_results if log.error is None and log.forbidden is None)
+
+    envoy_written, envoy_via = _write_envoy(api, root, pods, admin_urls, outcome, report)
+
+    (root / "redaction-report.yaml").write_text(_yaml(report.to_dict()), encoding="utf-8")
+    source = f"context {api.connection.context} ({api.connection.server})"
+    metadata = _metadata(target, api, server_version, namespaces, outcome, envoy_via, since_seconds, report)
+    (root / "bundle.yaml").write_text(_yaml(metadata), encoding="utf-8")
+    return CollectResult(
+        root=root,
+        source=source,
+        objects=objects,
+        kinds=sum(1 for k in kinds if _written(k)),
+        logs=logs_written,
+        envoys=envoy_written,
+        redacted=report.total,
+        warnings=tuple(outcome.warnings()),
+    )
+
+
+def _namespaces(target: LiveTarget) -> list[str]:
+    if target.all_namespaces and target.namespaces:
+        raise UsageError("-n and -A do not go together: name namespaces, or take them all")
+    if not target.all_namespaces and not target.namespaces:
+        raise UsageError("say what to read: -n NAMESPACE (repeatable) or -A")
+    unique: list[str] = []
+    for name in target.namespaces:
+        if not name or "/" in name:
+            raise UsageError(f"-n {name!r}: not a namespace name")
+        if name not in unique:
+            unique.append(name)
+    return unique
+
+
+def _server_version(api: KubeApi) -> str | None:
+    """`/version` first: cheap, open to every authenticated user, and it fails fast when the server is not there."""
+    try:
+        data = api.get_json("/version")
+    except ApiStatusError:
+        return None
+    version = data.get("gitVersion")
+    return str(version) if version else None
+
+
+def _check_namespaces(api: KubeApi, namespaces: list[str], kinds: list[KindObjects], outcome: Outcome) -> None:
+    """A named namespace that does not exist and holds nothing is a typo: stop rather than report a clean run."""
+    if not outcome.namespaces_not_found:
+        return
+    holding = {_namespace_of(item) for k in kinds for item in k.items}
+    outcome.namespaces_not_found = [n for n in outcome.namespaces_not_found if n not in holding]
+    if outcome.namespaces_not_found:
+        missing = ", ".join(outcome.namespaces_not_found)
+        raise UsageError(f"namespace {missing} not found (context {api.connection.context}, {api.connection.server})")
+
+
+def _namespace_of(item: Mapping[str, Any]) -> str | None:
+    metadata = item.get("metadata")
+    if isinstance(metadata, Mapping) and isinstance(metadata.get("namespace"), str):
+        return str(metadata["namespace"])
+    return None
+
+
+def _synthesized(item: Mapping[str, Any]) -> bool:
+    metadata = item.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    return isinstance(annotations, Mapping) and str(annotations.get(SYNTHESIZED_ANNOTATION, "")).lower() == "true"
+
+
+def _written(kind: KindObjects) -> bool:
+    return any(not _synthesized(item) for item in kind.items)
+
+
+def _write_kube(root: Path, kinds: list[KindObjects], outcome: Outcome, report: RedactionReport) -> int:
+    total = 0
+    for collected in kinds:
+        spec = collected.spec
+        if spec.kind in NEVER_COLLECTED:
+            continue
+        items: list[Any] = []
+        found = []
+        for item in collected.items:
+            if item.get("kind") in NEVER_COLLECTED:
+                continue
+            if _synthesized(item):
+                outcome.synthesized_skipped.append(f"{spec.kind}/{_namespace_of(item) or ''}/{_name_of(item)}")
+                continue
+            label = f"items[{len(items)}] {spec.kind} {_namespace_of(item) or '-'}/{_name_of(item)}"
+            redacted, masked = redact_object(item, label)
+            items.append(redacted)
+            found.extend(masked)
+        if not items:
+            continue
+        path = root / spec.file_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
+        path.write_text(_yaml(document), encoding="utf-8")
+        report.add(spec.file_name, found)
+        total += len(items)
+    return total
+
+
+def _name_of(item: Mapping[str, Any]) -> str:
+    metadata = item.get("metadata")
+    return str(metadata.get("name", "")) if isinstance(metadata, Mapping) else ""
+
+
+def _write_envoy(
+    api: KubeApi,
+    root: Path,
+    pods: list[dict[str, Any]],
+    admin_urls: list[Any],
+    outcome: Outcome,
+    report: RedactionReport,
+) -> tuple[int, dict[str, dict[str, str]]]:
+    found_pods = envoy_pods(pods)
+    urls = assign_urls(admin_urls, found_pods)
+    targets = list(found_pods) + [p for p in urls if p not in found_pods]
+    written = 0
+    via: dict[str, dict[str, str]] = {}
+    for pod in targets:
+        result = fetch_envoy(api, pod, urls.get(pod))
+        outcome.envoy_errors.extend(result.errors)
+        for forbidden in result.forbidden:
+            if forbidden not in outcome.forbidden:
+                outcome.forbidden.append(forbidden)
+        if not result.documents:
+            continue
+        folder = root / "envoy" / pod.namespace / pod.pod
+        folder.mkdir(parents=True, exist_ok=True)
+        rel = f"envoy/{pod.namespace}/{pod.pod}"
+        dump = result.documents.get("config_dump")
+        if dump is not None:
+            parsed = json.loads(dump)
+            redacted, masked = redact_object(parsed)
+            if masked:
+                (folder / "config_dump.json").write_text(
+                    json.dumps(redacted, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+                )
+                report.add(f"{rel}/config_dump.json", masked)
+            else:
+                (folder / "config_dump.json").write_bytes(dump)
+            written += 1
+        stats = result.documents.get("stats")
+        if stats is not None:
+            text, masked_lines = redact_lines(stats.decode("utf-8", "replace"))
+            (folder / "stats.txt").write_text(text, encoding="utf-8", newline="")
+            report.add(f"{rel}/stats.txt", masked_lines)
+        via[f"{pod.namespace}/{pod.pod}"] = dict(result.via)
+    return written, via
+
+
+def _metadata(
+    target: LiveTarget,
+    api: KubeApi,
+    server_version: str | None,
+    namespaces: list[str],
+    outcome: Outcome,
+    envoy_via: dict[str, dict[str, str]],
+    since_seconds: int | None,
+    report: RedactionReport,
+) -> dict[str, Any]:
+    return {
+        "source": "live",
+        "collector": f"mlops-trace {__version__}",
+        "collected_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "context": api.connection.context,
+        "server": api.connection.server,
+        "server_version": server_version,
+        "namespaces": "all" if target.all_namespaces else namespaces,
+        "kinds": list(outcome.kinds_listed),
+        "absent_kinds": [a.to_dict() for a in outcome.absent],
+        "forbidden": [f.to_dict() for f in outcome.forbidden],
+        "envoy_errors": [e.to_dict() for e in outcome.envoy_errors],
+        "envoy_sources": envoy_via,
+        "log_errors": [e.to_dict() for e in outcome.log_errors],
+        "logs": {
+            "tail_lines": DEFAULT_TAIL if target.tail is None else (target.tail if target.tail >= 0 else None),
+            "since_seconds": since_seconds,
+        },
+        "synthesized_skipped": list(outcome.synthesized_skipped),
+        "redacted_values": report.total,
+    }
+
+
+def _yaml(data: Any) -> str:
+    dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    text: str = yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096)
+    return text

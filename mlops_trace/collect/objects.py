@@ -1,0 +1,153 @@
+"""List the kinds of `kinds.KINDS` per namespace (`-n`) or cluster-wide (`-A`), as raw API objects.
+
+List items come back without `apiVersion`/`kind` (the List carries them); both are put back on every item, as
+`kubectl get -o yaml` does, so the bundle reader sees complete objects. A 404 on a kind = the API is not served
+(CRD not installed), a 403 = a missing permission; both are recorded in the Outcome and the run goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_trace.collect.client import ApiStatusError, KubeApi
+from mlops_trace.collect.kinds import KINDS, NAMESPACE_KIND, NEVER_COLLECTED, KindSpec, Scope
+from mlops_trace.collect.outcome import AbsentKind, Forbidden, Outcome
+from mlops_trace.errors import ClusterError
+
+PAGE_SIZE = 500
+
+
+@dataclass
+class KindObjects:
+    spec: KindSpec
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+def collect_objects(
+    api: KubeApi, namespaces: Sequence[str], all_namespaces: bool, outcome: Outcome
+) -> list[KindObjects]:
+    """Namespaces first (as objects), then every kind; returns the kinds in a stable order."""
+    collected = [_namespaces(api, namespaces, all_namespaces, outcome)]
+    for spec in KINDS:
+        collected.append(_one_kind(api, spec, namespaces, all_namespaces, outcome))
+    return collected
+
+
+def _namespaces(api: KubeApi, namespaces: Sequence[str], all_namespaces: bool, outcome: Outcome) -> KindObjects:
+    result = KindObjects(NAMESPACE_KIND)
+    complete = True
+    if all_namespaces:
+        try:
+            result.items = _list(api, NAMESPACE_KIND, NAMESPACE_KIND.list_path(None))
+        except ApiStatusError as exc:
+            complete = _record(exc, NAMESPACE_KIND, None, outcome)
+    else:
+        for name in namespaces:
+            path = f"/api/v1/namespaces/{name}"
+            try:
+                obj = api.get_json(path)
+            except ApiStatusError as exc:
+                if exc.status == 404:
+                    outcome.namespaces_not_found.append(name)
+                    continue
+                complete = False
+                if exc.status == 403:
+                    outcome.forbidden.append(
+                        Forbidden(
+                            permission=f"get namespaces {name} (core)",
+                            verb="get",
+                            resource="namespaces",
+                            group="",
+                            namespace=name,
+                            kind="Namespace",
+                            message=exc.message,
+                        )
+                    )
+                    continue
+                raise _unexpected(api, exc) from None
+            result.items.append(_complete(obj, NAMESPACE_KIND))
+    if complete:
+        outcome.kinds_listed.append(NAMESPACE_KIND.kind)
+    return result
+
+
+def _one_kind(
+    api: KubeApi, spec: KindSpec, namespaces: Sequence[str], all_namespaces: bool, outcome: Outcome
+) -> KindObjects:
+    result = KindObjects(spec)
+    scopes: list[str | None] = [None] if all_namespaces or spec.scope is not Scope.NAMESPACED else list(namespaces)
+    complete = True
+    for namespace in scopes:
+        try:
+            result.items.extend(_list(api, spec, spec.list_path(namespace)))
+        except ApiStatusError as exc:
+            complete = _record(exc, spec, namespace, outcome) and complete
+            if exc.status == 404:
+                break  # the API is not served: other namespaces would say the same
+    if complete:
+        outcome.kinds_listed.append(spec.kind)
+    return result
+
+
+def _record(exc: ApiStatusError, spec: KindSpec, namespace: str | None, outcome: Outcome) -> bool:
+    """Record a 403/404; returns False (the kind is not completely listed). Anything else is fatal."""
+    if exc.status == 404:
+        outcome.absent.append(AbsentKind(spec.kind, spec.api_version, spec.crd, exc.path))
+        return False
+    if exc.status == 403:
+        outcome.forbidden.append(
+            Forbidden(
+                permission=spec.permission(namespace),
+                verb="list",
+                resource=spec.plural,
+                group=spec.group,
+                namespace=namespace,
+                kind=spec.kind,
+                message=exc.message,
+            )
+        )
+        return False
+    raise ClusterError(f"listing {spec.plural} ({spec.api_version}) failed: {exc}")
+
+
+def _unexpected(api: KubeApi, exc: ApiStatusError) -> ClusterError:
+    return ClusterError(f"{api.connection.server}: unexpected answer {exc}")
+
+
+def _list(api: KubeApi, spec: KindSpec, path: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    token: str | None = None
+    restarted = False
+    while True:
+        query: list[tuple[str, str | int]] = [("limit", PAGE_SIZE)]
+        if token:
+            query.append(("continue", token))
+        try:
+            page = api.get_json(path, query)
+        except ApiStatusError as exc:
+            if exc.status == 410 and token and not restarted:
+                # The continue token expired (the list changed under us): start over once, in one piece.
+                items, token, restarted = [], None, True
+                page = api.get_json(path)
+            else:
+                raise
+        for item in page.get("items") or []:
+            if isinstance(item, dict):
+                obj = _complete(item, spec)
+                if obj.get("kind") not in NEVER_COLLECTED:
+                    items.append(obj)
+        metadata = page.get("metadata")
+        token = metadata.get("continue") if isinstance(metadata, dict) else None
+        if not token:
+            return items
+
+
+def _complete(item: dict[str, Any], spec: KindSpec) -> dict[str, Any]:
+    """Put `apiVersion` and `kind` first, as kubectl prints them; keep the item's own when it has them."""
+    obj: dict[str, Any] = {"apiVersion": item.get("apiVersion") or spec.api_version, "kind": item.get("kind") or spec.kind}
+    for key, value in item.items():
+        if key not in ("apiVersion", "kind"):
+            obj[key] = value
+    return obj

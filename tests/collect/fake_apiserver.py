@@ -1,0 +1,208 @@
+"""A scriptable Kubernetes API stand-in for collector tests: fixed answers per path, 403s and 404s on demand,
+paginated lists, and a real websocket port-forward (the v4.channel.k8s.io framing the official client speaks) that
+answers HTTP requests as an Envoy admin would."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import socket
+import struct
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def status_body(code: int, message: str) -> bytes:
+    return json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code}).encode()
+
+
+@dataclass
+class FakeApi:
+    """What the fake answers. `routes`: path (no query) -> (status, body, content type)."""
+
+    routes: dict[str, tuple[int, bytes, str]] = field(default_factory=dict)
+    pages: dict[str, list[list[dict[str, Any]]]] = field(default_factory=dict)  # path -> pages of items
+    admin: dict[str, bytes] = field(default_factory=dict)  # Envoy admin path -> body, over port-forward
+    portforward_status: int = 101  # anything else refuses the websocket upgrade with that status
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)  # Authorization header of each request
+
+    def json(self, path: str, payload: Mapping[str, Any], status: int = 200) -> None:
+        self.routes[path] = (status, json.dumps(payload).encode(), "application/json")
+
+    def items(self, path: str, kind: str, items: list[dict[str, Any]]) -> None:
+        self.json(path, {"kind": f"{kind}List", "apiVersion": "v1", "metadata": {}, "items": items})
+
+    def status(self, path: str, code: int, message: str) -> None:
+        self.routes[path] = (code, status_body(code, message), "application/json")
+
+    def text(self, path: str, body: str) -> None:
+        self.routes[path] = (200, body.encode(), "text/plain")
+
+
+def _handler(api: FakeApi, lock: threading.Lock) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            with lock:
+                api.requests.append(("GET", self.path))
+                api.authorizations.append(self.headers.get("Authorization", ""))
+            url = urlsplit(self.path)
+            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            if url.path.endswith("/portforward") and self.headers.get("Upgrade", "").lower() == "websocket":
+                self._portforward(query)
+                return
+            if url.path in api.pages:
+                self._page(url.path, query)
+                return
+            status, body, content_type = api.routes.get(
+                url.path, (404, status_body(404, f"{url.path} not found"), "application/json")
+            )
+            self._send(status, body, content_type)
+
+        def _any(self) -> None:
+            with lock:
+                api.requests.append((self.command, self.path))
+            self._send(405, status_body(405, "read-only"), "application/json")
+
+        do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _page(self, path: str, query: Mapping[str, str]) -> None:
+            pages = api.pages[path]
+            index = int(query.get("continue") or 0)
+            token = str(index + 1) if index + 1 < len(pages) else ""
+            body = {"kind": "List", "apiVersion": "v1", "metadata": {"continue": token}, "items": pages[index]}
+            self._send(200, json.dumps(body).encode(), "application/json")
+
+        def _portforward(self, query: Mapping[str, str]) -> None:
+            if api.portforward_status != 101:
+                self._send(api.portforward_status, status_body(api.portforward_status, "refused"), "application/json")
+                return
+            key = self.headers["Sec-WebSocket-Key"]
+            accept = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
+            self.send_response(101, "Switching Protocols")
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept)
+            self.send_header("Sec-WebSocket-Protocol", "v4.channel.k8s.io")
+            self.end_headers()
+            self.wfile.flush()
+            port = int(query.get("ports", "0"))
+            sock = self.connection
+            port_bytes = struct.pack("<H", port)
+            _send_frame(sock, b"\x00" + port_bytes)
+            _send_frame(sock, b"\x01" + port_bytes)
+            _serve_admin(sock, api.admin)
+            self.close_connection = True
+
+    return Handler
+
+
+def _send_frame(sock: socket.socket, payload: bytes) -> None:
+    header = bytes([0x82])
+    if len(payload) < 126:
+        header += bytes([len(payload)])
+    elif len(payload) < 65536:
+        header += bytes([126]) + struct.pack(">H", len(payload))
+    else:
+        header += bytes([127]) + struct.pack(">Q", len(payload))
+    sock.sendall(header + payload)
+
+
+def _recv_exact(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def _frames(sock: socket.socket) -> Iterator[tuple[int, bytes]]:
+    while True:
+        try:
+            first, second = _recv_exact(sock, 2)
+        except (ConnectionError, OSError):
+            return
+        opcode, length = first & 0x0F, second & 0x7F
+        if length == 126:
+            length = struct.unpack(">H", _recv_exact(sock, 2))[0]
+        elif length == 127:
+            length = struct.unpack(">Q", _recv_exact(sock, 8))[0]
+        mask = _recv_exact(sock, 4) if second & 0x80 else b"\x00\x00\x00\x00"
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(_recv_exact(sock, length)))
+        yield opcode, payload
+
+
+def _serve_admin(sock: socket.socket, admin: Mapping[str, bytes]) -> None:
+    """Channel 0 carries raw HTTP: answer each request like Envoy's admin (keep-alive, chunked for big bodies)."""
+    buffer = b""
+    for opcode, payload in _frames(sock):
+        if opcode == 0x8:
+            return
+        if opcode != 0x2 or not payload or payload[0] != 0:
+            continue
+        buffer += payload[1:]
+        while b"\r\n\r\n" in buffer:
+            head, buffer = buffer.split(b"\r\n\r\n", 1)
+            path = head.split(b" ")[1].decode()
+            body = admin.get(path)
+            if body is None:
+                response = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
+            else:
+                chunked = b"".join(
+                    f"{len(body[i:i + 1000]):x}\r\n".encode() + body[i : i + 1000] + b"\r\n"
+                    for i in range(0, len(body), 1000)
+                )
+                response = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + chunked + b"0\r\n\r\n"
+            _send_frame(sock, b"\x00" + response)
+
+
+@contextmanager
+def serving(api: FakeApi) -> Iterator[str]:
+    """Serve on 127.0.0.1 (a free port); yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api, threading.Lock()))
+    server.daemon_threads = True
+    worker = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    worker.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def write_kubeconfig(path: Path, server: str, token: str | None = None) -> Path:
+    user = f"{{token: {token}}}" if token else "{}"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: fake\n  cluster:\n    server: {server}\n"
+        f"users:\n- name: fake\n  user: {user}\n"
+        "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n"
+        "current-context: fake\n",
+        encoding="utf-8",
+    )
+    return path
+
