@@ -45,6 +45,8 @@ _FAILURES = (
     "subscribe ended",
     "failed to start client",
 )
+_SELDON_WORDS = ("scheduler", "agentservicemanager", "load model", "seldon")
+_SERVER_CONTAINERS = frozenset({"mlserver", "triton", "rclone"})
 _DIALS = re.compile(r"connecting \(non-blocking\) to scheduler at (\S+)", re.IGNORECASE)
 
 
@@ -56,13 +58,17 @@ class _Scan:
     first_work: str = ""
     dial: tuple[int, str] | None = None
     failures: list[tuple[int, str]] = field(default_factory=list)
+    seldon_words: bool = False
 
 
 def run(snap: Snapshot) -> Iterator[Finding]:
+    seldon_namespaces = set(snap.seldon_namespaces())
     for log in snap.logs_of(Role.AGENT):
         scan = _scan(log)
         if scan.lines == 0:
             continue  # an empty file proves nothing either way
+        if not (scan.seldon_words or log.namespace in seldon_namespaces or _server_pod(snap, log)):
+            continue  # a container called `agent` that is not Seldon's (a monitoring agent, say)
         finding = _judge(snap, log, scan)
         if finding is not None:
             yield finding
@@ -76,6 +82,7 @@ def _scan(log: LogSource) -> _Scan:
             continue
         scan.lines += 1
         lowered = text.lower()
+        scan.seldon_words = scan.seldon_words or any(word in record.raw.lower() for word in _SELDON_WORDS)
         if _SUBSCRIBED in lowered:
             scan.last_subscribed = record.lineno
         elif _WORK.search(text):
@@ -124,6 +131,18 @@ def _judge(snap: Snapshot, log: LogSource, scan: _Scan) -> Finding | None:
     return CHECK.finding(namespace=log.namespace, object=f"Pod/{log.pod}", message=message, evidence=evidence)
 
 
+def _server_pod(snap: Snapshot, log: LogSource) -> bool:
+    """Whether the log's pod is a Seldon server pod: its labels, its containers or its other logs say so."""
+    pod = snap.get("Pod", log.namespace, log.pod)
+    if pod is not None:
+        if "seldon-server-name" in pod.labels or pod.labels.get("app.kubernetes.io/name") == "seldon-server":
+            return True
+        names = {str(as_mapping(c).get("name")) for c in as_list(pod.spec.get("containers"))}
+        if names & _SERVER_CONTAINERS:
+            return True
+    return any(other.container in _SERVER_CONTAINERS for other in snap.logs_by_pod(log.namespace, log.pod))
+
+
 # --- where the agent dials -------------------------------------------------------------------------------------------
 
 
@@ -139,7 +158,9 @@ def _dial_target(snap: Snapshot, log: LogSource, scan: _Scan) -> tuple[str, list
             port = env.get("SELDON_SCHEDULER_PORT", str(SCHEDULER_AGENT_PORT))
             if host:
                 target = f"{host}:{port}"
-                evidence.append(Evidence(owner.field_where(path), f"SELDON_SCHEDULER_HOST={host} SELDON_SCHEDULER_PORT={port}"))
+                evidence.append(
+                    Evidence(owner.field_where(path), f"SELDON_SCHEDULER_HOST={host} SELDON_SCHEDULER_PORT={port}")
+                )
     if scan.dial is not None:
         lineno, address = scan.dial
         target = target or address
@@ -162,7 +183,9 @@ def _owner(snap: Snapshot, log: LogSource) -> KubeObject | None:
 
 def _agent_env(obj: KubeObject) -> tuple[str, dict[str, str]] | None:
     prefix = ".spec" if obj.kind == "Pod" else ".spec.template.spec"
-    spec: Mapping[str, Any] = obj.spec if obj.kind == "Pod" else as_mapping(as_mapping(obj.spec.get("template")).get("spec"))
+    spec: Mapping[str, Any] = (
+        obj.spec if obj.kind == "Pod" else as_mapping(as_mapping(obj.spec.get("template")).get("spec"))
+    )
     for index, item in enumerate(as_list(spec.get("containers"))):
         container = as_mapping(item)
         if container.get("name") != "agent":

@@ -133,18 +133,21 @@ def _judge(snap: Snapshot, log: LogSource, events: list[_Event]) -> Iterator[Fin
     unpinned = max((e.lineno for e in events if e.kind is Kind.SUCCESS and e.key is None), default=0)
     for key in keys:
         # Lines that name no namespace are judged against every success.
-        own = max(
-            (e.lineno for e in events if e.kind is Kind.SUCCESS and (key is None or e.key == key)), default=0
-        )
+        own = max((e.lineno for e in events if e.kind is Kind.SUCCESS and (key is None or e.key == key)), default=0)
         after = [
             e
             for e in events
-            if e.kind is Kind.FAILURE and e.key == key and e.lineno > own and (e.label not in _STREAM or e.lineno > unpinned)
+            if e.kind is Kind.FAILURE
+            and e.key == key
+            and e.lineno > own
+            and (e.label not in _STREAM or e.lineno > unpinned)
         ]
         hard = [e for e in after if e.label == "Failed to connect to scheduler"]
         if len(after) < MIN_FAILURES and not hard:
             continue
-        yield _finding(snap, log, key, after, max(own, unpinned if all(e.label in _STREAM for e in after) else 0), events)
+        yield _finding(
+            snap, log, key, after, max(own, unpinned if all(e.label in _STREAM for e in after) else 0), events
+        )
 
 
 def _finding(

@@ -31,8 +31,16 @@ CAPABILITIES_ENV = "SELDON_SERVER_CAPABILITIES"
 # The capabilities Seldon's Helm charts give the two stock ServerConfigs.
 DEFAULT_CAPABILITIES: Mapping[str, tuple[str, ...]] = {
     "mlserver": (
-        "mlserver", "alibi-detect", "alibi-explain", "huggingface", "lightgbm",
-        "mlflow", "python", "sklearn", "spark-mlib", "xgboost",
+        "mlserver",
+        "alibi-detect",
+        "alibi-explain",
+        "huggingface",
+        "lightgbm",
+        "mlflow",
+        "python",
+        "sklearn",
+        "spark-mlib",
+        "xgboost",
     ),
     "triton": ("triton", "dali", "fil", "onnx", "openvino", "python", "pytorch", "tensorflow", "tensorrt"),
 }
@@ -79,7 +87,9 @@ def run(snap: Snapshot) -> Iterator[Finding]:
         yield _finding(case)
 
 
-def _case(cases: dict[tuple[str | None, str], _Case], model: KubeObject | None, namespace: str | None, name: str) -> _Case:
+def _case(
+    cases: dict[tuple[str | None, str], _Case], model: KubeObject | None, namespace: str | None, name: str
+) -> _Case:
     key = (namespace, name)
     if key not in cases:
         cases[key] = _Case(model, namespace, name)
@@ -157,7 +167,9 @@ def _static_rule(snap: Snapshot, model: KubeObject, cases: dict[tuple[str | None
     for server, caps, where, source in offers[:5]:
         missing = [r for r in requirements if r.lower() not in caps]
         case.evidence.append(
-            Evidence(where, f"Server {server.name} offers {', '.join(sorted(caps))} ({source}); lacks {', '.join(missing)}")
+            Evidence(
+                where, f"Server {server.name} offers {', '.join(sorted(caps))} ({source}); lacks {', '.join(missing)}"
+            )
         )
     return True
 

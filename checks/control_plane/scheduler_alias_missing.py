@@ -1,5 +1,6 @@
-"""MT103 scheduler-alias-missing: a namespace with Seldon resources has no running scheduler of its own and no working
-`seldon-scheduler` Service to reach a central one, so the controller and the agents dial an address that answers nobody."""
+"""MT103 scheduler-alias-missing: a namespace with Seldon resources has no running scheduler of its own and no
+working `seldon-scheduler` Service to reach a central one, so the controller and the agents dial an address that
+answers nobody."""
 
 from __future__ import annotations
 
@@ -56,7 +57,9 @@ def run(snap: Snapshot) -> Iterator[Finding]:
         evidence += proof
         evidence.append(_services_present(snap, namespace))
         findings.append(
-            CHECK.finding(namespace=namespace, object=f"Service/{SCHEDULER_SERVICE}", message=message, evidence=evidence)
+            CHECK.finding(
+                namespace=namespace, object=f"Service/{SCHEDULER_SERVICE}", message=message, evidence=evidence
+            )
         )
     if not findings and undecided and not judged:
         raise SkipCheck(
@@ -76,12 +79,12 @@ def _candidate_namespaces(snap: Snapshot) -> list[str]:
 def _alias_problem(snap: Snapshot, namespace: str) -> tuple[str, list[Evidence]] | None:
     svc = snap.get("Service", namespace, SCHEDULER_SERVICE)
     if svc is None:
-        return (
+        message = (
             f"Namespace {namespace} holds Seldon resources but runs no scheduler and has no Service "
             f"{SCHEDULER_SERVICE}: the controller dials {SCHEDULER_SERVICE}.{namespace}:9004 and the agents "
-            f"{SCHEDULER_SERVICE}:9005, and neither name resolves.",
-            [],
+            f"{SCHEDULER_SERVICE}:9005, and neither name resolves."
         )
+        return message, []
     kind = str(svc.spec.get("type") or "ClusterIP")
     if kind == "ExternalName":
         return _dangling_alias(snap, namespace, svc)
@@ -99,13 +102,15 @@ def _dangling_alias(snap: Snapshot, namespace: str, svc: KubeObject) -> tuple[st
     if snap.get("Service", target.namespace, target.service) is not None:
         return None
     proof.append(
-        Evidence(f"kube/ (namespace {target.namespace})", f"no Service {target.service} in namespace {target.namespace}")
+        Evidence(
+            f"kube/ (namespace {target.namespace})", f"no Service {target.service} in namespace {target.namespace}"
+        )
     )
-    return (
+    message = (
         f"Service {SCHEDULER_SERVICE} in {namespace} aliases {external}, but Service {target.service} does not exist "
-        f"in {target.namespace}: the alias leads nowhere, so controller and agents cannot reach a scheduler.",
-        proof,
+        f"in {target.namespace}: the alias leads nowhere, so controller and agents cannot reach a scheduler."
     )
+    return message, proof
 
 
 def _service_without_backends(
@@ -124,7 +129,9 @@ def _service_without_backends(
     elif selector and snap.covers("Pod", namespace):
         try:
             backing = [
-                p for p in snap.objects_of("Pod", namespace) if pod_running(p) and selector_matches({"matchLabels": selector}, p.labels)
+                p
+                for p in snap.objects_of("Pod", namespace)
+                if pod_running(p) and selector_matches({"matchLabels": selector}, p.labels)
             ]
         except SelectorError:
             return None
@@ -135,11 +142,11 @@ def _service_without_backends(
         )
     else:
         return None  # no selector (manual endpoints) or pods not collected: cannot tell
-    return (
+    message = (
         f"Service {SCHEDULER_SERVICE} in {namespace} is a {kind} Service for the local scheduler, which does not run, "
-        "and it is not an alias to a central scheduler: controller and agents reach no scheduler through it.",
-        proof,
+        "and it is not an alias to a central scheduler: controller and agents reach no scheduler through it."
     )
+    return message, proof
 
 
 def _scaled_down(snap: Snapshot, namespace: str) -> bool:

@@ -84,7 +84,11 @@ def _judge(snap: Snapshot, namespace: str) -> Finding | None:
     foreign += _alias_pointers(snap, namespace)
     foreign += _controller_pointers(snap, namespace)
     live_targets = sorted(
-        {(p.target.namespace, p.target.service) for p in agents if _may_be_live(snap, namespace, p.target, local.running)}
+        {
+            (p.target.namespace, p.target.service)
+            for p in agents
+            if _may_be_live(snap, namespace, p.target, local.running)
+        }
     )
     split = len(live_targets) >= 2
     if local.running is True and foreign:
@@ -105,7 +109,9 @@ def _judge(snap: Snapshot, namespace: str) -> Finding | None:
         return None
     evidence = [Evidence(where, what) for where, what in local.evidence]
     evidence += [Evidence(p.where, p.what) for p in pointers[:8]]
-    return CHECK.finding(namespace=namespace, object=_scheduler_object(snap, namespace), message=message, evidence=evidence)
+    return CHECK.finding(
+        namespace=namespace, object=_scheduler_object(snap, namespace), message=message, evidence=evidence
+    )
 
 
 def _scheduler_object(snap: Snapshot, namespace: str) -> str:
@@ -122,7 +128,9 @@ def _may_be_live(snap: Snapshot, namespace: str, target: ServiceAddress, local_r
     """Whether an agent's scheduler address can be a working scheduler: a dead address is MT103's business."""
     if target.namespace == namespace and local_running is False and target.service == SCHEDULER_SERVICE:
         return False
-    return not (snap.covers("Service", target.namespace) and snap.get("Service", target.namespace, target.service) is None)
+    return not (
+        snap.covers("Service", target.namespace) and snap.get("Service", target.namespace, target.service) is None
+    )
 
 
 # --- pointers --------------------------------------------------------------------------------------------------------
@@ -147,7 +155,8 @@ def _agent_pointers(snap: Snapshot, namespace: str) -> list[Pointer]:
         pointers.append(
             Pointer(
                 obj.field_where(path),
-                f"{obj.ref} agent {SCHEDULER_HOST_ENV}={host}{via} (scheduler Service {final.service} in {final.namespace})",
+                f"{obj.ref} agent {SCHEDULER_HOST_ENV}={host}{via} "
+                f"(scheduler Service {final.service} in {final.namespace})",
                 final,
             )
         )
@@ -171,7 +180,7 @@ def _alias_pointers(snap: Snapshot, namespace: str) -> list[Pointer]:
 
 
 def _controller_pointers(snap: Snapshot, namespace: str) -> list[Pointer]:
-    """A controller that manages the namespace but names another namespace's scheduler (legacy ≤v2.5 settings)."""
+    """A controller that manages the namespace but names another namespace's scheduler (the ≤v2.5 flag)."""
     pointers: list[Pointer] = []
     for dep in controller_workloads(snap):
         if not _controller_manages(dep, namespace):
@@ -200,10 +209,8 @@ def _controller_scheduler_hosts(dep: KubeObject) -> Iterator[tuple[str, str, str
                 resolved = _expand(value or "", env)
                 if resolved:
                     yield f"{base}.{key}[{pos}]", "flag --scheduler-host=", resolved
-        for pos, item in enumerate(as_list(container.get("env"))):
-            entry = as_mapping(item)
-            if entry.get("name") == SCHEDULER_HOST_ENV and entry.get("value"):
-                yield f"{base}.env[{pos}]", f"env {SCHEDULER_HOST_ENV}=", str(entry["value"])
+        # SELDON_SCHEDULER_HOST on the controller is not read by v2.6+ (SELDON-FACTS §3): a leftover value says
+        # nothing about where the controller connects, so only the ≤v2.5 flag counts as a pointer.
 
 
 def _controller_manages(dep: KubeObject, namespace: str) -> bool:
@@ -217,7 +224,12 @@ def _controller_manages(dep: KubeObject, namespace: str) -> bool:
             name, value = _split_flag(token)
             if name is None:
                 continue
-            if value is None and name != "clusterwide" and pos + 1 < len(tokens) and not tokens[pos + 1].startswith("-"):
+            if (
+                value is None
+                and name != "clusterwide"
+                and pos + 1 < len(tokens)
+                and not tokens[pos + 1].startswith("-")
+            ):
                 value = tokens[pos + 1]
             flags[name] = _expand(value, env) if value is not None else None
         if not any(key in flags for key in ("clusterwide", "namespace", "watch-namespaces")):

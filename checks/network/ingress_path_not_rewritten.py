@@ -17,8 +17,8 @@ from mlops_trace.analysis.ingress import (
     is_envoy_data_port,
     is_grpc_backend,
     literal_prefix,
-    regex_hosts,
     reaches_seldon_route,
+    regex_hosts,
     rewrite_target,
     sample_client_path,
     seldon_backends,
@@ -121,7 +121,9 @@ def _cause(simulation: PathSimulation, upstream: str, expected: str) -> str:
     ]
     if holding and used:
         shown = ", ".join(f"${i}={simulation.groups[i - 1] or ''!r}" for i in used if i <= len(simulation.groups))
-        return f"rewrite-target {simulation.rewrite} uses the wrong capture group ({shown}; ${holding[0]} holds the rest)"
+        return (
+            f"rewrite-target {simulation.rewrite} uses the wrong capture group ({shown}; ${holding[0]} holds the rest)"
+        )
     tail = expected.rstrip("/")
     if tail and tail.lower() in simulation.client_path.lower() and tail.lower() not in upstream.lower():
         return f"rewrite-target {simulation.rewrite} strips {tail} as well"

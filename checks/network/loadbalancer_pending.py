@@ -14,12 +14,12 @@ from mlops_trace.analysis.ingress import (
     controller_workloads,
     controllers_for,
     seldon_backends,
-    selects_labels,
     selector_of,
+    selects_labels,
     service_type,
 )
-from mlops_trace.analysis.selectors import SelectorError, selector_matches
 from mlops_trace.analysis.seldon import envoy_services
+from mlops_trace.analysis.selectors import SelectorError, selector_matches
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping, pod_template_labels
 from mlops_trace.snapshot.snapshot import Snapshot
@@ -90,7 +90,10 @@ def _services_on_path(snap: Snapshot) -> list[tuple[KubeObject, str]]:
     if _ingresses_visible(snap):
         for svc in envoy_services(snap):
             if svc.namespace is not None and svc.namespace not in led_to:
-                add(svc, f"Seldon's Envoy entry point in {svc.namespace}, which clients call directly (no Ingress leads there)")
+                add(
+                    svc,
+                    f"Seldon's Envoy entry point in {svc.namespace}, which clients call directly (no Ingress leads there)",
+                )
     return found
 
 
@@ -250,7 +253,8 @@ def _metallb(snap: Snapshot, svc: KubeObject) -> _Diagnosis:
     exhausted: list[str] = []
     for pool in eligible:
         in_pool = sorted(
-            ((ip, owner) for ip, owner in held.items() if pool.contains(ip)), key=lambda item: (item[0].version, int(item[0]))
+            ((ip, owner) for ip, owner in held.items() if pool.contains(ip)),
+            key=lambda item: (item[0].version, int(item[0])),
         )
         holders = ", ".join(f"{ip}={owner.namespace}/{owner.name}" for ip, owner in in_pool[:8])
         text = f"pool {pool.describe()}: {len(in_pool)} of {pool.size} addresses held by Services in the bundle"

@@ -74,6 +74,7 @@ class Blocked:
     envoys: list[str] = field(default_factory=list)
     ingresses: list[str] = field(default_factory=list)
     verdict: Verdict | None = None
+    service_port: int | None = None  # the Service port the Ingress dials, a common wrong value in policies
 
 
 def _is_envoy(obj: KubeObject, labels: Mapping[str, str]) -> bool:
@@ -83,7 +84,9 @@ def _is_envoy(obj: KubeObject, labels: Mapping[str, str]) -> bool:
 def run(snap: Snapshot) -> Iterator[Finding]:
     routed = seldon_backends(snap)
     if not routed:
-        raise SkipCheck("no ingress-nginx Ingress in the bundle leads to Seldon's Envoy (seldon-mesh or an Envoy Service)")
+        raise SkipCheck(
+            "no ingress-nginx Ingress in the bundle leads to Seldon's Envoy (seldon-mesh or an Envoy Service)"
+        )
     policy_objects = snap.objects_of("NetworkPolicy")
     policies = [p.raw for p in policy_objects]
     by_name = {f"{p.namespace}/{p.name}": p for p in policy_objects}
@@ -123,7 +126,16 @@ def run(snap: Snapshot) -> Iterator[Finding]:
                     judged += 1
                     key = (namespace, source.endpoint.display, verdict.blocked_by, names, port)
                     entry = blocked.setdefault(
-                        key, Blocked(namespace, verdict.blocked_by, names, port, source, verdict=verdict)
+                        key,
+                        Blocked(
+                            namespace,
+                            verdict.blocked_by,
+                            names,
+                            port,
+                            source,
+                            verdict=verdict,
+                            service_port=_service_port(seldon),
+                        ),
                     )
                     if envoy.label not in entry.envoys:
                         entry.envoys.append(envoy.label)
@@ -136,7 +148,9 @@ def run(snap: Snapshot) -> Iterator[Finding]:
     for entry in blocked.values():
         yield _finding(entry, by_name)
     if judged == 0:
-        raise SkipCheck("cannot judge the path from the ingress controller to Envoy: " + "; ".join(sorted(set(reasons))))
+        raise SkipCheck(
+            "cannot judge the path from the ingress controller to Envoy: " + "; ".join(sorted(set(reasons)))
+        )
 
 
 def _sources(snap: Snapshot, seldon: SeldonBackend, controllers: list[KubeObject]) -> list[Source]:
@@ -169,6 +183,20 @@ def _envoy_port(seldon: SeldonBackend, envoy: PodEndpoint) -> int:
     return ENVOY_HTTP_PORT
 
 
+def _service_port(seldon: SeldonBackend) -> int | None:
+    matched = seldon.resolution.final.service_port
+    value = matched.get("port") if matched is not None else seldon.resolution.final.port.number
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _names_port(policy: KubeObject, key: str, number: int) -> bool:
+    for rule in as_list(policy.spec.get(key)):
+        for port in as_list(as_mapping(rule).get("ports")):
+            if str(as_mapping(port).get("port")) == str(number):
+                return True
+    return False
+
+
 def _uses_ip_blocks(by_name: Mapping[str, KubeObject], names: tuple[str, ...], side: Direction) -> bool:
     key, peers_key = ("ingress", "from") if side is Direction.INGRESS else ("egress", "to")
     for name in names:
@@ -183,19 +211,34 @@ def _uses_ip_blocks(by_name: Mapping[str, KubeObject], names: tuple[str, ...], s
 
 
 def _finding(entry: Blocked, by_name: Mapping[str, KubeObject]) -> Finding:
+    key = "ingress" if entry.side is Direction.INGRESS else "egress"
+    policies = [by_name[name] for name in entry.policies if name in by_name]
     short = [name.split("/", 1)[-1] for name in entry.policies]
     source = entry.source
     origin = source.member.label if source.member is not None else source.endpoint.display
     src_ns = source.endpoint.namespace
     side = "ingress of Envoy" if entry.side is Direction.INGRESS else f"egress of the controller in {src_ns}"
     policy_ns = entry.namespace if entry.side is Direction.INGRESS else src_ns
+    hint = ""
+    wrong_port = entry.service_port
+    naming: list[str] = []
+    if wrong_port is not None and wrong_port != entry.port:
+        naming = [p.name for p in policies if _names_port(p, key, wrong_port)]
+        if naming:
+            hint = (
+                f" {', '.join(naming)} admit(s) port {wrong_port}, the Service port: NetworkPolicy ports are the pod's "
+                f"({entry.port}), after the Service has translated the port."
+            )
+    # The policy to edit: the one with the Service port, else one that already has rules for this direction (a
+    # pure default-deny has none).
+    target = naming[0] if naming else next((p.name for p in policies if as_list(p.spec.get(key))), short[0])
     message = (
-        f"NetworkPolicy {', '.join(short)} in {policy_ns} block(s) the ingress controller ({origin}, namespace "
-        f"{src_ns}) from Seldon's Envoy in {entry.namespace} ({', '.join(entry.envoys)}) on {entry.port}/TCP at the "
-        f"{side}: requests through Ingress {', '.join(entry.ingresses)} time out and ingress-nginx answers 504/502."
+        f"NetworkPolicy {', '.join(short)} in {policy_ns} isolate(s) the {side} and none admits the ingress controller "
+        f"({origin}, namespace {src_ns}) to Seldon's Envoy in {entry.namespace} ({', '.join(entry.envoys)}) on "
+        f"{entry.port}/TCP: requests through Ingress {', '.join(entry.ingresses)} time out and ingress-nginx answers "
+        f"504/502.{hint}"
     )
     evidence: list[Evidence] = []
-    key = "ingress" if entry.side is Direction.INGRESS else "egress"
     for name in entry.policies:
         policy = by_name.get(name)
         if policy is not None:
@@ -209,18 +252,18 @@ def _finding(entry: Blocked, by_name: Mapping[str, KubeObject]) -> Finding:
         evidence.append(Evidence("kube/ (ingress controller)", source.note))
     if entry.side is Direction.INGRESS:
         fix = (
-            f"Add to NetworkPolicy {short[0]} in {entry.namespace} an ingress rule `- from: [{{namespaceSelector: "
+            f"Add to NetworkPolicy {target} in {entry.namespace} an ingress rule `- from: [{{namespaceSelector: "
             f"{{matchLabels: {{kubernetes.io/metadata.name: {src_ns}}}}}}}]` with `ports: [{{port: {entry.port}, "
             "protocol: TCP}]` for the Envoy pods."
         )
     else:
         fix = (
-            f"Add to NetworkPolicy {short[0]} in {src_ns} an egress rule `- to: [{{namespaceSelector: {{matchLabels: "
+            f"Add to NetworkPolicy {target} in {src_ns} an egress rule `- to: [{{namespaceSelector: {{matchLabels: "
             f"{{kubernetes.io/metadata.name: {entry.namespace}}}}}}}]` with `ports: [{{port: {entry.port}, protocol: "
             "TCP}]` for the controller pods."
         )
     return CHECK.finding(
-        namespace=policy_ns, object=f"NetworkPolicy/{short[0]}", message=message, evidence=evidence, fix=fix
+        namespace=policy_ns, object=f"NetworkPolicy/{target}", message=message, evidence=evidence, fix=fix
     )
 
 

@@ -24,7 +24,7 @@ from mlops_trace.analysis.seldon import (
     SCHEDULER_XDS_PORT,
 )
 from mlops_trace.model.findings import Evidence, Finding, Severity
-from mlops_trace.snapshot.kube import KubeObject, pod_containers, pod_template_spec
+from mlops_trace.snapshot.kube import KubeObject, as_list, pod_containers, pod_template_spec
 from mlops_trace.snapshot.roles import Role, pod_role
 from mlops_trace.snapshot.snapshot import Snapshot
 
@@ -118,9 +118,7 @@ def run(snap: Snapshot) -> Iterator[Finding]:
     policies = [p.raw for p in snap.objects_of("NetworkPolicy")]
     by_name = {f"{p.namespace}/{p.name}": p for p in snap.objects_of("NetworkPolicy")}
     roles = (Role.AGENT, Role.SCHEDULER, Role.ENVOY, Role.MODELGATEWAY)
-    namespaces = [
-        ns for ns in snap.namespaces() if any(workload_members(snap, ns, _member_of(role)) for role in roles)
-    ]
+    namespaces = [ns for ns in snap.namespaces() if any(workload_members(snap, ns, _member_of(role)) for role in roles)]
     if not namespaces:
         raise SkipCheck("no Seldon scheduler, Envoy, gateway or server pods (or workloads) in the bundle")
     judged: list[str] = []
@@ -178,16 +176,20 @@ def _finding(
     pairs: list[tuple[PodEndpoint, PodEndpoint, Verdict]],
     by_name: Mapping[str, KubeObject],
 ) -> Finding:
+    key = "ingress" if side is Direction.INGRESS else "egress"
     short = [name.split("/", 1)[-1] for name in names]
+    # The policy to edit: one that already has rules for this direction (a pure default-deny has none).
+    target_policy = next(
+        (n.split("/", 1)[-1] for n in names if n in by_name and as_list(by_name[n].spec.get(key))), short[0]
+    )
     sources = sorted({s.label for s, _, _ in pairs})
     targets = sorted({t.label for _, t, _ in pairs})
     where = "ingress of the destination" if side is Direction.INGRESS else "egress of the source"
     message = (
-        f"NetworkPolicy {', '.join(short)} in {namespace} block(s) {flow.label} on {port}/TCP at the {where} "
-        f"({', '.join(sources)} → {', '.join(targets)}): {flow.consequence}."
+        f"NetworkPolicy {', '.join(short)} in {namespace} isolate(s) the {where} and none admits {flow.label} on "
+        f"{port}/TCP ({', '.join(sources)} → {', '.join(targets)}): {flow.consequence}."
     )
     evidence: list[Evidence] = []
-    key = "ingress" if side is Direction.INGRESS else "egress"
     for name in names:
         policy = by_name.get(name)
         if policy is not None:
@@ -198,15 +200,15 @@ def _finding(
     if side is Direction.INGRESS:
         fix = (
             f"Add an ingress rule `- from: [{{podSelector: {{}}}}]` (optionally `ports: [{{port: {port}, protocol: "
-            f"TCP}}]`) to NetworkPolicy {short[0]} in {namespace}, so {flow.label} is admitted."
+            f"TCP}}]`) to NetworkPolicy {target_policy} in {namespace}, so {flow.label} is admitted."
         )
     else:
         fix = (
             f"Add an egress rule `- to: [{{podSelector: {{}}}}]` (optionally `ports: [{{port: {port}, protocol: "
-            f"TCP}}]`) to NetworkPolicy {short[0]} in {namespace}, so {flow.label} may leave the source pods."
+            f"TCP}}]`) to NetworkPolicy {target_policy} in {namespace}, so {flow.label} may leave the source pods."
         )
     return CHECK.finding(
-        namespace=namespace, object=f"NetworkPolicy/{short[0]}", message=message, evidence=evidence, fix=fix
+        namespace=namespace, object=f"NetworkPolicy/{target_policy}", message=message, evidence=evidence, fix=fix
     )
 
 

@@ -252,9 +252,7 @@ def ingress_backends(ingress: KubeObject) -> list[IngressBackend]:
     return found
 
 
-def _service_backend(
-    ingress: KubeObject, backend: Mapping[str, Any], field: str
-) -> tuple[str, PortRef, str] | None:
+def _service_backend(ingress: KubeObject, backend: Mapping[str, Any], field: str) -> tuple[str, PortRef, str] | None:
     service = as_mapping(backend.get("service"))
     if service.get("name"):
         port = as_mapping(service.get("port"))
@@ -532,9 +530,7 @@ def ready_endpoints(snap: Snapshot, namespace: str, name: str) -> tuple[bool, li
             addresses += len(as_list(as_mapping(subset).get("addresses")))
             not_ready += len(as_list(as_mapping(subset).get("notReadyAddresses")))
         ready = ready or addresses > 0
-        evidence.append(
-            (endpoints.field_where(".subsets"), f"{addresses} ready address(es), {not_ready} not ready")
-        )
+        evidence.append((endpoints.field_where(".subsets"), f"{addresses} ready address(es), {not_ready} not ready"))
     for eps in slices:
         ready_count = total = 0
         for item in as_list(eps.raw.get("endpoints")):
@@ -840,9 +836,7 @@ def to_python_regex(pcre: str) -> str:
     return re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", pcre)
 
 
-def simulate_path(
-    path: str, path_type: str, client_path: str, *, regex: bool, rewrite: str | None
-) -> PathSimulation:
+def simulate_path(path: str, path_type: str, client_path: str, *, regex: bool, rewrite: str | None) -> PathSimulation:
     """Run `client_path` through the location ingress-nginx writes for `path`, then through `rewrite-target`.
 
     With regex the location is `~* "^<path>"` (case-insensitive) and the rewrite is `rewrite "(?i)<path>" <target>`,

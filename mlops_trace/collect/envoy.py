@@ -123,7 +123,7 @@ def fetch_envoy(api: KubeApi, pod: EnvoyPod, admin_url: str | None) -> EnvoyResu
             result.documents[what.lstrip("/")] = body
             result.via[what.lstrip("/")] = f"port-forward :{ADMIN_PORT}"
     except _Forbidden as exc:
-        result.forbidden.append(_forbidden(pod, "pods/portforward", "create and get", exc.message))
+        result.forbidden.append(_forbidden(pod, "pods/portforward", ("get", "create"), exc.message))
         for what in DOCUMENTS:
             attempts[what].append("port-forward: forbidden")
     except ClusterError as exc:
@@ -143,7 +143,7 @@ def fetch_envoy(api: KubeApi, pod: EnvoyPod, admin_url: str | None) -> EnvoyResu
             except ApiStatusError as exc:
                 if exc.status == 403:
                     if not any(f.resource == "pods/proxy" for f in result.forbidden):
-                        result.forbidden.append(_forbidden(pod, "pods/proxy", "get", exc.message))
+                        result.forbidden.append(_forbidden(pod, "pods/proxy", ("get",), exc.message))
                     attempts[what].append(f"pods/proxy :{port}: forbidden")
                     break
                 attempts[what].append(f"pods/proxy :{port}: HTTP {exc.status} {exc.message}".rstrip())
@@ -171,10 +171,11 @@ def _checked(result: EnvoyResult) -> EnvoyResult:
     return result
 
 
-def _forbidden(pod: EnvoyPod, resource: str, verb: str, message: str) -> Forbidden:
+def _forbidden(pod: EnvoyPod, resource: str, verbs: tuple[str, ...], message: str) -> Forbidden:
+    """Port-forwards over websockets need `get`, and also `create` from Kubernetes 1.35 (deploy/rbac-readonly.yaml)."""
     return Forbidden(
-        permission=f"{verb} {resource} in namespace {pod.namespace} (core)",
-        verb=verb,
+        permission=f"{' and '.join(verbs)} {resource} in namespace {pod.namespace} (core)",
+        verb=",".join(verbs),
         resource=resource,
         group="",
         namespace=pod.namespace,

@@ -91,6 +91,7 @@ class Plan:
     experiment_route: bool  # the scheduler adds the <exp>.experiment route
     stale_weights: bool
     ingress_prefix: bool
+    netpol_intra: bool  # the namespace's policies admit only the ingress namespace
     header_derivation: bool  # the ingress adds seldon-model for the experiment path when a client did not
     model_delay_ms: float
     envoy_delay_ms: float
@@ -109,6 +110,7 @@ class Plan:
             experiment_route=not faults.has(Fault.NO_ROUTE),
             stale_weights=faults.has(Fault.STALE_WEIGHTS),
             ingress_prefix=faults.has(Fault.INGRESS_PREFIX),
+            netpol_intra=faults.has(Fault.NETPOL_INTRA),
             header_derivation=not faults.has(Fault.MISSING_HEADER),
             model_delay_ms=faults.delay_ms(Fault.SLOW_MODEL),
             envoy_delay_ms=faults.delay_ms(Fault.SLOW_ENVOY),

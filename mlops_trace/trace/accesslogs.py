@@ -1,0 +1,167 @@
+"""Find our requests in the ingress-nginx and Envoy access logs, once, after the run.
+
+Log files of a bundle on disk (the reference stack's live bundle, or a collected one) are read from the offset
+they had when the run started, so a long log costs only what the run appended. A line is parsed only when it
+contains the run's request-id prefix, so a scan of a busy log is a substring search per line. Logs are flushed by
+their writers at their own pace (Envoy buffers its access log), so `find` polls until every id is found or the
+wait is over.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from mlops_trace.parsers import envoy_access, nginx_access
+from mlops_trace.parsers.envoy_access import EnvoyAccessRecord
+from mlops_trace.parsers.nginx_access import NginxAccessRecord
+from mlops_trace.snapshot.roles import Role
+from mlops_trace.snapshot.snapshot import Snapshot
+
+_COUNT_CHUNK = 1 << 20
+
+
+class LogKind(StrEnum):
+    INGRESS = "ingress"
+    ENVOY = "envoy"
+
+
+@dataclass(frozen=True)
+class LogFile:
+    kind: LogKind
+    path: Path
+    display: str  # bundle-relative path, for evidence
+
+
+@dataclass(frozen=True)
+class Found:
+    """A log line of one of our requests."""
+
+    where: str  # `logs/ingress-nginx/ctl/controller.log:1234`
+    line: str
+    nginx: NginxAccessRecord | None = None
+    envoy: EnvoyAccessRecord | None = None
+
+
+@dataclass
+class AccessLogs:
+    """What the logs said about our requests: request id → the ingress line and the Envoy line."""
+
+    ingress: dict[str, Found] = field(default_factory=dict)
+    envoy: dict[str, Found] = field(default_factory=dict)
+    files: tuple[LogFile, ...] = ()
+
+    def describe_files(self, kind: LogKind) -> str:
+        names = [f.display for f in self.files if f.kind is kind]
+        return ", ".join(names) if names else "none"
+
+
+def log_files(snap: Snapshot) -> list[LogFile]:
+    """Ingress controller logs and Envoy access logs of a Snapshot (container logs and `envoy/*/access.log`)."""
+    files: list[LogFile] = []
+    for log in snap.logs_of(Role.INGRESS):
+        files.append(LogFile(LogKind.INGRESS, log.path, log.display))
+    seen: set[Path] = set()
+    for env in snap.envoys:
+        if env.access_log is not None:
+            seen.add(env.access_log.path)
+            files.append(LogFile(LogKind.ENVOY, env.access_log.path, env.access_log.display))
+    for log in snap.logs_of(Role.ENVOY):
+        if log.path not in seen:
+            files.append(LogFile(LogKind.ENVOY, log.path, log.display))
+    return files
+
+
+def mark(files: Iterable[LogFile]) -> dict[Path, int]:
+    """Current sizes: where reading starts after the run."""
+    offsets: dict[Path, int] = {}
+    for item in files:
+        try:
+            offsets[item.path] = item.path.stat().st_size
+        except OSError:
+            offsets[item.path] = 0
+    return offsets
+
+
+def _count_lines(path: Path, limit: int) -> int:
+    """Newlines in the first `limit` bytes: the line number the unread part starts after."""
+    count = 0
+    with path.open("rb") as handle:
+        remaining = limit
+        while remaining > 0:
+            chunk = handle.read(min(_COUNT_CHUNK, remaining))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            remaining -= len(chunk)
+    return count
+
+
+def _lines_from(path: Path, offset: int) -> Iterator[tuple[int, str]]:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return
+    if size < offset:  # truncated or rotated since the mark: read it all
+        offset = 0
+    first = _count_lines(path, offset) + 1 if offset else 1
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        for lineno, raw in enumerate(handle, start=first):
+            if not raw.endswith(b"\n"):
+                return  # a line still being written: the next poll reads it whole
+            yield lineno, raw.decode("utf-8", "replace").rstrip("\r\n")
+
+
+def _scan(
+    item: LogFile, offset: int, prefix: str, wanted: set[str], found: AccessLogs
+) -> None:
+    target = found.ingress if item.kind is LogKind.INGRESS else found.envoy
+    for lineno, line in _lines_from(item.path, offset):
+        if prefix not in line:
+            continue
+        where = f"{item.display}:{lineno}"
+        if item.kind is LogKind.INGRESS:
+            nginx = nginx_access.parse_line(lineno, line)
+            if nginx is not None and nginx.request_id in wanted and nginx.request_id not in target:
+                target[nginx.request_id] = Found(where, line, nginx=nginx)
+        else:
+            envoy = envoy_access.parse_line(lineno, line)
+            if envoy is not None and envoy.request_id in wanted and envoy.request_id not in target:
+                target[envoy.request_id] = Found(where, line, envoy=envoy)
+
+
+def find(
+    files: Iterable[LogFile],
+    offsets: Mapping[Path, int],
+    prefix: str,
+    request_ids: Iterable[str],
+    *,
+    wait_s: float = 0.0,
+    envoy_logs_everything: bool = True,
+    poll_s: float = 0.1,
+) -> AccessLogs:
+    """Lines of `request_ids` (which all start with `prefix`) in `files`, read from `offsets`.
+
+    Polls up to `wait_s` for lines not yet written. Envoy's access log in Seldon holds only errors, so with
+    `envoy_logs_everything` False the wait does not hold out for Envoy lines of successful requests."""
+    items = tuple(files)
+    wanted = set(request_ids)
+    found = AccessLogs(files=items)
+    deadline = time.monotonic() + wait_s
+    while True:
+        found.ingress.clear()
+        found.envoy.clear()
+        for item in items:
+            _scan(item, offsets.get(item.path, 0), prefix, wanted, found)
+        has_ingress = any(f.kind is LogKind.INGRESS for f in items)
+        has_envoy = any(f.kind is LogKind.ENVOY for f in items)
+        complete = (not has_ingress or len(found.ingress) >= len(wanted)) and (
+            not has_envoy or not envoy_logs_everything or len(found.envoy) >= len(wanted)
+        )
+        if complete or time.monotonic() >= deadline:
+            return found
+        time.sleep(poll_s)

@@ -1,0 +1,166 @@
+"""What to send where: the ingress URL, the Host, the inference path and the headers that pick a Model or an
+Experiment in Seldon Core v2.
+
+`--experiment E` sends `seldon-model: E.experiment` on `/v2/models/E/infer` (Seldon's documented form: the agent
+ignores the URL name, the header selects the route). `--model M` sends `/v2/models/M/infer`; over REST the
+`seldon-model` header is left to Envoy's Lua filter, as a curl user would, while gRPC always carries it as metadata
+(the filter never fills it for gRPC). A user's own `-H seldon-model` that misses the experiment is reported as MT301
+before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from mlops_trace.errors import UsageError
+from mlops_trace.trace.record import Protocol
+
+SELDON_MODEL = "seldon-model"
+STICKY_HEADER = "x-seldon-route"
+INTERNAL_MODEL = "seldon-internal-model"
+REQUEST_ID_HEADER = "x-request-id"
+TRACEPARENT = "traceparent"
+GRPC_SERVICE = "inference.GRPCInferenceService"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything about a request except its ids: built once per run."""
+
+    base_url: str  # scheme://host:port, without a path
+    prefix: str  # the URL's path before /v2 ("" or "/financial-inference")
+    host_header: str | None  # --host, when it differs from the URL's host
+    name: str  # the model or experiment name in the path
+    is_experiment: bool
+    protocol: Protocol
+    headers: tuple[tuple[str, str], ...]  # lower-case names, our own and the user's
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def infer_path(self) -> str:
+        return f"{self.prefix}/v2/models/{self.name}/infer"
+
+    @property
+    def metadata_path(self) -> str:
+        return f"{self.prefix}/v2/models/{self.name}"
+
+    @property
+    def url_host(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
+
+    @property
+    def url_port(self) -> int:
+        parts = urlsplit(self.base_url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.base_url).scheme
+
+    @property
+    def authority(self) -> str:
+        """The Host the ingress sees: --host, else the URL's host[:port]."""
+        return self.host_header or urlsplit(self.base_url).netloc
+
+    @property
+    def seldon_model(self) -> str | None:
+        return self.header(SELDON_MODEL)
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        return next((value for key, value in self.headers if key == lowered), None)
+
+    def header_map(self) -> dict[str, str]:
+        return dict(self.headers)
+
+    def describe(self) -> str:
+        return f"experiment {self.name}" if self.is_experiment else f"model {self.name}"
+
+
+def parse_header(value: str) -> tuple[str, str]:
+    """`-H 'name: value'` (or `name=value`) → (lower-case name, value)."""
+    for separator in (":", "="):
+        name, sep, rest = value.partition(separator)
+        if sep and name.strip():
+            return name.strip().lower(), rest.strip()
+    raise UsageError(f"-H {value!r}: expected 'Name: value'")
+
+
+def build_target(
+    url: str,
+    *,
+    host: str | None,
+    model: str | None,
+    experiment: str | None,
+    extra_headers: Sequence[str] = (),
+    protocol: Protocol = Protocol.REST,
+) -> Target:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--url {url!r}: expected http(s)://host[:port][/prefix]")
+    if (model is None) == (experiment is None):
+        raise UsageError("say what to call: --model NAME or --experiment NAME (one of them)")
+    name = experiment if experiment is not None else model
+    assert name is not None
+    if not name or "/" in name:
+        raise UsageError(f"{name!r} is not a model or experiment name")
+    user = [parse_header(item) for item in extra_headers]
+    user_names = {key for key, _ in user}
+    if "host" in user_names:
+        raise UsageError("-H Host: ... is not sent as a header; use --host")
+    headers: list[tuple[str, str]] = []
+    warnings: list[str] = []
+    wanted = f"{experiment}.experiment" if experiment is not None else model
+    user_route = dict(user).get(SELDON_MODEL)
+    if SELDON_MODEL not in user_names:
+        if experiment is not None or protocol is Protocol.GRPC:
+            headers.append((SELDON_MODEL, str(wanted)))
+    elif experiment is not None and user_route != wanted:
+        warnings.append(
+            f"MT301: -H {SELDON_MODEL}: {user_route} replaces {wanted}: the request will not reach experiment "
+            f"{experiment} (Envoy matches {SELDON_MODEL} exactly)"
+        )
+    headers.extend(user)
+    prefix = parts.path.rstrip("/")
+    if prefix.endswith("/v2/models") or "/v2/" in prefix + "/":
+        raise UsageError(f"--url {url!r}: give the ingress URL without /v2/...; the path is built from the name")
+    host_header = host.strip() if host else None
+    return Target(
+        base_url=f"{parts.scheme}://{parts.netloc}",
+        prefix=prefix,
+        host_header=host_header or None,
+        name=name,
+        is_experiment=experiment is not None,
+        protocol=protocol,
+        headers=tuple(headers),
+        warnings=tuple(warnings),
+    )
+
+
+def request_headers(target: Target, request_id: str, traceparent: str) -> dict[str, str]:
+    """Headers of one REST request: content type, Host, ours (ids) and the target's."""
+    headers = {"content-type": "application/json"}
+    if target.host_header:
+        headers["host"] = target.host_header
+    headers.update(target.headers)
+    headers[REQUEST_ID_HEADER] = request_id
+    headers[TRACEPARENT] = traceparent
+    return headers
+
+
+def lua_effective_headers(path: str, headers: Mapping[str, str], grpc: bool) -> dict[str, str]:
+    """Headers as Envoy's router sees them after Seldon's Lua filter: only for REST, and only when neither
+    `seldon-model` nor `x-seldon-route` is present, `/v2/models/<n>…` gains `seldon-model: <n>` and
+    `/v2/pipelines/<n>…` gains `<n>.pipeline`."""
+    result = {name.lower(): value for name, value in headers.items()}
+    if grpc or SELDON_MODEL in result or STICKY_HEADER in result:
+        return result
+    for marker, suffix in (("/v2/models/", ""), ("/v2/pipelines/", ".pipeline")):
+        if path.startswith(marker):
+            name = path[len(marker) :].split("/", 1)[0].split("?", 1)[0]
+            if name:
+                result[SELDON_MODEL] = name + suffix
+            break
+    return result
