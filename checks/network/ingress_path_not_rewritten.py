@@ -35,7 +35,7 @@ CHECK = make_check(
     title="Ingress path reaches Envoy without the /v2 prefix it routes on",
     severity=Severity.CRITICAL,
     requires=("kube:Ingress",),
-    playbook="ingress-path-not-rewritten",
+    playbook="ingress-routing",
     fix=(
         "Rewrite the prefix away: path `/<prefix>(/|$)(.*)` with `nginx.ingress.kubernetes.io/rewrite-target: /$2` "
         'and `use-regex: "true"`, or serve Seldon on its own host with path `/`.'

@@ -30,7 +30,7 @@ CHECK = make_check(
     title="LoadBalancer Service on the request path has no external IP",
     severity=Severity.WARNING,
     requires=("kube:Service",),
-    playbook="loadbalancer-pending",
+    playbook="ingress-routing",
     fix=(
         "Give MetalLB an address for this Service: an IPAddressPool (metallb.io/v1beta1) with a free address that "
         "allows its namespace, and pool/IP annotations that name it."

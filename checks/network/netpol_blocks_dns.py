@@ -26,7 +26,7 @@ CHECK = make_check(
     title="Egress NetworkPolicy on Seldon pods allows no DNS",
     severity=Severity.CRITICAL,
     requires=("kube:Pod|kube:StatefulSet|kube:Deployment",),
-    playbook="netpol-blocks-dns",
+    playbook="network-policy",
     fix=(
         "Add an egress rule for DNS: `- to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: "
         "kube-system}}, podSelector: {matchLabels: {k8s-app: kube-dns}}}]` with ports 53/UDP and 53/TCP."

@@ -40,7 +40,7 @@ CHECK = make_check(
     title="NetworkPolicy blocks the ingress controller from Seldon's Envoy",
     severity=Severity.CRITICAL,
     requires=("kube:Ingress",),
-    playbook="netpol-blocks-ingress",
+    playbook="network-policy",
     fix=(
         "Admit the ingress controller: add `- from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: "
         "<controller namespace>}}}]` with Envoy's port (9000/TCP) to the ingress rules of the policy."

@@ -34,7 +34,7 @@ CHECK = make_check(
     title="NetworkPolicy blocks Seldon components inside their namespace",
     severity=Severity.CRITICAL,
     requires=("kube:Pod|kube:StatefulSet|kube:Deployment",),
-    playbook="netpol-blocks-intra-namespace",
+    playbook="network-policy",
     fix=(
         "Admit the namespace's own pods: add `- from: [{podSelector: {}}]` to the ingress rules (and "
         "`- to: [{podSelector: {}}]` to the egress rules) of the policy, or at least the Seldon ports."

@@ -7,6 +7,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.routing import (
+    SELDON_MODEL,
+    STICKY_HEADER,
+    serving_route_configs,
+)
 from mlops_trace.analysis.seldon import experiment_route_name, is_ready
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.parsers.envoy_config import EnvoyConfig, Route
@@ -24,10 +29,6 @@ CHECK = make_check(
     "model loaded on an agent); if only this Envoy lacks it, restart that Envoy pod to pull a fresh snapshot.",
 )
 
-SELDON_MODEL = "seldon-model"
-STICKY_HEADER = "x-seldon-route"
-SERVING_LISTENER = "seldon_http"
-SERVING_ROUTE_CONFIG = "listener_0"
 _LISTED = 8
 
 
@@ -35,17 +36,6 @@ _LISTED = 8
 class _Expected:
     obj: KubeObject
     value: str  # the seldon-model value that must have a route
-
-
-def serving_route_configs(config: EnvoyConfig) -> list[str]:
-    """Route configs that serve inference: those of the `seldon_http` listener, else `listener_0`, else every route
-    config with a `seldon-model` route (a hand-made or renamed setup)."""
-    for listener in config.listeners:
-        if listener.name == SERVING_LISTENER and listener.route_config_names:
-            return list(listener.route_config_names)
-    if config.route_config(SERVING_ROUTE_CONFIG) is not None:
-        return [SERVING_ROUTE_CONFIG]
-    return [rc.name for rc in config.route_configs if any(r.header_exact(SELDON_MODEL) for r in config.routes(rc.name))]
 
 
 def _normal_routes(config: EnvoyConfig, route_configs: list[str]) -> Iterator[Route]:

@@ -10,6 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.routing import (
+    INTERNAL_MODEL,
+    SELDON_MODEL,
+    STICKY_HEADER,
+    serving_route_configs,
+)
 from mlops_trace.analysis.seldon import experiment_route_name, iter_weighted_candidates
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.parsers.envoy_config import ClusterWeight, EnvoyConfig, Route
@@ -27,11 +33,6 @@ CHECK = make_check(
     "keeps old clusters; if a fresh snapshot is still wrong, look at the scheduler (thrash, a second scheduler).",
 )
 
-SELDON_MODEL = "seldon-model"
-STICKY_HEADER = "x-seldon-route"
-INTERNAL_MODEL = "seldon-internal-model"
-SERVING_LISTENER = "seldon_http"
-SERVING_ROUTE_CONFIG = "listener_0"
 TOLERANCE_PP = 1.0  # percentage points
 _MODEL_CLUSTER = re.compile(r"^(?P<model>.+)_\d+_(?:http|grpc)$")
 _PIPELINE_CLUSTER = re.compile(r"^(?P<pipeline>.+)_pipeline_(?:http|grpc)$")
@@ -51,16 +52,6 @@ class _Split:
 
     def share(self, target: str) -> float:
         return 100.0 * self.by_target.get(target, 0) / self.total if self.total else 0.0
-
-
-def serving_route_configs(config: EnvoyConfig) -> list[str]:
-    """Route configs of the `seldon_http` listener, else `listener_0`, else all with a `seldon-model` route."""
-    for listener in config.listeners:
-        if listener.name == SERVING_LISTENER and listener.route_config_names:
-            return list(listener.route_config_names)
-    if config.route_config(SERVING_ROUTE_CONFIG) is not None:
-        return [SERVING_ROUTE_CONFIG]
-    return [rc.name for rc in config.route_configs if any(r.header_exact(SELDON_MODEL) for r in config.routes(rc.name))]
 
 
 def _split_routes(config: EnvoyConfig, value: str) -> list[Route]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.routing import envoy_access_logs, envoy_no_route, namespace_from_upstream, short_line
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.parsers import envoy_access, logs, nginx_access
 from mlops_trace.snapshot.roles import Role
@@ -87,10 +88,6 @@ def _called_name(path: str | None) -> str | None:
     return match.group("name") if match else None
 
 
-def _short(line: str) -> str:
-    return line if len(line) <= 200 else line[:197] + "..."
-
-
 def run(snap: Snapshot) -> Iterator[Finding]:
     names = _names(snap)
     hits: list[_Hit] = []
@@ -102,7 +99,7 @@ def run(snap: Snapshot) -> Iterator[Finding]:
             hit = _ingress_hit(log, record, names)
             if hit is not None:
                 hits.append(hit)
-    envoy_logs = list(snap.logs_of(Role.ENVOY)) + [e.access_log for e in snap.envoys if e.access_log is not None]
+    envoy_logs = envoy_access_logs(snap)
     for log in envoy_logs:
         for access in envoy_access.iter_records(log.lines()):
             judged += 1
@@ -123,37 +120,22 @@ def run(snap: Snapshot) -> Iterator[Finding]:
     yield from _group(hits, seen_versions)
 
 
-def _namespace_for(candidates: list[str], upstream: str) -> str | None:
-    named = [ns for ns in candidates if upstream.startswith(ns + "-")]
-    if named:
-        return max(named, key=len)
-    return candidates[0] if len(candidates) == 1 else None
-
-
 def _ingress_hit(log: LogSource, record: nginx_access.NginxAccessRecord, names: _Names) -> _Hit | None:
     called = _called_name(record.path)
     upstream = record.proxy_upstream_name or ""
     if called is None or record.status != 404 or record.upstream_status != 404 or _DEFAULT_BACKEND in upstream:
         return None
     candidates = [ns for ns in names.namespaces() if names.versioned_model(called, ns) is not None]
-    namespace = _namespace_for(candidates, upstream)
+    namespace = namespace_from_upstream(candidates, upstream)
     model = names.versioned_model(called, namespace) if namespace is not None else None
     if namespace is None or model is None:
         return None
-    return _Hit(namespace, model, called, Direction.VIA_ENVOY, log.where(record.lineno), _short(record.raw))
-
-
-def _envoy_no_route(record: envoy_access.EnvoyAccessRecord) -> bool:
-    if record.status != 404:
-        return False
-    if "NR" in record.response_flags:
-        return True
-    return not record.response_flags and record.upstream_host is None and record.upstream_service_time_ms is None
+    return _Hit(namespace, model, called, Direction.VIA_ENVOY, log.where(record.lineno), short_line(record.raw))
 
 
 def _envoy_hit(log: LogSource, record: envoy_access.EnvoyAccessRecord, names: _Names) -> _Hit | None:
     called = _called_name(record.path)
-    if called is None or not _envoy_no_route(record):
+    if called is None or not envoy_no_route(record):
         return None
     sent = record.headers.get("seldon-model")
     if (sent is not None and sent != called) or "x-seldon-route" in record.headers:
@@ -161,7 +143,7 @@ def _envoy_hit(log: LogSource, record: envoy_access.EnvoyAccessRecord, names: _N
     model = names.versioned_model(called, log.namespace)
     if model is None:
         return None
-    return _Hit(log.namespace, model, called, Direction.VIA_ENVOY, log.where(record.lineno), _short(record.raw))
+    return _Hit(log.namespace, model, called, Direction.VIA_ENVOY, log.where(record.lineno), short_line(record.raw))
 
 
 def _mlserver_hits(
@@ -185,11 +167,11 @@ def _mlserver_hits(
             if versioned is not None and names.plain_model(versioned.group("model"), log.namespace):
                 seen_versions[(log.namespace, versioned.group("model"))].add(called)
             if record.fields.get("status") == "404" and names.plain_model(called, log.namespace):
-                where, what = log.where(record.lineno), _short(record.raw)
+                where, what = log.where(record.lineno), short_line(record.raw)
                 access_hits.append(_Hit(log.namespace, called, called, Direction.DIRECT, where, what))
         elif not_found is not None and names.plain_model(not_found.group("name"), log.namespace):
             name = not_found.group("name")
-            where, what = log.where(record.lineno), _short(record.raw)
+            where, what = log.where(record.lineno), short_line(record.raw)
             error_hits.append(_Hit(log.namespace, name, name, Direction.DIRECT, where, what))
     with_access = {hit.model for hit in access_hits}
     return read, access_hits + [hit for hit in error_hits if hit.model not in with_access]
@@ -199,7 +181,7 @@ def _describe(record: RequestRecord) -> str:
     sent = record.headers.get("seldon-model")
     header = f", seldon-model: {sent}" if sent is not None else ""
     target = f" to {record.authority}" if record.authority else ""
-    return _short(f"{record.method} {record.path}{target}{header} -> {record.status}")
+    return short_line(f"{record.method} {record.path}{target}{header} -> {record.status}")
 
 
 def _only(namespaces: list[str]) -> str | None:

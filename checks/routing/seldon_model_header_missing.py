@@ -9,6 +9,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.routing import (
+    envoy_access_logs,
+    envoy_no_route,
+    namespace_from_upstream,
+    request_succeeded,
+    short_line,
+)
 from mlops_trace.analysis.seldon import experiment_route_name
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.parsers import envoy_access, nginx_access
@@ -85,10 +92,6 @@ def _target(path: str | None) -> tuple[str, str] | None:
     return (match.group("kind"), match.group("name")) if match else None
 
 
-def _short(line: str) -> str:
-    return line if len(line) <= 200 else line[:197] + "..."
-
-
 def run(snap: Snapshot) -> Iterator[Finding]:
     known = _experiments(snap)
     hits: list[_Hit] = []
@@ -99,7 +102,7 @@ def run(snap: Snapshot) -> Iterator[Finding]:
             judged += 1
             if hit is not None:
                 hits.append(hit)
-    for log in _envoy_access_logs(snap):
+    for log in envoy_access_logs(snap):
         for hit in _envoy_hits(log, known):
             judged += 1
             if hit is not None:
@@ -134,12 +137,6 @@ def _route_missing(snap: Snapshot, namespace: str | None, experiment: str) -> bo
     )
 
 
-def _envoy_access_logs(snap: Snapshot) -> list[LogSource]:
-    logs = list(snap.logs_of(Role.ENVOY))
-    logs += [env.access_log for env in snap.envoys if env.access_log is not None]
-    return logs
-
-
 def _ingress_hits(log: LogSource, known: _Experiments) -> Iterator[_Hit | None]:
     """One item per access line: a hit for a 404 that Envoy (not nginx, not its default backend) gave on an
     Experiment's path, else None."""
@@ -153,29 +150,11 @@ def _ingress_hits(log: LogSource, known: _Experiments) -> Iterator[_Hit | None]:
             and record.upstream_status == 404
             and _DEFAULT_BACKEND not in upstream
         ):
-            namespace = _namespace_for(known.namespaces_of(target[1], target[0]), upstream)
+            namespace = namespace_from_upstream(known.namespaces_of(target[1], target[0]), upstream)
             if namespace is not None:
-                where, what = log.where(record.lineno), _short(record.raw)
+                where, what = log.where(record.lineno), short_line(record.raw)
                 hit = _Hit(namespace, target[1], where, what, from_log=True, prefixed=_prefixed(record.path))
         yield hit
-
-
-def _namespace_for(candidates: list[str], upstream: str) -> str | None:
-    """The Experiment's namespace for an ingress line: the one `[$proxy_upstream_name]` (`<ns>-<svc>-<port>`) names,
-    else the only namespace holding that Experiment; None when it stays ambiguous."""
-    named = [ns for ns in candidates if upstream.startswith(ns + "-")]
-    if named:
-        return max(named, key=len)
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def _envoy_no_route(record: envoy_access.EnvoyAccessRecord) -> bool:
-    """A 404 Envoy produced itself: flag NR, or no flag at all and nothing upstream answered."""
-    if record.status != 404:
-        return False
-    if "NR" in record.response_flags:
-        return True
-    return not record.response_flags and record.upstream_host is None and record.upstream_service_time_ms is None
 
 
 def _envoy_hits(log: LogSource, known: _Experiments) -> Iterator[_Hit | None]:
@@ -183,26 +162,20 @@ def _envoy_hits(log: LogSource, known: _Experiments) -> Iterator[_Hit | None]:
     for record in envoy_access.iter_records(log.lines()):
         hit = None
         target = _target(record.path)
-        if target is not None and _envoy_no_route(record):
+        if target is not None and envoy_no_route(record):
             kind, name = target
             sent = record.headers.get("seldon-model")
             if log.namespace in known.namespaces_of(name, kind) and sent != experiment_route_name(name):
-                where, what = log.where(record.lineno), _short(record.raw)
+                where, what = log.where(record.lineno), short_line(record.raw)
                 hit = _Hit(log.namespace, name, where, what, from_log=True, prefixed=_prefixed(record.path))
         yield hit
-
-
-def _succeeded(record: RequestRecord) -> bool:
-    if record.protocol == "grpc":
-        return (record.grpc_status or "").upper() in ("0", "OK")
-    return record.status is not None and 200 <= record.status < 300
 
 
 def _describe(record: RequestRecord) -> str:
     sent = record.headers.get("seldon-model")
     outcome = record.grpc_status if record.protocol == "grpc" and record.grpc_status else record.status
     header = f"seldon-model: {sent}" if sent is not None else "no seldon-model header"
-    return _short(f"{record.method} {record.path} ({record.protocol}, {header}) -> {outcome or 'no response'}")
+    return short_line(f"{record.method} {record.path} ({record.protocol}, {header}) -> {outcome or 'no response'}")
 
 
 def _request_hit(record: RequestRecord, known: _Experiments) -> _Hit | None:
@@ -219,7 +192,7 @@ def _request_hit(record: RequestRecord, known: _Experiments) -> _Hit | None:
         namespaces = known.namespaces_of(name, kind)
         if not namespaces or sent == experiment_route_name(name):
             continue
-        if sent is None and _succeeded(record):
+        if sent is None and request_succeeded(record):
             continue  # something on the way (e.g. an ingress snippet) added the header: it did reach a route
         namespace = namespaces[0] if len(namespaces) == 1 else None
         return _Hit(namespace, name, record.display, _describe(record))
@@ -227,7 +200,7 @@ def _request_hit(record: RequestRecord, known: _Experiments) -> _Hit | None:
 
 
 def _grpc_without_metadata(record: RequestRecord) -> bool:
-    return record.protocol == "grpc" and "seldon-model" not in record.headers and not _succeeded(record)
+    return record.protocol == "grpc" and "seldon-model" not in record.headers and not request_succeeded(record)
 
 
 def _group(hits: list[_Hit], known: _Experiments) -> Iterator[Finding]:

@@ -9,11 +9,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.routing import (
+    SELDON_MODEL,
+    STICKY_HEADER,
+    envoy_access_logs,
+    request_succeeded,
+    serving_route_configs,
+    short_line,
+)
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.parsers import envoy_access
 from mlops_trace.parsers.envoy_config import EnvoyConfig, Route
-from mlops_trace.snapshot.roles import Role
-from mlops_trace.snapshot.snapshot import EnvoySource, LogSource, RequestRecord, Snapshot
+from mlops_trace.snapshot.snapshot import EnvoySource, RequestRecord, Snapshot
 
 CHECK = make_check(
     id="MT307",
@@ -26,10 +33,6 @@ CHECK = make_check(
     "Envoy returns); never send it to models outside an experiment.",
 )
 
-SELDON_MODEL = "seldon-model"
-STICKY_HEADER = "x-seldon-route"
-SERVING_LISTENER = "seldon_http"
-SERVING_ROUTE_CONFIG = "listener_0"
 SAMPLES = 3
 _LISTED = 8
 _INFERENCE_PATH = re.compile(r"/v2/|/inference\.")
@@ -59,16 +62,6 @@ class _Stale:
     sticky_values: tuple[str, ...]
     where: str
     what: str
-
-
-def serving_route_configs(config: EnvoyConfig) -> list[str]:
-    """Route configs of the `seldon_http` listener, else `listener_0`, else all with a `seldon-model` route."""
-    for listener in config.listeners:
-        if listener.name == SERVING_LISTENER and listener.route_config_names:
-            return list(listener.route_config_names)
-    if config.route_config(SERVING_ROUTE_CONFIG) is not None:
-        return [SERVING_ROUTE_CONFIG]
-    return [rc.name for rc in config.route_configs if any(r.header_exact(SELDON_MODEL) for r in config.routes(rc.name))]
 
 
 def _inference_path(path: str) -> str:
@@ -135,10 +128,6 @@ def _judge(item: _Sticky, envoys: Mapping[str, list[tuple[EnvoySource, EnvoyConf
     return False, None
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
 def _request_items(snap: Snapshot, namespaces: tuple[str, ...]) -> Iterator[_Sticky]:
     for record in snap.requests:
         if STICKY_HEADER not in record.headers:
@@ -150,21 +139,15 @@ def _request_items(snap: Snapshot, namespaces: tuple[str, ...]) -> Iterator[_Sti
             headers=dict(record.headers),
             where=record.display,
             what=_describe(record),
-            succeeded=_succeeded(record),
+            succeeded=request_succeeded(record),
         )
-
-
-def _succeeded(record: RequestRecord) -> bool:
-    if record.protocol == "grpc":
-        return (record.grpc_status or "").upper() in ("0", "OK")
-    return record.status is not None and 200 <= record.status < 300
 
 
 def _describe(record: RequestRecord) -> str:
     model = record.headers.get(SELDON_MODEL)
     header = f"seldon-model: {model}" if model is not None else "no seldon-model"
     outcome = record.grpc_status if record.protocol == "grpc" and record.grpc_status else record.status
-    return _short(
+    return short_line(
         f"{record.method} {record.path} ({header}, x-seldon-route: {record.headers[STICKY_HEADER]}) "
         f"-> {outcome or 'no response'}"
     )
@@ -173,9 +156,7 @@ def _describe(record: RequestRecord) -> str:
 def _access_items(snap: Snapshot) -> Iterator[_Sticky]:
     """Envoy access lines with a 404 (or no status) that record both `x-seldon-route` and `seldon-model`: without
     the latter a line cannot say which routes applied."""
-    logs: list[LogSource] = list(snap.logs_of(Role.ENVOY))
-    logs += [env.access_log for env in snap.envoys if env.access_log is not None]
-    for log in logs:
+    for log in envoy_access_logs(snap):
         for record in envoy_access.iter_records(log.lines()):
             if STICKY_HEADER not in record.headers or SELDON_MODEL not in record.headers or not record.path:
                 continue
@@ -187,7 +168,7 @@ def _access_items(snap: Snapshot) -> Iterator[_Sticky]:
                 authority=record.authority or "",
                 headers=dict(record.headers),
                 where=log.where(record.lineno),
-                what=_short(record.raw),
+                what=short_line(record.raw),
             )
 
 

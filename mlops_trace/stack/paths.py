@@ -1,0 +1,120 @@
+"""Where the stack keeps things: the state directory (`~/.cache/mlops-trace/stack`, or `MLOPS_TRACE_STACK_DIR`),
+its component environment, trained models, per-run files, the bundle it serves, and `state.json`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops_trace.stack.topology import (
+    CONTROLLER_POD,
+    ENVOY_POD,
+    INGRESS_NAMESPACE,
+    INGRESS_POD,
+    NAMESPACE,
+    SCHEDULER_POD,
+    SERVER_POD,
+    SYSTEM_NAMESPACE,
+)
+
+STATE_DIR_ENV = "MLOPS_TRACE_STACK_DIR"
+VENV_ENV = "MLOPS_TRACE_STACK_VENV"
+
+
+def default_state_dir() -> Path:
+    configured = os.environ.get(STATE_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "mlops-trace" / "stack"
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    root: Path
+
+    @classmethod
+    def resolve(cls, state_dir: Path | None = None) -> StackPaths:
+        return cls((state_dir or default_state_dir()).expanduser().resolve())
+
+    @property
+    def venv(self) -> Path:
+        configured = os.environ.get(VENV_ENV)
+        return Path(configured).expanduser().resolve() if configured else self.root / "venv"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def bundle(self) -> Path:
+        return self.root / "bundle"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".lock"
+
+    # run files
+
+    @property
+    def xds_dir(self) -> Path:
+        return self.run / "envoy" / "xds"
+
+    @property
+    def manifests(self) -> Path:
+        return self.run / "manifests"
+
+    @property
+    def process_logs(self) -> Path:
+        """Output of processes that are no pod's container (the kube view, Prometheus, the agent proxy)."""
+        return self.run / "logs"
+
+    # pod logs inside the bundle
+
+    def pod_log(self, namespace: str, pod: str, container: str) -> Path:
+        return self.bundle / "logs" / namespace / pod / f"{container}.log"
+
+    @property
+    def scheduler_log(self) -> Path:
+        return self.pod_log(NAMESPACE, SCHEDULER_POD, "scheduler")
+
+    @property
+    def central_scheduler_log(self) -> Path:
+        return self.pod_log(SYSTEM_NAMESPACE, SCHEDULER_POD, "scheduler")
+
+    @property
+    def controller_log(self) -> Path:
+        return self.pod_log(SYSTEM_NAMESPACE, CONTROLLER_POD, "manager")
+
+    @property
+    def agent_log(self) -> Path:
+        return self.pod_log(NAMESPACE, SERVER_POD, "agent")
+
+    @property
+    def mlserver_log(self) -> Path:
+        return self.pod_log(NAMESPACE, SERVER_POD, "mlserver")
+
+    @property
+    def envoy_log(self) -> Path:
+        return self.pod_log(NAMESPACE, ENVOY_POD, "envoy")
+
+    @property
+    def ingress_log(self) -> Path:
+        return self.pod_log(INGRESS_NAMESPACE, INGRESS_POD, "controller")
+
+    @property
+    def envoy_admin_dir(self) -> Path:
+        return self.bundle / "envoy" / NAMESPACE / ENVOY_POD
