@@ -264,6 +264,126 @@ def bundle_serve(
         _fail(str(exc))
 
 
+# --- stack: the bundled reference serving stack -----------------------------------------------------------------
+
+stack_app = typer.Typer(
+    help="The reference serving stack on 127.0.0.1: real NGINX, Envoy, MLServer (and Prometheus), with faults.",
+    no_args_is_help=True,
+)
+app.add_typer(stack_app, name="stack")
+
+STATE_DIR_HELP = "State directory (default ~/.cache/mlops-trace/stack, or $MLOPS_TRACE_STACK_DIR)."
+
+
+def _stack_status_text(info: dict[str, object]) -> str:
+    lines = [f"running:      {str(info.get('running')).lower()}"]
+    if "ingress_url" in info:
+        experiment = info["experiment"]
+        route = experiment["route"] if isinstance(experiment, dict) else ""
+        lines += [
+            f"ingress:      {info['ingress_url']}  (Host: {info['host']})",
+            f"ingress gRPC: {info['ingress_grpc']}",
+            f"envoy admin:  {info['envoy_admin_url']}",
+            f"kubeconfig:   {info['kubeconfig']}",
+            f"bundle:       {info['bundle']}",
+            f"experiment:   {route}",
+            f"prometheus:   {info['prometheus_url'] or info['prometheus']}",
+            f"faults:       {', '.join(info['faults']) or 'none'}",  # type: ignore[arg-type]
+            "try:          curl -s -D - -H 'Host: {host}' -H 'seldon-model: {route}' -H 'Content-Type: "
+            "application/json' -d @request.json {url}/v2/models/{exp}/infer".format(
+                host=info["host"], route=route, url=info["ingress_url"],
+                exp=experiment.get("name") if isinstance(experiment, dict) else ""),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@stack_app.command("up")
+def stack_up(
+    fault: Annotated[
+        Optional[list[str]], typer.Option("--fault", "-f", help="Reproduce a failure (repeatable): see `stack faults`.")
+    ] = None,
+    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+) -> None:
+    """Start the stack (creates its environment on first use) and print where everything is."""
+    import json
+
+    from mlops_trace.stack.faults import parse_faults
+    from mlops_trace.stack.runner import up
+    from mlops_trace.stack.venv import Say
+
+    if output not in ("text", "json"):
+        _fail(f"--output must be text or json (got {output!r})")
+    try:
+        info = up(state_dir, parse_faults(fault or ()), Say())
+    except MlopsTraceError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(info, indent=2) if output == "json" else _stack_status_text(info), nl=output == "json")
+
+
+@stack_app.command("down")
+def stack_down(state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help=STATE_DIR_HELP)] = None) -> None:
+    """Stop every process of the stack by PID; exit 2 if a port of the stack is still listening."""
+    from mlops_trace.stack.runner import down
+
+    try:
+        result = down(state_dir)
+    except MlopsTraceError as exc:
+        _fail(str(exc))
+    if not result.was_running:
+        typer.echo("stack: not running")
+    else:
+        typer.echo(f"stack: stopped {', '.join(result.stopped) or 'nothing'}"
+                   + (f" (killed after timeout: {', '.join(result.killed)})" if result.killed else ""))
+    if result.still_listening:
+        _fail(f"ports still listening after stack down: {', '.join(map(str, result.still_listening))}")
+
+
+@stack_app.command("status")
+def stack_status(
+    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+) -> None:
+    """Where the stack's entry points, kubeconfig and logs are; refreshes the bundle's Envoy config_dump."""
+    import json
+
+    from mlops_trace.stack.status import status
+
+    if output not in ("text", "json"):
+        _fail(f"--output must be text or json (got {output!r})")
+    try:
+        info = status(state_dir)
+    except MlopsTraceError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(info, indent=2) if output == "json" else _stack_status_text(info), nl=output == "json")
+
+
+@stack_app.command("logs")
+def stack_logs(
+    component: Annotated[str, typer.Argument(help="scheduler, central-scheduler, controller, agent, mlserver, "
+                                                  "envoy, ingress or agent-proxy-access.")],
+    tail: Annotated[int, typer.Option("--tail", help="Last N lines (0: all).")] = 50,
+    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
+) -> None:
+    """Print a component's log (the same file `kubectl logs` reads through the stack's kubeconfig)."""
+    from mlops_trace.stack.status import log_path, read_tail
+
+    try:
+        path = log_path(state_dir, component)
+    except MlopsTraceError as exc:
+        _fail(str(exc))
+    sys.stdout.write(read_tail(path, tail))
+
+
+@stack_app.command("faults")
+def stack_faults() -> None:
+    """List the faults `stack up --fault` reproduces, one line each."""
+    from mlops_trace.stack.faults import DESCRIPTIONS
+
+    for fault, text in DESCRIPTIONS.items():
+        typer.echo(f"{fault.value:<15} {text}")
+
+
 def main() -> None:
     """Console-script entry point: no traceback reaches the user unless MLOPS_TRACE_DEBUG is set."""
     try:

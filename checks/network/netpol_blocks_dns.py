@@ -42,11 +42,23 @@ _SELDON_ROLES = (Role.SCHEDULER, Role.ENVOY, Role.AGENT, Role.MODELGATEWAY, Role
 def _is_seldon(obj: KubeObject, labels: Mapping[str, str]) -> bool:
     if pod_role(obj.name, labels) in _SELDON_ROLES:
         return True
-    if any(str(c.get("name")) == "agent" for c in pod_containers(pod_template_spec(obj))):
+    if _runs_seldon_agent(obj):
         return True
     for key in ("app.kubernetes.io/name", "app"):
         value = labels.get(key, "")
         if value.startswith("seldon-") or value == "hodometer":
+            return True
+    return False
+
+
+def _runs_seldon_agent(obj: KubeObject) -> bool:
+    """A container named `agent` that is Seldon's (its image, or the SELDON_* settings it reads): other products
+    ship containers called `agent` too."""
+    for container in pod_containers(pod_template_spec(obj)):
+        if str(container.get("name")) != "agent":
+            continue
+        env_names = {str(as_mapping(e).get("name")) for e in as_list(container.get("env"))}
+        if "seldon" in str(container.get("image", "")).lower() or any(n.startswith("SELDON_") for n in env_names):
             return True
     return False
 

@@ -24,7 +24,7 @@ from mlops_trace.analysis.seldon import (
     SCHEDULER_XDS_PORT,
 )
 from mlops_trace.model.findings import Evidence, Finding, Severity
-from mlops_trace.snapshot.kube import KubeObject, as_list, pod_containers, pod_template_spec
+from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping, pod_containers, pod_template_spec
 from mlops_trace.snapshot.roles import Role, pod_role
 from mlops_trace.snapshot.snapshot import Snapshot
 
@@ -107,11 +107,22 @@ FLOWS = (
 def _member_of(role: Role) -> Callable[[KubeObject, Mapping[str, str]], bool]:
     def wanted(obj: KubeObject, labels: Mapping[str, str]) -> bool:
         if role is Role.AGENT:
-            has_agent = any(str(c.get("name")) == "agent" for c in pod_containers(pod_template_spec(obj)))
-            return has_agent or pod_role(obj.name, labels) is Role.AGENT
+            return pod_role(obj.name, labels) is Role.AGENT or _runs_seldon_agent(obj)
         return pod_role(obj.name, labels) is role
 
     return wanted
+
+
+def _runs_seldon_agent(obj: KubeObject) -> bool:
+    """A container named `agent` that is Seldon's (its image, or the SELDON_* settings it reads): other products
+    ship containers called `agent` too."""
+    for container in pod_containers(pod_template_spec(obj)):
+        if str(container.get("name")) != "agent":
+            continue
+        env_names = {str(as_mapping(e).get("name")) for e in as_list(container.get("env"))}
+        if "seldon" in str(container.get("image", "")).lower() or any(n.startswith("SELDON_") for n in env_names):
+            return True
+    return False
 
 
 def run(snap: Snapshot) -> Iterator[Finding]:
@@ -125,24 +136,28 @@ def run(snap: Snapshot) -> Iterator[Finding]:
     problems: list[str] = []
     for namespace in namespaces:
         if not snap.covers("NetworkPolicy", namespace):
+            problems.append(f"{namespace}: NetworkPolicies not collected")
             continue
         members = {role: pod_endpoints(snap, workload_members(snap, namespace, _member_of(role))) for role in roles}
         try:
-            blocked = _blocked_flows(policies, members)
+            blocked, allowed = _blocked_flows(policies, members)
         except NetworkPolicyError as exc:
             problems.append(f"{namespace}: {exc}")
             continue
-        judged.append(namespace)
         for key in list(blocked):
             in_play = [by_name[n] for n in key[3] if n in by_name]
             if namespace_labels_unknown(snap, in_play, key[2].value, namespace):
                 # The policy admits peers by labels of this namespace, whose Namespace object we do not have.
                 problems.append(f"{namespace}: {', '.join(key[3])} select namespace labels not in the bundle")
                 del blocked[key]
+        if not (blocked or allowed):
+            problems.append(f"{namespace}: no pair of Seldon components to evaluate")
+            continue
+        judged.append(namespace)
         for (flow, port, side, names), pairs in blocked.items():
             yield _finding(namespace, flow, port, side, names, pairs, by_name)
     if not judged:
-        reason = "; ".join(problems) or "no NetworkPolicies collected in the namespaces with Seldon pods"
+        reason = "; ".join(problems) or "nothing to evaluate"
         raise SkipCheck(f"cannot judge NetworkPolicies: {reason}")
 
 
@@ -151,8 +166,10 @@ BlockKey = tuple[Flow, int, Direction, tuple[str, ...]]
 
 def _blocked_flows(
     policies: list[Mapping[str, Any]], members: Mapping[Role, list[PodEndpoint]]
-) -> dict[BlockKey, list[tuple[PodEndpoint, PodEndpoint, Verdict]]]:
+) -> tuple[dict[BlockKey, list[tuple[PodEndpoint, PodEndpoint, Verdict]]], int]:
+    """The blocked connections, grouped by flow, port, side and policies; and how many connections passed."""
     blocked: dict[BlockKey, list[tuple[PodEndpoint, PodEndpoint, Verdict]]] = {}
+    allowed = 0
     for flow in FLOWS:
         for target in members[flow.target]:
             port = container_port(target.source, flow.container, flow.port_names, flow.default_port)
@@ -161,10 +178,11 @@ def _blocked_flows(
                     continue
                 verdict = evaluate(policies, source.endpoint, target.endpoint, port, Protocol.TCP)
                 if verdict.allowed or verdict.blocked_by is None:
+                    allowed += 1
                     continue
                 names = verdict.egress_policies if verdict.blocked_by is Direction.EGRESS else verdict.ingress_policies
                 blocked.setdefault((flow, port, verdict.blocked_by, names), []).append((source, target, verdict))
-    return blocked
+    return blocked, allowed
 
 
 def _finding(

@@ -116,9 +116,7 @@ def _lines_from(path: Path, offset: int) -> Iterator[tuple[int, str]]:
             yield lineno, raw.decode("utf-8", "replace").rstrip("\r\n")
 
 
-def _scan(
-    item: LogFile, offset: int, prefix: str, wanted: set[str], found: AccessLogs
-) -> None:
+def _scan(item: LogFile, offset: int, prefix: str, wanted: set[str], found: AccessLogs) -> None:
     target = found.ingress if item.kind is LogKind.INGRESS else found.envoy
     for lineno, line in _lines_from(item.path, offset):
         if prefix not in line:

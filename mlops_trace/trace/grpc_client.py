@@ -139,8 +139,19 @@ def infer(
         headers = _headers(rpc.initial_metadata(), rpc.trailing_metadata())
         status, message, body = rpc.code().name, rpc.details(), b""
     total = round(elapsed + (connect_ms or 0.0), 3)
-    return _grpc_exchange(entry, url, request_id, traceparent, started_at, headers, body, total,
-                          ClientPhases(connect_ms=connect_ms, wait_ms=round(elapsed, 3)), status, message)
+    return _grpc_exchange(
+        entry,
+        url,
+        request_id,
+        traceparent,
+        started_at,
+        headers,
+        body,
+        total,
+        ClientPhases(connect_ms=connect_ms, wait_ms=round(elapsed, 3)),
+        status,
+        message,
+    )
 
 
 async def infer_async(
@@ -170,10 +181,19 @@ async def infer_async(
         headers = _headers(await call.initial_metadata(), await call.trailing_metadata())
     except grpc.aio.AioRpcError:
         headers = {}
-    return _grpc_exchange(entry="ingress", url=url, request_id=request_id, traceparent=traceparent,
-                          started_at=started_at, headers=headers, body=b"", total=elapsed,
-                          phases=ClientPhases(wait_ms=elapsed, reused_connection=True), status=status,
-                          message=message)
+    return _grpc_exchange(
+        entry="ingress",
+        url=url,
+        request_id=request_id,
+        traceparent=traceparent,
+        started_at=started_at,
+        headers=headers,
+        body=b"",
+        total=elapsed,
+        phases=ClientPhases(wait_ms=elapsed, reused_connection=True),
+        status=status,
+        message=message,
+    )
 
 
 def _grpc_exchange(

@@ -74,7 +74,7 @@ def model_time(
     if delta_count <= 0:
         return None
     mean_ms = round(delta_sum / delta_count * 1000.0, 3)
-    inferences = int(round(delta_count))
+    inferences = round(delta_count)
     exact = inferences == 1 and requests == 1
     label = ", ".join(sorted(keys)) or "all models"
     if exact:

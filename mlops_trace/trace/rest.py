@@ -53,7 +53,9 @@ def _span(events: Mapping[str, float], start: str, end: str) -> float | None:
 def phases_from_events(events: Mapping[str, float], dns_ms: float | None = None) -> ClientPhases:
     """Client phases from trace events keyed `<name>.<started|complete>` (the http11/http2/connection prefix is
     dropped by the recorder)."""
-    send_end = "send_request_body.complete" if "send_request_body.complete" in events else "send_request_headers.complete"
+    send_end = (
+        "send_request_body.complete" if "send_request_body.complete" in events else "send_request_headers.complete"
+    )
     return ClientPhases(
         dns_ms=dns_ms,
         connect_ms=_span(events, "connect_tcp.started", "connect_tcp.complete"),

@@ -58,7 +58,7 @@ class LatencyHistogram:
         self._max_ms = -math.inf
 
     def record(self, value_ms: float) -> None:
-        micros = min(max(int(round(value_ms * 1000.0)), 0), _HDR_HIGHEST_US)
+        micros = min(max(round(value_ms * 1000.0), 0), _HDR_HIGHEST_US)
         # HDR histograms hold positive integers; a 0 µs sample (clock resolution) is stored in the lowest bucket.
         self._histogram.record_value(max(micros, _HDR_LOWEST_US))
         self._count += 1
@@ -156,8 +156,10 @@ def normal_quantile(probability: float) -> float:
         return -normal_quantile(1.0 - probability)
     q = probability - 0.5
     r = q * q
-    return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (
-        ((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0
+    return (
+        (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
+        * q
+        / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
     )
 
 
