@@ -3,12 +3,12 @@ hands them to a scheduler and they never get a status."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.container_args import VAR_REF, expand_vars, split_flag
 from mlops_trace.analysis.seldon import controller_workloads, workload_replicas
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.parsers.logs import iter_records
@@ -28,7 +28,6 @@ CHECK = make_check(
 )
 
 _MANAGER_CONTAINERS = ("manager", "controller", "seldon-v2-controller-manager")
-_VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _TRUE = ("1", "t", "true")
 _FALSE = ("0", "f", "false")
 _MESSAGE_LIMIT = 200
@@ -110,7 +109,7 @@ def _scope(dep: KubeObject) -> Scope:
     tokens = [str(t) for t in as_list(container.get("command")) + as_list(container.get("args"))]
     flags: dict[str, tuple[str | None, int]] = {}
     for pos, token in enumerate(tokens):
-        name, value = _split_flag(token)
+        name, value = split_flag(token)
         if name is None:
             continue
         if value is None and name != "clusterwide" and pos + 1 < len(tokens) and not tokens[pos + 1].startswith("-"):
@@ -127,7 +126,7 @@ def _scope(dep: KubeObject) -> Scope:
     clusterwide = False
     if "clusterwide" in flags:
         raw, pos = flags["clusterwide"]
-        value = _expand(raw, env) if raw is not None else "true"
+        value = expand_vars(raw, env) if raw is not None else "true"
         evidence.append(Evidence(where(pos), f"{tokens[pos]} = {value}"))
         unresolved = _unresolved(value, opaque)
         if unresolved:
@@ -141,7 +140,7 @@ def _scope(dep: KubeObject) -> Scope:
     namespace_flag = own
     if "namespace" in flags:
         raw, pos = flags["namespace"]
-        value = _expand(raw or "", env)
+        value = expand_vars(raw or "", env)
         unresolved = _unresolved(value, opaque)
         if unresolved:
             return Scope(dep, False, frozenset(), tuple(evidence), unknown=unresolved)
@@ -153,7 +152,7 @@ def _scope(dep: KubeObject) -> Scope:
     if "watch-namespaces" not in flags:
         return Scope(dep, True, frozenset(), tuple(evidence))
     raw, pos = flags["watch-namespaces"]
-    value = _expand(raw or "", env)
+    value = expand_vars(raw or "", env)
     evidence.append(Evidence(where(pos), f"{tokens[pos]} = {value or '(empty: all namespaces)'}"))
     unresolved = _unresolved(value, opaque)
     if unresolved:
@@ -201,29 +200,14 @@ def _env(container: Mapping[str, Any], own: str) -> tuple[dict[str, str], set[st
     return env, opaque
 
 
-def _expand(value: str, env: Mapping[str, str]) -> str:
-    """Kubernetes `$(VAR)` expansion: a variable the container does not define stays as written."""
-    return _VAR_REF.sub(lambda m: env.get(m.group(1), m.group(0)), value)
-
-
 def _unresolved(value: str, opaque: set[str]) -> str:
     """Why a flag value still holds a `$(VAR)` after expansion, or "" when it is fully resolved."""
-    for match in _VAR_REF.finditer(value):
+    for match in VAR_REF.finditer(value):
         name = match.group(1)
         if name in opaque:
             return f"$({name}) comes from a ConfigMap, Secret or field the input does not hold"
         return f"$({name}) is not defined in the controller container's env"
     return ""
-
-
-def _split_flag(token: str) -> tuple[str | None, str | None]:
-    if not token.startswith("-") or token in ("-", "--"):
-        return None, None
-    body = token.lstrip("-")
-    if "=" in body:
-        name, value = body.split("=", 1)
-        return name, value
-    return body, None
 
 
 def _log_evidence(snap: Snapshot) -> list[Evidence]:

@@ -3,12 +3,12 @@ send its control plane to a scheduler in another namespace (or its agents are sp
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.container_args import expand_vars, split_flag
 from mlops_trace.analysis.seldon import (
     SCHEDULER_SERVICE,
     ServiceAddress,
@@ -201,12 +201,12 @@ def _controller_scheduler_hosts(dep: KubeObject) -> Iterator[tuple[str, str, str
         for key in ("command", "args"):
             tokens = [str(t) for t in as_list(container.get(key))]
             for pos, token in enumerate(tokens):
-                name, value = _split_flag(token)
+                name, value = split_flag(token)
                 if name != "scheduler-host":
                     continue
                 if value is None and pos + 1 < len(tokens) and not tokens[pos + 1].startswith("-"):
                     value = tokens[pos + 1]
-                resolved = _expand(value or "", env)
+                resolved = expand_vars(value or "", env)
                 if resolved:
                     yield f"{base}.{key}[{pos}]", "flag --scheduler-host=", resolved
         # SELDON_SCHEDULER_HOST on the controller is not read by v2.6+ (SELDON-FACTS §3): a leftover value says
@@ -221,7 +221,7 @@ def _controller_manages(dep: KubeObject, namespace: str) -> bool:
         tokens = [str(t) for t in as_list(container.get("command")) + as_list(container.get("args"))]
         flags: dict[str, str | None] = {}
         for pos, token in enumerate(tokens):
-            name, value = _split_flag(token)
+            name, value = split_flag(token)
             if name is None:
                 continue
             if (
@@ -231,7 +231,7 @@ def _controller_manages(dep: KubeObject, namespace: str) -> bool:
                 and not tokens[pos + 1].startswith("-")
             ):
                 value = tokens[pos + 1]
-            flags[name] = _expand(value, env) if value is not None else None
+            flags[name] = expand_vars(value, env) if value is not None else None
         if not any(key in flags for key in ("clusterwide", "namespace", "watch-namespaces")):
             continue
         clusterwide = "clusterwide" in flags and (flags["clusterwide"] or "true").lower() in ("1", "t", "true")
@@ -285,25 +285,6 @@ def _literal_env(container: Mapping[str, Any], own_namespace: str = "") -> dict[
         elif as_mapping(as_mapping(entry.get("valueFrom")).get("fieldRef")).get("fieldPath") == "metadata.namespace":
             env[name] = own_namespace
     return env
-
-
-_VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
-
-
-def _expand(value: str, env: Mapping[str, str]) -> str:
-    """Kubernetes `$(VAR)` expansion in args: an undefined variable stays as written."""
-    return _VAR_REF.sub(lambda m: env.get(m.group(1), m.group(0)), value)
-
-
-def _split_flag(token: str) -> tuple[str | None, str | None]:
-    """`--name=value` / `-name value` → (name, value or None); a non-flag token gives (None, None)."""
-    if not token.startswith("-") or token in ("-", "--"):
-        return None, None
-    body = token.lstrip("-")
-    if "=" in body:
-        name, value = body.split("=", 1)
-        return name, value
-    return body, None
 
 
 def _pod_owner(pod: KubeObject) -> str | None:

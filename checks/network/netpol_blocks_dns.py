@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -14,9 +13,10 @@ from mlops_trace.analysis.ingress import (
     service_ports,
     workload_members,
 )
-from mlops_trace.analysis.netpol import Endpoint, NetworkPolicyError, Protocol, egress_allows
+from mlops_trace.analysis.netpol import Endpoint, NetworkPolicyError, Protocol, egress_allows, rules_text
+from mlops_trace.analysis.seldon import runs_seldon_agent
 from mlops_trace.model.findings import Evidence, Finding, Severity
-from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping, pod_containers, pod_template_spec
+from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.roles import Role, pod_role
 from mlops_trace.snapshot.snapshot import Snapshot
 
@@ -42,23 +42,11 @@ _SELDON_ROLES = (Role.SCHEDULER, Role.ENVOY, Role.AGENT, Role.MODELGATEWAY, Role
 def _is_seldon(obj: KubeObject, labels: Mapping[str, str]) -> bool:
     if pod_role(obj.name, labels) in _SELDON_ROLES:
         return True
-    if _runs_seldon_agent(obj):
+    if runs_seldon_agent(obj):
         return True
     for key in ("app.kubernetes.io/name", "app"):
         value = labels.get(key, "")
         if value.startswith("seldon-") or value == "hodometer":
-            return True
-    return False
-
-
-def _runs_seldon_agent(obj: KubeObject) -> bool:
-    """A container named `agent` that is Seldon's (its image, or the SELDON_* settings it reads): other products
-    ship containers called `agent` too."""
-    for container in pod_containers(pod_template_spec(obj)):
-        if str(container.get("name")) != "agent":
-            continue
-        env_names = {str(as_mapping(e).get("name")) for e in as_list(container.get("env"))}
-        if "seldon" in str(container.get("image", "")).lower() or any(n.startswith("SELDON_") for n in env_names):
             return True
     return False
 
@@ -195,7 +183,7 @@ def _finding(
     for name in names:
         policy = by_name.get(name)
         if policy is not None:
-            evidence.append(Evidence(policy.field_where(".spec.egress"), _rules_text(policy)))
+            evidence.append(Evidence(policy.field_where(".spec.egress"), rules_text(policy.spec, "egress")))
     first = members[0]
     evidence.append(Evidence(first.source.field_where(".metadata.labels"), f"{first.label}: {_labels(first.endpoint)}"))
     if dns_source is not None:
@@ -235,13 +223,6 @@ def _opens_dns_tcp_only(policy: KubeObject, dns_port: int) -> bool:
             ):
                 return True
     return False
-
-
-def _rules_text(policy: KubeObject) -> str:
-    types = policy.spec.get("policyTypes")
-    rules = policy.spec.get("egress")
-    text = f"policyTypes={json.dumps(types) if types else 'default'} egress={json.dumps(rules, sort_keys=True)}"
-    return text if len(text) <= 220 else text[:217] + "..."
 
 
 def _labels(endpoint: Endpoint) -> str:

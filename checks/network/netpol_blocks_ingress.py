@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.ingress import (
@@ -27,6 +25,7 @@ from mlops_trace.analysis.netpol import (
     Protocol,
     Verdict,
     evaluate,
+    rules_text,
 )
 from mlops_trace.analysis.seldon import ENVOY_HTTP_PORT
 from mlops_trace.model.findings import Evidence, Finding, Severity
@@ -242,7 +241,7 @@ def _finding(entry: Blocked, by_name: Mapping[str, KubeObject]) -> Finding:
     for name in entry.policies:
         policy = by_name.get(name)
         if policy is not None:
-            evidence.append(Evidence(policy.field_where(f".spec.{key}"), _rules_text(policy, key)))
+            evidence.append(Evidence(policy.field_where(f".spec.{key}"), rules_text(policy.spec, key)))
     if entry.verdict is not None:
         evidence.append(Evidence("NetworkPolicy evaluation (ingress controller → Envoy)", entry.verdict.explanation))
     if source.member is not None:
@@ -265,10 +264,3 @@ def _finding(entry: Blocked, by_name: Mapping[str, KubeObject]) -> Finding:
     return CHECK.finding(
         namespace=policy_ns, object=f"NetworkPolicy/{target}", message=message, evidence=evidence, fix=fix
     )
-
-
-def _rules_text(policy: KubeObject, key: str) -> str:
-    types = policy.spec.get("policyTypes")
-    rules: Any = policy.spec.get(key)
-    text = f"policyTypes={json.dumps(types) if types else 'default'} {key}={json.dumps(rules, sort_keys=True)}"
-    return text if len(text) <= 220 else text[:217] + "..."

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,16 +14,17 @@ from mlops_trace.analysis.ingress import (
     pod_endpoints,
     workload_members,
 )
-from mlops_trace.analysis.netpol import Direction, NetworkPolicyError, Protocol, Verdict, evaluate
+from mlops_trace.analysis.netpol import Direction, NetworkPolicyError, Protocol, Verdict, evaluate, rules_text
 from mlops_trace.analysis.seldon import (
     AGENT_PROXY_GRPC_PORT,
     AGENT_PROXY_HTTP_PORT,
     SCHEDULER_AGENT_PORT,
     SCHEDULER_API_PORT,
     SCHEDULER_XDS_PORT,
+    runs_seldon_agent,
 )
 from mlops_trace.model.findings import Evidence, Finding, Severity
-from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping, pod_containers, pod_template_spec
+from mlops_trace.snapshot.kube import KubeObject, as_list
 from mlops_trace.snapshot.roles import Role, pod_role
 from mlops_trace.snapshot.snapshot import Snapshot
 
@@ -107,22 +107,10 @@ FLOWS = (
 def _member_of(role: Role) -> Callable[[KubeObject, Mapping[str, str]], bool]:
     def wanted(obj: KubeObject, labels: Mapping[str, str]) -> bool:
         if role is Role.AGENT:
-            return pod_role(obj.name, labels) is Role.AGENT or _runs_seldon_agent(obj)
+            return pod_role(obj.name, labels) is Role.AGENT or runs_seldon_agent(obj)
         return pod_role(obj.name, labels) is role
 
     return wanted
-
-
-def _runs_seldon_agent(obj: KubeObject) -> bool:
-    """A container named `agent` that is Seldon's (its image, or the SELDON_* settings it reads): other products
-    ship containers called `agent` too."""
-    for container in pod_containers(pod_template_spec(obj)):
-        if str(container.get("name")) != "agent":
-            continue
-        env_names = {str(as_mapping(e).get("name")) for e in as_list(container.get("env"))}
-        if "seldon" in str(container.get("image", "")).lower() or any(n.startswith("SELDON_") for n in env_names):
-            return True
-    return False
 
 
 def run(snap: Snapshot) -> Iterator[Finding]:
@@ -211,7 +199,7 @@ def _finding(
     for name in names:
         policy = by_name.get(name)
         if policy is not None:
-            evidence.append(Evidence(policy.field_where(f".spec.{key}"), _rules_text(policy, key)))
+            evidence.append(Evidence(policy.field_where(f".spec.{key}"), rules_text(policy.spec, key)))
     evidence.append(Evidence(f"NetworkPolicy evaluation ({flow.label})", pairs[0][2].explanation))
     for label, endpoint in ((sources[0], pairs[0][0]), (targets[0], pairs[0][1])):
         evidence.append(Evidence(endpoint.source.field_where(".metadata.labels"), f"{label}: {_labels(endpoint)}"))
@@ -228,13 +216,6 @@ def _finding(
     return CHECK.finding(
         namespace=namespace, object=f"NetworkPolicy/{target_policy}", message=message, evidence=evidence, fix=fix
     )
-
-
-def _rules_text(policy: KubeObject, key: str) -> str:
-    types = policy.spec.get("policyTypes")
-    rules = policy.spec.get(key)
-    text = f"policyTypes={json.dumps(types) if types else 'default'} {key}={json.dumps(rules, sort_keys=True)}"
-    return text if len(text) <= 220 else text[:217] + "..."
 
 
 def _labels(endpoint: PodEndpoint) -> str:

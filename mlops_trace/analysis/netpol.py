@@ -16,6 +16,7 @@ mistake are skipped, since their semantics differ. Objects the API server would 
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -470,3 +471,11 @@ def _as_list(value: Any, field_name: str, policy: Mapping[str, Any]) -> Sequence
 
 def _optional_str(value: Any) -> str | None:
     return str(value) if value else None
+
+
+def rules_text(policy_spec: Mapping[str, Any], direction: str) -> str:
+    """A policy's types and its `ingress`/`egress` rules as one evidence line."""
+    types = policy_spec.get("policyTypes")
+    rules = policy_spec.get(direction)
+    text = f"policyTypes={json.dumps(types) if types else 'default'} {direction}={json.dumps(rules, sort_keys=True)}"
+    return text if len(text) <= 220 else text[:217] + "..."

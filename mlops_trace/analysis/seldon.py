@@ -121,7 +121,9 @@ def local_scheduler(snap: Snapshot, namespace: str) -> LocalScheduler:
     scaled_up = [w for w in workloads if workload_replicas(w) > 0]
     if scaled_up and not (pods and snap.covers("Pod", namespace)):
         w = scaled_up[0]
-        return LocalScheduler(True, ((w.field_where(".spec.replicas"), f"{w.ref} has replicas={workload_replicas(w)}"),))
+        return LocalScheduler(
+            True, ((w.field_where(".spec.replicas"), f"{w.ref} has replicas={workload_replicas(w)}"),)
+        )
     evidence: list[tuple[str, str]] = []
     for w in workloads:
         evidence.append((w.field_where(".spec.replicas"), f"{w.ref} has replicas={workload_replicas(w)}"))
@@ -155,6 +157,18 @@ def server_workloads(snap: Snapshot, namespace: str | None = None) -> list[KubeO
             if any(str(c.get("name")) == "agent" for c in pod_containers(pod_template_spec(obj))):
                 found.append(obj)
     return found
+
+
+def runs_seldon_agent(obj: KubeObject) -> bool:
+    """A container named `agent` that is Seldon's (its image, or the SELDON_* settings it reads): other products
+    ship containers called `agent` too."""
+    for container in pod_containers(pod_template_spec(obj)):
+        if str(container.get("name")) != "agent":
+            continue
+        env_names = {str(as_mapping(e).get("name")) for e in as_list(container.get("env"))}
+        if "seldon" in str(container.get("image", "")).lower() or any(n.startswith("SELDON_") for n in env_names):
+            return True
+    return False
 
 
 def agent_container(workload: KubeObject) -> Mapping[str, Any] | None:
