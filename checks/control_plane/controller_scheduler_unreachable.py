@@ -70,23 +70,72 @@ _SUCCESSES = (
 )
 
 
+# Lines that say which namespace a subscription logger is (re)connecting for: the `Scheduler not ready` lines that
+# follow on the same logger name no namespace themselves (the operator logs only the error), so they inherit it.
+_CONTEXT = ("retrying to connect", "subscribe ended for", "dialing scheduler", "connecting to scheduler")
+# Fields of stream events that name a Seldon resource, which tells the namespace when the name is unique.
+_RESOURCE_FIELDS = (
+    ("name", ("Model", "Server")),
+    ("model", ("Model",)),
+    ("experiment", ("Experiment",)),
+    ("pipeline", ("Pipeline",)),
+    ("server", ("Server",)),
+)
+
+
 def run(snap: Snapshot) -> Iterator[Finding]:
+    owners = _resource_namespaces(snap)
     for log in snap.logs_of(Role.CONTROLLER):
-        yield from _judge(snap, log, _events(log))
+        yield from _judge(snap, log, _events(log, owners))
 
 
-def _events(log: LogSource) -> list[_Event]:
+def _resource_namespaces(snap: Snapshot) -> dict[tuple[str, str], set[str]]:
+    owners: dict[tuple[str, str], set[str]] = {}
+    for kind in ("Model", "Server", "Experiment", "Pipeline"):
+        for obj in snap.objects_of(kind):
+            if obj.namespace:
+                owners.setdefault((kind, obj.name), set()).add(obj.namespace)
+    return owners
+
+
+def _events(log: LogSource, owners: dict[tuple[str, str], set[str]]) -> list[_Event]:
     events: list[_Event] = []
+    logger_namespace: dict[str, str] = {}
     for record in iter_records(log.lines()):
         event = _classify(record)
-        if event is not None:
-            events.append(event)
+        message = (record.message or record.raw).lower()
+        line_namespace = _key(record)
+        if line_namespace is not None and record.logger and any(needle in message for needle in _CONTEXT):
+            logger_namespace[record.logger] = line_namespace
+        if event is None:
+            continue
+        if event.key is None and event.kind is Kind.FAILURE and record.logger in logger_namespace:
+            event = _Event(event.lineno, event.kind, event.label, logger_namespace[record.logger], event.text)
+        elif event.key is None and event.kind is Kind.SUCCESS:
+            owner = _owner_namespace(record, owners)
+            if owner is not None:
+                event = _Event(event.lineno, event.kind, event.label, owner, event.text)
+        events.append(event)
     named = {e.key for e in events if e.key is not None}
     if len(named) == 1:
         # A controller that talks to one scheduler: every line is about it, also those that do not name it.
         only = next(iter(named))
         events = [_Event(e.lineno, e.kind, e.label, only, e.text) for e in events]
     return _drop_failed_connects(events)
+
+
+def _owner_namespace(record: LogRecord, owners: dict[tuple[str, str], set[str]]) -> str | None:
+    """The namespace of the resource a stream event names, when only one namespace has a resource of that name."""
+    for field_name, kinds in _RESOURCE_FIELDS:
+        resource = record.fields.get(field_name)
+        if not resource:
+            continue
+        found: set[str] = set()
+        for kind in kinds:
+            found |= owners.get((kind, resource), set())
+        if len(found) == 1:
+            return next(iter(found))
+    return None
 
 
 def _classify(record: LogRecord) -> _Event | None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.ingress import rewrite_target
 from mlops_trace.analysis.routing import (
     envoy_access_logs,
     envoy_no_route,
@@ -119,6 +120,9 @@ def run(snap: Snapshot) -> Iterator[Finding]:
     # An access line cannot show the headers sent: when Envoy has no route for the Experiment at all, the 404 is
     # explained without a missing header, and MT302 reports it.
     hits = [hit for hit in hits if not (hit.from_log and _route_missing(snap, hit.namespace, hit.experiment))]
+    if not _ingress_rewrites(snap):
+        # No Ingress rewrites paths, so a client prefix before /v2/ reaches Envoy as it is: those 404s are MT204's.
+        hits = [hit for hit in hits if not hit.prefixed]
     yield from _group(hits, known)
     if grpc_without_metadata:
         yield _grpc_finding(grpc_without_metadata, known)
@@ -157,6 +161,14 @@ def _ingress_hits(log: LogSource, known: _Experiments) -> Iterator[_Hit | None]:
         yield hit
 
 
+def _ingress_rewrites(snap: Snapshot) -> bool:
+    """Whether some Ingress of the bundle rewrites paths (or the bundle holds no Ingress, so we cannot tell)."""
+    ingresses = snap.objects_of("Ingress")
+    if not ingresses:
+        return True
+    return any(rewrite_target(ing) is not None for ing in ingresses)
+
+
 def _envoy_hits(log: LogSource, known: _Experiments) -> Iterator[_Hit | None]:
     """One item per access line: a hit for a 404 Envoy made itself on an Experiment's path, else None."""
     for record in envoy_access.iter_records(log.lines()):
@@ -167,7 +179,10 @@ def _envoy_hits(log: LogSource, known: _Experiments) -> Iterator[_Hit | None]:
             sent = record.headers.get("seldon-model")
             if log.namespace in known.namespaces_of(name, kind) and sent != experiment_route_name(name):
                 where, what = log.where(record.lineno), short_line(record.raw)
-                hit = _Hit(log.namespace, name, where, what, from_log=True, prefixed=_prefixed(record.path))
+                # The path as Envoy saw it: with a prefix before /v2/ no Seldon route can match whatever the
+                # headers were, so the 404 says nothing about `seldon-model` (an unrewritten ingress path, MT204).
+                if not _prefixed(record.path):
+                    hit = _Hit(log.namespace, name, where, what, from_log=True)
         yield hit
 
 
