@@ -130,7 +130,23 @@ def _read_kube(root: Path, snap: Snapshot) -> None:
         except InputError as exc:
             snap.problems.append(InputProblem(rel, str(exc)))
             continue  # a malformed file is left out whole: half a file would mislead the checks
+        if not objects:
+            _note_empty_list(snap, root, path)
         snap.add_objects(objects)
+
+
+def _note_empty_list(snap: Snapshot, root: Path, path: Path) -> None:
+    """An empty file or List says "collected, none found" when its name names the kind (`netpol.yaml`,
+    `networkpolicies.json`); under `kube/<namespace>/` it speaks for that namespace only."""
+    from mlops_trace.serve.resources import WELL_KNOWN
+
+    stem = path.stem.lower().replace("-", "").replace("_", "")
+    for resource in WELL_KNOWN:
+        if stem in (resource.plural, resource.singular, *resource.short_names):
+            parts = path.relative_to(root / "kube").parts
+            scope = parts[0] if len(parts) > 1 and resource.namespaced else None
+            snap.metadata.empty_kinds.setdefault(resource.kind, scope)
+            return
 
 
 def _to_object(body: Mapping[str, Any], source: str) -> KubeObject | None:

@@ -82,6 +82,9 @@ class BundleMetadata:
     namespaces: tuple[str, ...] = ()
     all_namespaces: bool = False
     kinds: tuple[str, ...] = ()  # kinds the collector asked for, when it says so
+    # Kinds a hand-written bundle shows as collected-but-empty: `kubectl get netpol -A -o yaml > kube/netpol.yaml`
+    # on a cluster with none gives an empty List, known by its file name. Value: namespace scope (None = all).
+    empty_kinds: dict[str, str | None] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -152,6 +155,10 @@ class Snapshot:
         if self.objects_of(kind, namespace) if namespace is not None else self.has_kind(kind):
             return True
         meta = self.metadata
+        if kind in meta.empty_kinds:
+            scope = meta.empty_kinds[kind]
+            if scope is None or namespace is None or scope == namespace:
+                return True
         kind_collected = kind in meta.kinds if meta.kinds else self.has_kind(kind)
         if not kind_collected:
             return False
@@ -180,7 +187,8 @@ class Snapshot:
             return any(self.has(part.strip()) for part in requirement.split("|"))
         family, _, name = requirement.partition(":")
         if family == "kube":
-            return self.has_kind(name)
+            # A kind that was collected and found empty is present as an input: "none exist" is an answer.
+            return self.has_kind(name) or name in self.metadata.empty_kinds or name in self.metadata.kinds
         if family == "logs":
             return bool(self.logs_of(Role(name)))
         if family == "envoy":

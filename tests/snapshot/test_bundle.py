@@ -117,3 +117,15 @@ def test_requests_records(bundle: Path) -> None:
         assert record.path == "/v2/models/m/infer"
         assert record.headers["seldon-model"] == "m"
         assert record.status == 404
+
+
+def test_empty_list_named_for_its_kind_counts_as_collected(bundle: Path) -> None:
+    _write(bundle, "kube/networkpolicies.yaml", "apiVersion: v1\nitems: []\nkind: List\nmetadata:\n  resourceVersion: ''\n")
+    _write(bundle, "kube/other/svc.yaml", "apiVersion: v1\nitems: []\nkind: List\n")
+    _write(bundle, "kube/whatever.yaml", "apiVersion: v1\nitems: []\nkind: List\n")
+    with open_bundle(bundle) as snap:
+        assert snap.covers("NetworkPolicy", "serving")
+        assert snap.covers("Service", "other")
+        assert snap.covers("Service", "serving")  # a Service of `serving` is in the bundle
+        assert not snap.covers("Service", "elsewhere")
+        assert not snap.covers("Ingress", "serving")
