@@ -114,12 +114,17 @@ def attribute(
     phases = exchange.phases
     # Hop 1: TCP connect.
     if phases.connect_ms is not None:
+        connect_source = (
+            "client: gRPC channel ready (TCP connect and HTTP/2 preface)"
+            if exchange.url.startswith("grpc://")
+            else "client: TCP connect (httpx trace connect_tcp)"
+        )
         rows.append(
             row(
                 1,
                 exchange.url,
                 phases.connect_ms,
-                "client: TCP connect (httpx trace connect_tcp)",
+                connect_source,
                 SourceKind.CLIENT,
                 (Evidence("client", f"TCP connect took {phases.connect_ms} ms"),),
             )

@@ -232,6 +232,15 @@ def explain(
             f"the {'model server' if hop == 7 else 'agent'} answered {status}: {_error_text(body)}",
             tuple([_answer_evidence(exchange)] + logs),
         )
+    ingress_alone = nginx is not None and nginx.nginx is not None and not nginx.nginx.upstream_addrs
+    envoy_seen = exchange.headers.get("server") == "envoy" or "x-envoy-upstream-service-time" in exchange.headers
+    if ingress_alone or (nginx is None and not envoy_seen and exchange.headers.get("server", "").startswith("nginx")):
+        return Failure(
+            2,
+            f"http-{status}",
+            f"the ingress answered {status} itself, without passing the request on",
+            tuple([_answer_evidence(exchange)] + logs),
+        )
     return Failure(
         4, f"http-{status}", f"answered {status} before reaching a model", tuple([_answer_evidence(exchange)] + logs)
     )
@@ -383,8 +392,8 @@ def _explain_grpc(
     )
 
 
-def preflight_findings(target: Target, snap: Snapshot | None, namespace: str | None) -> list[Finding]:
-    """MT301 before sending: the user's headers, or a `--model` that names an Experiment, miss the experiment."""
+def preflight_findings(target: Target, namespace: str | None) -> list[Finding]:
+    """MT301 before sending: the user's own `-H seldon-model` replaces the experiment's header."""
     findings: list[Finding] = []
     for warning in target.warnings:
         if warning.startswith("MT301"):
@@ -395,23 +404,6 @@ def preflight_findings(target: Target, snap: Snapshot | None, namespace: str | N
                     object=f"Experiment/{target.name}",
                     message=warning.split(": ", 1)[1],
                     evidence=(Evidence("command line", warning),),
-                )
-            )
-    if not target.is_experiment and snap is not None and target.seldon_model is None:
-        experiments = _names(snap, "Experiment", namespace)
-        models = _names(snap, "Model", namespace)
-        if target.name in experiments and target.name not in models:
-            message = (
-                f"--model {target.name} names an Experiment: without {SELDON_MODEL}: {target.name}.experiment "
-                f"the request cannot reach it (use --experiment {target.name})"
-            )
-            findings.append(
-                make_finding(
-                    "MT301",
-                    namespace=namespace,
-                    object=f"Experiment/{target.name}",
-                    message=message,
-                    evidence=(Evidence("command line", message),),
                 )
             )
     return findings

@@ -130,25 +130,45 @@ def _lb_addresses(svc: KubeObject) -> list[str]:
     return addresses
 
 
+HOST_ADDRESS_ANNOTATION = "mlops-trace.io/host-address"  # where the reference stack publishes a Service on 127.0.0.1
+
+
+def _lb_rank(svc: KubeObject, request: PathRequest, fronting: set[tuple[str | None, str]]) -> int:
+    """How surely the client's address is this LoadBalancer: 3 published host address, 2 the ingress controller's
+    Service with that IP, 1 a Service with that IP and port, 0 that IP only, -1 not it."""
+    if svc.annotations.get(HOST_ADDRESS_ANNOTATION) == f"{request.url_host}:{request.url_port}":
+        return 3
+    if request.url_host not in _lb_addresses(svc):
+        return -1
+    if (svc.namespace, svc.name) in fronting:
+        return 2
+    ports = {as_mapping(p).get("port") for p in as_list(svc.spec.get("ports"))}
+    return 1 if request.url_port in ports else 0
+
+
 def _hop1(snap: Snapshot, request: PathRequest) -> PathHop:
     name = HOP_NAMES[1]
-    balancers = [svc for svc in snap.objects_of("Service") if service_type(svc) == "LoadBalancer"]
-    for svc in balancers:
-        if request.url_host in _lb_addresses(svc):
-            ports = [str(as_mapping(p).get("port")) for p in as_list(svc.spec.get("ports"))]
-            return PathHop(
-                1,
-                name,
-                f"Service {svc.namespace}/{svc.name} LoadBalancer {request.url_host}:{request.url_port}",
-                (
-                    Evidence(
-                        svc.field_where(".status.loadBalancer.ingress"),
-                        f"external IP {request.url_host}, ports {', '.join(ports) or '?'}",
-                    ),
-                ),
-            )
     controllers = controller_pods(snap) + controller_workloads(snap)
     fronting = [svc for svc in controller_services(snap, controllers) if service_type(svc) == "LoadBalancer"]
+    fronting_keys = {(svc.namespace, svc.name) for svc in fronting}
+    balancers = [svc for svc in snap.objects_of("Service") if service_type(svc) == "LoadBalancer"]
+    ranked = sorted(((_lb_rank(svc, request, fronting_keys), svc) for svc in balancers), key=lambda item: -item[0])
+    if ranked and ranked[0][0] >= 0:
+        svc = ranked[0][1]
+        ports = [str(as_mapping(p).get("port")) for p in as_list(svc.spec.get("ports"))]
+        addresses = "/".join(_lb_addresses(svc)) or "none"
+        return PathHop(
+            1,
+            name,
+            f"Service {svc.namespace}/{svc.name} LoadBalancer {addresses} (client dialled "
+            f"{request.url_host}:{request.url_port})",
+            (
+                Evidence(
+                    svc.field_where(".status.loadBalancer.ingress"),
+                    f"external IP {addresses}, ports {', '.join(ports) or '?'}",
+                ),
+            ),
+        )
     for svc in fronting:
         if not _lb_addresses(svc):
             return PathHop(
@@ -302,11 +322,12 @@ def _hop3(snap: Snapshot, backend: IngressBackend | None) -> tuple[PathHop, str 
 def _envoy(
     snap: Snapshot, namespace: str | None, override: EnvoyConfig | None, override_where: str | None
 ) -> tuple[EnvoyConfig | None, str | None, str]:
-    if override is not None:
-        return override, override_where, override_where or "Envoy admin /config_dump"
     sources = snap.envoy_configs(namespace) if namespace is not None else []
     if not sources:
         sources = snap.envoy_configs()
+    if override is not None:
+        pod = f"Envoy {sources[0].namespace}/{sources[0].pod}" if sources else "Envoy"
+        return override, override_where, f"{pod} (live config_dump)"
     if not sources:
         return None, None, "no Envoy config_dump in the snapshot"
     env = sources[0]
@@ -338,6 +359,31 @@ def _pod_for_endpoint(snap: Snapshot, namespace: str | None, endpoint: str) -> K
         if pod.name in (host, short) or str(pod.status.get("podIP", "")) == host:
             return pod
     return None
+
+
+def _only_server_pod(
+    snap: Snapshot, namespace: str | None, model_name: str
+) -> tuple[KubeObject | None, Evidence | None]:
+    """When Envoy's endpoint names no pod of the snapshot (an address outside it), the pod of the Model's Server,
+    if the Server has exactly one."""
+    model = snap.get("Model", namespace, model_name) if namespace else None
+    servers = snap.objects_of("Server", namespace)
+    server = str(model.spec.get("server")) if model is not None and model.spec.get("server") else None
+    if server is None and len(servers) == 1:
+        server = servers[0].name
+    if server is None:
+        return None, None
+    pods = [
+        pod
+        for pod in server_pods(snap, namespace)
+        if pod.labels.get("seldon-server-name") == server or re.fullmatch(rf"{re.escape(server)}-\d+", pod.name)
+    ]
+    if len(pods) != 1:
+        return None, None
+    where = model.field_where(".spec.server") if model is not None and model.spec.get("server") else servers[0].ref
+    return pods[0], Evidence(
+        where, f"Model {model_name} is served by Server {server}, whose only pod is {pods[0].name}"
+    )
 
 
 def reconstruct(
@@ -450,9 +496,14 @@ def _server_hops(
         else:
             endpoint = cluster.endpoints[0]
             pod = _pod_for_endpoint(snap, namespace, endpoint)
+            via_server = None
+            if pod is None and versioned is not None:
+                pod, via_server = _only_server_pod(snap, namespace, split_versioned(versioned)[0])
             evidence = [
                 Evidence(config_where or "config_dump", f"cluster {served_cluster} → {', '.join(cluster.endpoints)}")
             ]
+            if via_server is not None:
+                evidence.append(via_server)
             if pod is not None:
                 evidence.append(
                     Evidence(pod.field_where(".status.phase"), f"Pod {pod.name} is {pod.status.get('phase', '?')}")

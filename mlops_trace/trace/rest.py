@@ -63,7 +63,8 @@ def phases_from_events(events: Mapping[str, float], dns_ms: float | None = None)
         send_ms=_span(events, "send_request_headers.started", send_end),
         wait_ms=_span(events, send_end, "receive_response_headers.complete"),
         receive_ms=_span(events, "receive_response_headers.complete", "receive_response_body.complete"),
-        reused_connection="connect_tcp.started" not in events,
+        # No connect event while the request itself was traced: the pool handed out an open connection.
+        reused_connection=bool(events) and "connect_tcp.started" not in events,
     )
 
 
@@ -121,8 +122,9 @@ def resolve_ms(host: str, port: int) -> float | None:
 def make_client(*, http2: bool, tls: TlsOptions, timeout: float, connections: int = 1) -> httpx.Client:
     import httpx
 
+    # With --http2 only h2 is offered: ALPN over TLS, prior knowledge (h2c) over plain http.
     return httpx.Client(
-        http1=True,
+        http1=not http2,
         http2=http2,
         verify=tls.verify(),
         timeout=httpx.Timeout(timeout),
@@ -135,7 +137,7 @@ def make_async_client(*, http2: bool, tls: TlsOptions, timeout: float, connectio
     import httpx
 
     return httpx.AsyncClient(
-        http1=True,
+        http1=not http2,
         http2=http2,
         verify=tls.verify(),
         timeout=httpx.Timeout(timeout),

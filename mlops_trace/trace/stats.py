@@ -58,9 +58,9 @@ class LatencyHistogram:
         self._max_ms = -math.inf
 
     def record(self, value_ms: float) -> None:
-        micros = min(max(round(value_ms * 1000.0), 0), _HDR_HIGHEST_US)
-        # HDR histograms hold positive integers; a 0 µs sample (clock resolution) is stored in the lowest bucket.
-        self._histogram.record_value(max(micros, _HDR_LOWEST_US))
+        micros = min(max(round(value_ms * 1000.0), 0), _HDR_HIGHEST_US - 1)
+        # HDR histograms hold positive integers: values are stored one µs up, so 0 (a log's ms resolution) survives.
+        self._histogram.record_value(micros + 1)
         self._count += 1
         self._sum_ms += value_ms
         self._min_ms = min(self._min_ms, value_ms)
@@ -71,10 +71,12 @@ class LatencyHistogram:
         return self._count
 
     def percentile(self, percent: float) -> float:
-        """The value at `percent` (0–100) in ms; the histogram reports the highest value equivalent to the bucket."""
+        """The value at `percent` (0–100) in ms: the lowest value of its bucket, so a value recorded exactly reads back
+        unchanged and none reads back higher than it was."""
         if self._count == 0:
             return math.nan
-        return float(self._histogram.get_value_at_percentile(percent)) / 1000.0
+        value = self._histogram.get_value_at_percentile(percent)
+        return float(self._histogram.get_lowest_equivalent_value(value) - 1) / 1000.0
 
     def summary(self) -> LatencySummary | None:
         if self._count == 0:

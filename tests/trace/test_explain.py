@@ -1,0 +1,146 @@
+"""Failures explained at the right hop with the right id, from the shape of the answer, the logs and the path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mlops_trace.parsers import nginx_access
+from mlops_trace.snapshot.bundle import open_bundle
+from mlops_trace.snapshot.snapshot import Snapshot
+from mlops_trace.trace.accesslogs import Found
+from mlops_trace.trace.explain import INGRESS_NO_MATCH, explain
+from mlops_trace.trace.path import PathRequest, reconstruct
+from mlops_trace.trace.record import ErrorKind
+from mlops_trace.trace.target import Target, build_target
+from tests.trace.helpers import EXPERIMENT, HEALTHY_AB, HOST, LB_IP, exchange, nginx_line
+
+
+@pytest.fixture(scope="module")
+def snap() -> Iterator[Snapshot]:
+    with open_bundle(HEALTHY_AB) as loaded:
+        yield loaded
+
+
+def _target(headers: list[str] | None = None, *, model: str | None = None, host: str = HOST) -> Target:
+    if model is not None:
+        return build_target(f"http://{LB_IP}", host=host, model=model, experiment=None, extra_headers=headers or [])
+    return build_target(f"http://{LB_IP}", host=host, model=None, experiment=EXPERIMENT, extra_headers=headers or [])
+
+
+def _path(snap: Snapshot, target: Target, route: str | None = None):  # type: ignore[no-untyped-def]
+    request = PathRequest(LB_IP, 80, target.authority, target.infer_path, target.header_map())
+    return reconstruct(snap, request, route)
+
+
+def test_success_has_no_failure(snap: Snapshot) -> None:
+    target = _target()
+    assert explain(exchange(200, {"x-seldon-route": ":txn-baseline_1:"}), target, _path(snap, target), snap) is None
+
+
+def test_envoy_no_route_for_an_experiment_path_without_header_is_mt301(snap: Snapshot) -> None:
+    target = _target(model=EXPERIMENT)  # /v2/models/txn-ab/infer: the Lua filter sets seldon-model: txn-ab
+    answer = exchange(404, {"server": "envoy", "content-length": "0"})
+    failure = explain(answer, target, _path(snap, target), snap)
+    assert failure is not None
+    assert (failure.hop, failure.code) == (4, "MT301")
+    assert failure.finding is not None and failure.finding.object == "Experiment/txn-ab"
+    assert "Lua" in failure.summary
+
+
+def test_stale_sticky_header_is_mt307(snap: Snapshot) -> None:
+    target = _target(["x-seldon-route: :txn-baseline_9:"])
+    failure = explain(exchange(404, {"server": "envoy"}), target, _path(snap, target), snap)
+    assert failure is not None and (failure.hop, failure.code) == (4, "MT307")
+    assert "txn-ab.experiment_http" in failure.summary  # the route that takes it without the header
+
+
+def test_no_route_for_an_existing_model_is_mt302(snap: Snapshot) -> None:
+    target = _target(["seldon-model: txn-ab.experiment"])
+    path = _path(snap, target)
+    # Pretend Envoy lost the route: explain without the path's Envoy config but with the objects.
+    failure = explain(exchange(404, {"server": "envoy"}), target, None, snap)
+    assert failure is not None and (failure.hop, failure.code) == (4, "MT302")
+    assert path.route is not None
+
+
+def test_versioned_name_is_mt306(snap: Snapshot) -> None:
+    target = _target(model="txn-baseline_1")
+    failure = explain(exchange(404, {"server": "envoy"}), target, _path(snap, target), snap)
+    assert failure is not None and failure.code == "MT306"
+
+
+def test_unknown_name_names_no_check(snap: Snapshot) -> None:
+    target = _target(model="nothing-here")
+    failure = explain(exchange(404, {}), target, _path(snap, target), snap)
+    assert failure is not None and (failure.hop, failure.code) == (4, "unknown-model")
+
+
+def test_agent_page_not_found_with_route_is_mt108_at_the_agent(snap: Snapshot) -> None:
+    target = _target()
+    answer = exchange(
+        404, {"x-seldon-route": ":txn-challenger_1:", "x-envoy-upstream-service-time": "1"}, b"404 page not found\n"
+    )
+    failure = explain(answer, target, _path(snap, target, ":txn-challenger_1:"), snap)
+    assert failure is not None and (failure.hop, failure.code) == (6, "MT108")
+    assert failure.finding is not None and failure.finding.object == "Model/txn-challenger"
+
+
+def test_mlserver_model_not_found_is_hop_7(snap: Snapshot) -> None:
+    answer = exchange(404, {"x-seldon-route": ":txn-baseline_1:"}, b'{"error":"Model txn-baseline_1 not found"}')
+    failure = explain(answer, _target(), None, snap)
+    assert failure is not None and (failure.hop, failure.code) == (7, "MT108")
+    assert "txn-baseline_1 not found" in failure.summary
+
+
+def test_wrong_host_is_ingress_no_match(snap: Snapshot) -> None:
+    target = _target(host="wrong.example")
+    answer = exchange(404, {"server": "nginx"}, b"default backend - 404")
+    failure = explain(answer, target, _path(snap, target), snap)
+    assert failure is not None and (failure.hop, failure.code) == (2, INGRESS_NO_MATCH)
+    assert failure.finding is None
+
+
+def test_access_log_tells_default_backend_from_envoy(snap: Snapshot) -> None:
+    target = _target(model=EXPERIMENT)
+    body = b""
+    default = nginx_access.parse_line(1, nginx_line("mt-1", "0.000", "-", 404, "[upstream-default-backend] [] - -"))
+    upstream = nginx_access.parse_line(2, nginx_line("mt-1", "0.002", "0.001", 404))
+    assert default is not None and upstream is not None
+    failure = explain(exchange(404, {"server": "nginx"}, body), target, None, snap, Found("log:1", "x", nginx=default))
+    assert failure is not None and failure.code == INGRESS_NO_MATCH
+    failure = explain(exchange(404, {"server": "nginx"}, body), target, None, snap, Found("log:2", "x", nginx=upstream))
+    assert failure is not None and failure.code == "MT301"
+    assert any(item.where == "log:2" for item in failure.evidence)
+
+
+def test_grpc_unimplemented_is_envoy_no_route(snap: Snapshot) -> None:
+    target = _target(["seldon-model: txn-ab"])
+    answer = exchange(None, {}, grpc_status="UNIMPLEMENTED", error_kind=ErrorKind.GRPC, error="")
+    failure = explain(answer, target, None, snap)
+    assert failure is not None and (failure.hop, failure.code) == (4, "MT301")
+
+
+def test_transport_failures(snap: Snapshot) -> None:
+    target = _target()
+    refused = explain(exchange(None, error_kind=ErrorKind.CONNECT, error="refused"), target, None, snap)
+    assert refused is not None and (refused.hop, refused.code) == (1, "unreachable")
+    slow = explain(exchange(None, error_kind=ErrorKind.TIMEOUT, error="timed out"), target, None, snap)
+    assert slow is not None and (slow.hop, slow.code) == (2, "timeout")
+
+
+def test_503_without_envoy_headers_is_the_ingress_backend(snap: Snapshot) -> None:
+    failure = explain(exchange(503, {"server": "nginx"}, b"<html>503</html>"), _target(), None, snap)
+    assert failure is not None and failure.hop == 3
+    failure = explain(exchange(503, {"server": "envoy"}, b"no healthy upstream"), _target(), None, snap)
+    assert failure is not None and (failure.hop, failure.code) == (6, "no-healthy-upstream")
+
+
+def test_status_the_ingress_gives_itself_is_hop_2(snap: Snapshot) -> None:
+    line = nginx_access.parse_line(3, nginx_line("mt-1", "0.000", "-", 421, "[] [] - -"))
+    assert line is not None
+    failure = explain(exchange(421, {"server": "nginx"}), _target(), None, snap, Found("log:3", "x", nginx=line))
+    assert failure is not None and (failure.hop, failure.code) == (2, "http-421")
+    failure = explain(exchange(429, {"server": "envoy"}), _target(), None, snap)
+    assert failure is not None and failure.hop == 4
