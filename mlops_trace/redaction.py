@@ -86,9 +86,7 @@ class RedactionReport:
             "replacement": REPLACEMENT,
             "total": self.total,
             "by_kind": dict(sorted(counts.items())),
-            "files": {
-                name: [item.to_dict() for item in self.files[name]] for name in sorted(self.files)
-            },
+            "files": {name: [item.to_dict() for item in self.files[name]] for name in sorted(self.files)},
         }
 
 
@@ -251,10 +249,8 @@ def _redact_params(text: str, found: _Found) -> str:
         key, sep, quote, value = match.group("key"), match.group("sep"), match.group("quote"), match.group("value")
         if REPLACEMENT in value or value.startswith("***"):
             return match.group(0)
-        if sep.strip() == "":
-            # `--password hunter2` only: a bare word followed by a space is ordinary prose.
-            if not key.startswith("-"):
-                return match.group(0)
+        if sep.strip() == "" and not key.startswith("-"):
+            return match.group(0)  # only `--password hunter2`: a bare word followed by a space is ordinary prose
         if quote and value.endswith(quote):
             value = value[:-1]
         if not value or _is_reference_value(value):

@@ -12,7 +12,7 @@ from typing import Any
 from mlops_trace.analysis.catalog import CatalogEntry
 from mlops_trace.analysis.check import SkipCheck
 from mlops_trace.model.findings import CheckResult, CheckStatus, Finding, Report
-from mlops_trace.snapshot.snapshot import Snapshot, describe_requirement
+from mlops_trace.snapshot.snapshot import Snapshot, missing_reason
 
 
 def run_checks(
@@ -26,7 +26,7 @@ def run_checks(
         check = entry.check
         missing = [req for req in check.requires if not snap.has(req)]
         if missing:
-            reason = "needs " + ", ".join(describe_requirement(req) for req in missing) + ": not in the input"
+            reason = "; ".join(missing_reason(snap, req) for req in missing)
             results.append(CheckResult(check.id, check.slug, CheckStatus.SKIP, reason))
             continue
         try:

@@ -66,7 +66,10 @@ def collect_bundle(target: LiveTarget, output: Path) -> CollectResult:
     parent = output.resolve().parent
     if not parent.is_dir():
         raise UsageError(f"-o {output}: the directory {parent} does not exist")
-    work = Path(tempfile.mkdtemp(prefix=".mlops-trace-collect-", dir=parent))
+    try:
+        work = Path(tempfile.mkdtemp(prefix=".mlops-trace-collect-", dir=parent))
+    except OSError as exc:
+        raise InputError(f"-o {output}: cannot write in {parent}: {exc.strerror or exc}") from None
     try:
         stem = _stem(output.name) if tarball else output.name
         root = work / stem
@@ -303,5 +306,7 @@ def _metadata(
 
 def _yaml(data: Any) -> str:
     dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    text: str = yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096)
+    text: str = yaml.dump(
+        data, Dumper=dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096
+    )
     return text

@@ -111,7 +111,6 @@ class KubeApi:
     def _guard(self, call: Any, path: str) -> Any:
         """Run one step of a request; transport failures become a one-line ClusterError."""
         import urllib3
-
         from kubernetes.client.exceptions import ApiException
 
         try:
@@ -238,6 +237,7 @@ def connect(kubeconfig: str | None, context: str | None, timeout: float) -> Kube
     """Load credentials the way kubectl does (--kubeconfig, $KUBECONFIG, ~/.kube/config), else in-cluster."""
     from kubernetes import client
     from kubernetes import config as kube_config
+    from yaml import YAMLError
 
     # Some releases of the client are partly annotated and some are not: call it as untyped either way.
     config: Any = kube_config
@@ -253,10 +253,8 @@ def connect(kubeconfig: str | None, context: str | None, timeout: float) -> Kube
                 config_file=kubeconfig, context=context, client_configuration=configuration, persist_config=False
             )
             context_name = context or _current_context(kubeconfig)
-        except (config.ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
+        except (config.ConfigException, OSError, ValueError, KeyError, TypeError, AttributeError, YAMLError) as exc:
             raise ClusterError(f"kubeconfig {source}: {_one_line(str(exc)) or type(exc).__name__}") from None
-        except Exception as exc:  # YAML errors and exec-plugin failures come in many types
-            raise ClusterError(f"kubeconfig {source}: {type(exc).__name__}: {_one_line(str(exc))}") from None
         used: str | None = source
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
         if context is not None:

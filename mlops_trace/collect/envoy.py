@@ -276,7 +276,7 @@ def _with_deadline(call: Callable[[], T], timeout: float) -> T:
     def run() -> None:
         try:
             box["value"] = call()
-        except BaseException as exc:  # handed to the waiting thread below
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, which re-raises it
             box["error"] = exc
 
     worker = threading.Thread(target=run, name="mlops-trace-port-forward", daemon=True)

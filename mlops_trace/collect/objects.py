@@ -146,7 +146,10 @@ def _list(api: KubeApi, spec: KindSpec, path: str) -> list[dict[str, Any]]:
 
 def _complete(item: dict[str, Any], spec: KindSpec) -> dict[str, Any]:
     """Put `apiVersion` and `kind` first, as kubectl prints them; keep the item's own when it has them."""
-    obj: dict[str, Any] = {"apiVersion": item.get("apiVersion") or spec.api_version, "kind": item.get("kind") or spec.kind}
+    obj: dict[str, Any] = {
+        "apiVersion": item.get("apiVersion") or spec.api_version,
+        "kind": item.get("kind") or spec.kind,
+    }
     for key, value in item.items():
         if key not in ("apiVersion", "kind"):
             obj[key] = value

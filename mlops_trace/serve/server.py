@@ -91,6 +91,11 @@ class ServedBundle:
                     }
                 )
 
+    def holds(self, kind: str) -> bool:
+        """Whether the bundle collected this kind (objects of it, or the bundle says it listed it and found none)."""
+        meta = self.snap.metadata
+        return bool(self.objects_by_kind.get(kind)) or kind in meta.kinds or kind in meta.empty_kinds
+
     def items(self, resource: Resource, namespace: str | None) -> list[dict[str, Any]]:
         found = self.objects_by_kind.get(resource.kind, [])
         if namespace is None or not resource.namespaced:
@@ -240,6 +245,9 @@ class BundleApi:
         resource = self.served.table.lookup(group, version, plural)
         if resource is None:
             return _status(404, "NotFound", f"the server could not find the requested resource ({plural})")
+        if not self.served.holds(resource.kind):
+            # The bundle never collected this kind: answering with an empty list would claim "none exist".
+            return _status(404, "NotFound", f"the bundle holds no {resource.plural} (not collected)")
         if name is None:
             if query.get("watch") in ("1", "true"):
                 return Response(200, b"")  # a watch that ends at once: the bundle never changes
@@ -340,6 +348,8 @@ def _handler(api: BundleApi, record: Callable[[str, str], None]) -> type[BaseHTT
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "mlops-trace-bundle-serve"
+        # Small answers on a kept-alive connection otherwise wait ~40 ms for Nagle to meet the client's delayed ACK.
+        disable_nagle_algorithm = True
 
         def _answer(self) -> None:
             record(self.command, self.path)

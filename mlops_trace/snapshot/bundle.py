@@ -22,6 +22,7 @@ import yaml
 from mlops_trace.errors import InputError
 from mlops_trace.model.findings import InputProblem
 from mlops_trace.parsers.kube_docs import read_documents
+from mlops_trace.prometheus.snapshot import attach_prometheus_dir
 from mlops_trace.snapshot.kube import KubeObject, as_mapping
 from mlops_trace.snapshot.roles import Role, container_role
 from mlops_trace.snapshot.snapshot import BundleMetadata, EnvoySource, LogSource, RequestRecord, Snapshot
@@ -72,7 +73,8 @@ def load_bundle_dir(root: Path, display: str | None = None) -> Snapshot:
     _read_logs(root, snap)
     _read_envoy(root, snap)
     _read_requests(root, snap)
-    if not (snap.objects or snap.logs or snap.envoys or snap.requests):
+    attach_prometheus_dir(root, snap)
+    if not (snap.objects or snap.logs or snap.envoys or snap.requests or snap.prometheus):
         if snap.problems:
             first = snap.problems[0]
             raise InputError(

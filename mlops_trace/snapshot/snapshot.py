@@ -20,6 +20,7 @@ from mlops_trace.snapshot.roles import Role
 if TYPE_CHECKING:
     from mlops_trace.parsers.envoy_config import EnvoyConfig
     from mlops_trace.parsers.envoy_stats import EnvoyStats
+    from mlops_trace.prometheus.snapshot import PrometheusData
 
 SELDON_KINDS = ("Model", "Server", "Experiment", "Pipeline", "SeldonRuntime")
 
@@ -98,6 +99,7 @@ class Snapshot:
     requests: list[RequestRecord] = field(default_factory=list)
     problems: list[InputProblem] = field(default_factory=list)
     metadata: BundleMetadata = field(default_factory=BundleMetadata)
+    prometheus: PrometheusData | None = None  # query results (`prometheus/*.json`, or queried live)
     _by_kind: dict[str, list[KubeObject]] = field(default_factory=dict, repr=False)
     _by_key: dict[tuple[str, str | None, str], KubeObject] = field(default_factory=dict, repr=False)
 
@@ -200,6 +202,8 @@ class Snapshot:
                 return any(e.access_log is not None for e in self.envoys) or bool(self.logs_of(Role.ENVOY))
         if family == "requests":
             return bool(self.requests)
+        if family == "prometheus":
+            return self.prometheus is not None and bool(self.prometheus.results)
         raise ValueError(f"unknown requirement {requirement!r}")
 
     def summary(self) -> dict[str, int]:
@@ -207,6 +211,20 @@ class Snapshot:
         for obj in self.objects:
             counts[obj.kind] += 1
         return dict(sorted(counts.items()))
+
+
+def missing_reason(snap: Snapshot, requirement: str) -> str:
+    """Why a requirement is not met: forbidden by RBAC (when the collector recorded it), else not in the input."""
+    parts = [part.strip() for part in requirement.split("|")]
+    forbidden = {
+        str(entry.get("kind")): str(entry.get("permission") or "")
+        for entry in snap.metadata.extra.get("forbidden") or []
+        if isinstance(entry, dict) and entry.get("kind")
+    }
+    denied = [forbidden[p.partition(":")[2]] for p in parts if p.startswith("kube:") and p.partition(":")[2] in forbidden]
+    if denied:
+        return "forbidden: missing permission to " + "; ".join(sorted(set(denied)))
+    return "needs " + describe_requirement(requirement) + ": not in the input"
 
 
 def describe_requirement(requirement: str) -> str:
@@ -226,4 +244,6 @@ def describe_requirement(requirement: str) -> str:
         return "Envoy access logs"
     if family == "requests":
         return "recorded requests (requests/*.json)"
+    if family == "prometheus":
+        return "Prometheus query results (prometheus/*.json, or --prometheus URL)"
     return requirement

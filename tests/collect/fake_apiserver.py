@@ -22,7 +22,9 @@ _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def status_body(code: int, message: str) -> bytes:
-    return json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code}).encode()
+    return json.dumps(
+        {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code}
+    ).encode()
 
 
 @dataclass
@@ -57,7 +59,7 @@ def _handler(api: FakeApi, lock: threading.Lock) -> type[BaseHTTPRequestHandler]
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             with lock:
                 api.requests.append(("GET", self.path))
                 api.authorizations.append(self.headers.get("Authorization", ""))
@@ -173,7 +175,7 @@ def _serve_admin(sock: socket.socket, admin: Mapping[str, bytes]) -> None:
                 response = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
             else:
                 chunked = b"".join(
-                    f"{len(body[i:i + 1000]):x}\r\n".encode() + body[i : i + 1000] + b"\r\n"
+                    f"{len(body[i : i + 1000]):x}\r\n".encode() + body[i : i + 1000] + b"\r\n"
                     for i in range(0, len(body), 1000)
                 )
                 response = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + chunked + b"0\r\n\r\n"
@@ -205,4 +207,3 @@ def write_kubeconfig(path: Path, server: str, token: str | None = None) -> Path:
         encoding="utf-8",
     )
     return path
-

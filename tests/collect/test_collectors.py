@@ -39,11 +39,17 @@ FORBIDDEN_NETPOL = (
 )
 
 
-def _pod(name: str, labels: dict[str, str], containers: list[str], annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def _pod(
+    name: str, labels: dict[str, str], containers: list[str], annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name, "namespace": NS, "labels": labels}
     if annotations:
         metadata["annotations"] = annotations
-    return {"metadata": metadata, "spec": {"containers": [{"name": c} for c in containers]}, "status": {"phase": "Running"}}
+    return {
+        "metadata": metadata,
+        "spec": {"containers": [{"name": c} for c in containers]},
+        "status": {"phase": "Running"},
+    }
 
 
 def base_api() -> FakeApi:
@@ -55,9 +61,7 @@ def base_api() -> FakeApi:
         if spec.crd and spec.group == "metallb.io":
             continue  # MetalLB is not installed: its path answers 404
         api.items(spec.list_path(namespace), spec.kind, [])
-    scheduler = _pod(
-        "seldon-scheduler-0", {"app.kubernetes.io/name": "seldon-scheduler"}, ["scheduler"]
-    )
+    scheduler = _pod("seldon-scheduler-0", {"app.kubernetes.io/name": "seldon-scheduler"}, ["scheduler"])
     scheduler["spec"]["containers"][0]["env"] = [{"name": "SELDON_TOKEN", "value": "tok-planted-1234"}]
     pods = [
         scheduler,
@@ -77,7 +81,10 @@ def base_api() -> FakeApi:
         "Model",
         [{"apiVersion": "mlops.seldon.io/v1alpha1", "kind": "Model", "metadata": {"name": "iris", "namespace": NS}}],
     )
-    api.text(f"/api/v1/namespaces/{NS}/pods/seldon-scheduler-0/log", 'level=info msg="x"\nAuthorization: Bearer planted-bearer-5678\n')
+    api.text(
+        f"/api/v1/namespaces/{NS}/pods/seldon-scheduler-0/log",
+        'level=info msg="x"\nAuthorization: Bearer planted-bearer-5678\n',
+    )
     api.text(f"/api/v1/namespaces/{NS}/pods/mlserver-0/log", "Subscribed to scheduler\n")
     api.text(f"/api/v1/namespaces/{NS}/pods/seldon-v2-controller-manager-5d-xyz/log", "Connected to scheduler\n")
     api.text(f"{ENVOY_BASE}/log", "[info] all dependencies initialized. starting workers\n")
@@ -173,9 +180,11 @@ def test_envoy_admin_over_a_websocket_port_forward(tmp_path: Path) -> None:
     folder = root / f"envoy/{NS}/{ENVOY}"
     assert json.loads((folder / "config_dump.json").read_text(encoding="utf-8")) == CONFIG_DUMP
     assert (folder / "stats.txt").read_text(encoding="utf-8") == STATS
-    assert meta["envoy_sources"] == {f"{NS}/{ENVOY}": {"config_dump": "port-forward :9901", "stats": "port-forward :9901"}}
+    assert meta["envoy_sources"] == {
+        f"{NS}/{ENVOY}": {"config_dump": "port-forward :9901", "stats": "port-forward :9901"}
+    }
     assert meta["envoy_errors"] == []
-    assert (f"GET", f"{ENVOY_BASE}/portforward?ports=9901") in api.requests
+    assert ("GET", f"{ENVOY_BASE}/portforward?ports=9901") in api.requests
     assert not any("/proxy/" in path for _, path in api.requests)
     snap = load_bundle_dir(root)
     assert snap.envoy_configs(NS) and snap.envoys[0].stats is not None
@@ -274,7 +283,10 @@ def test_all_namespaces_lists_cluster_wide(tmp_path: Path) -> None:
     root, meta = _collect(tmp_path, api, namespaces=(), all_namespaces=True)
     assert meta["namespaces"] == "all"
     assert not any("/namespaces/" in path for _, path in api.requests)
-    assert [n["metadata"]["name"] for n in yaml.safe_load((root / "kube/namespaces.yaml").read_text())["items"]] == ["a", "b"]
+    assert [n["metadata"]["name"] for n in yaml.safe_load((root / "kube/namespaces.yaml").read_text())["items"]] == [
+        "a",
+        "b",
+    ]
 
 
 def test_unknown_namespace_is_a_usage_error(tmp_path: Path) -> None:
@@ -305,7 +317,9 @@ def test_bad_options_are_usage_errors(tmp_path: Path, options: dict[str, Any], m
         _collect(tmp_path, base_api(), **options)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("1h", 3600), ("1h30m", 5400), ("2d", 172800), ("500ms", 1)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("1h", 3600), ("1h30m", 5400), ("2d", 172800), ("500ms", 1)]
+)
 def test_since_durations(text: str, seconds: int) -> None:
     assert parse_since(text) == seconds
 

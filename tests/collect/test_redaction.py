@@ -49,7 +49,9 @@ TEXT_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("line", "secret", "kind"), TEXT_CASES, ids=[c[2].value + str(i) for i, c in enumerate(TEXT_CASES)])
+@pytest.mark.parametrize(
+    ("line", "secret", "kind"), TEXT_CASES, ids=[c[2].value + str(i) for i, c in enumerate(TEXT_CASES)]
+)
 def test_every_text_pattern_is_masked(line: str, secret: str, kind: SecretKind) -> None:
     masked, found = redact_text(line)
     assert secret not in masked
@@ -71,7 +73,7 @@ def test_every_text_pattern_is_masked(line: str, secret: str, kind: SecretKind) 
         "token expired for user bob",
         "Basic auth is enabled",
         "Connecting (non-blocking) to scheduler at seldon-scheduler:9005",
-        "2025-06-01T10:00:00Z\tERROR\tSchedulerClient.SubscribeModelEvents\tScheduler not ready\t{\"error\": \"x\"}",
+        '2025-06-01T10:00:00Z\tERROR\tSchedulerClient.SubscribeModelEvents\tScheduler not ready\t{"error": "x"}',
     ],
 )
 def test_diagnostic_text_is_left_alone(line: str) -> None:
@@ -155,7 +157,17 @@ def _pod() -> dict[str, object]:
     }
 
 
-PLANTED = ["la-pw-0001", "ann-token-0002", "0003", "arg-key-0004", "hf-0005", "sec-0006", "ak-0007", "cred-0008", "hdr-0009"]
+PLANTED = [
+    "la-pw-0001",
+    "ann-token-0002",
+    "0003",
+    "arg-key-0004",
+    "hf-0005",
+    "sec-0006",
+    "ak-0007",
+    "cred-0008",
+    "hdr-0009",
+]
 
 
 def test_objects_mask_env_annotations_args_and_last_applied() -> None:

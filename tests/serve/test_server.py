@@ -195,3 +195,9 @@ def test_serve_exits_2_on_missing_bundle(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=30, check=False,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_kinds_the_bundle_never_collected_are_not_found(api: BundleApi) -> None:
+    # An empty list would claim "none exist"; the bundle only says it did not look.
+    assert _get(api, "/apis/networking.k8s.io/v1/networkpolicies")[0] == 404
+    assert _get(api, "/api/v1/namespaces/fraud-serving/services")[0] == 404
