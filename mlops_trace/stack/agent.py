@@ -52,7 +52,6 @@ class Agent:
             return False
 
     def _connect(self) -> socket.socket | None:
-        host = self.dial.target.rsplit(":", 1)[0]
         self.log.logrus("info", f"Connecting (non-blocking) to scheduler at {self.dial.target}", source=SOURCE)
         if self.dial.outcome is not Outcome.OK or self.dial.address is None:
             if self.dial.outcome is Outcome.TIMEOUT:
@@ -63,10 +62,8 @@ class Agent:
         try:
             return socket.create_connection((address, int(port)), timeout=DIAL_TIMEOUT)
         except OSError as exc:
-            reason = "connect: connection refused" if isinstance(exc, ConnectionRefusedError) else str(exc)
-            self.log.logrus("error", "Scheduler not ready", source=SOURCE,
-                            error=f'rpc error: code = Unavailable desc = connection error: desc = "transport: Error '
-                            f'while dialing: dial tcp {host}:{port}: {reason}"')
+            error = self.dial.refused_error() if isinstance(exc, ConnectionRefusedError) else str(exc)
+            self.log.logrus("error", "Scheduler not ready", error=grpc_error(self.dial, error), source=SOURCE)
             return None
 
     def _session(self, conn: socket.socket) -> None:

@@ -111,6 +111,7 @@ def _listener(name: str, port: int, cluster: str, access_log: Path) -> dict[str,
                             "codec_type": "AUTO",
                             "generate_request_id": True,
                             "preserve_external_request_id": True,
+                            "always_set_request_id_in_response": True,
                             "server_header_transformation": "PASS_THROUGH",
                             "route_config": {
                                 "name": name,
@@ -194,8 +195,5 @@ def bootstrap(
                 _listener("agent_grpc", grpc_port, "mlserver_grpc", access_log),
             ],
             "clusters": [_cluster("mlserver_http", mlserver_http, False), _cluster("mlserver_grpc", mlserver_grpc, True)],
-        },
-        "layered_runtime": {
-            "layers": [{"name": "static", "static_layer": {"overload.global_downstream_max_connections": 10000}}]
         },
     }

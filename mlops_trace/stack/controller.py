@@ -50,8 +50,8 @@ class NamespaceClient:
         try:
             return socket.create_connection((address, int(port)), timeout=DIAL_TIMEOUT)
         except OSError as exc:
-            self._fail(f"rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while "
-                       f"dialing: {exc}\"")
+            error = self.dial.refused_error() if isinstance(exc, ConnectionRefusedError) else str(exc)
+            self._fail(grpc_error(self.dial, error))
             return None
 
     def run(self) -> None:

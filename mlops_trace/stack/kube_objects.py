@@ -10,6 +10,7 @@ failure shows up on a real cluster.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -477,8 +478,53 @@ def _namespaces(now: str) -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "Namespace",
          "metadata": _meta(name, None, now, {"kubernetes.io/metadata.name": name}),
          "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
-        for name in (NAMESPACE, SYSTEM_NAMESPACE, INGRESS_NAMESPACE, DNS_NAMESPACE)
+        for name in (NAMESPACE, SYSTEM_NAMESPACE, INGRESS_NAMESPACE, DNS_NAMESPACE, "metallb-system")
     ]
+
+
+def _endpoint_slice(endpoints: Mapping[str, Any], now: str) -> dict[str, Any]:
+    """The EndpointSlice the endpointslice controller derives from an Endpoints object."""
+    meta = endpoints["metadata"]
+    subsets = endpoints.get("subsets") or []
+    addresses = [a for subset in subsets for a in subset.get("addresses") or []]
+    ports = subsets[0]["ports"] if subsets else []
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": _meta(f"{meta['name']}-stack", meta["namespace"], now, {
+            "kubernetes.io/service-name": meta["name"],
+            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}),
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [a["ip"]], "conditions": {"ready": True, "serving": True, "terminating": False},
+                       "targetRef": a["targetRef"]} for a in addresses],
+        "ports": [dict(p) for p in ports],
+    }
+
+
+def _metallb(now: str) -> list[dict[str, Any]]:
+    """The address pool the LoadBalancer IPs come from: the loopback address the stack really listens on."""
+    return [
+        {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+         "metadata": _meta("stack-pool", "metallb-system", now),
+         "spec": {"addresses": ["127.0.0.1/32"], "autoAssign": True, "avoidBuggyIPs": False}},
+        {"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+         "metadata": _meta("stack-pool-l2", "metallb-system", now), "spec": {"ipAddressPools": ["stack-pool"]}},
+    ]
+
+
+def _finish(groups: dict[str, list[dict[str, Any]]], now: str) -> dict[str, list[dict[str, Any]]]:
+    """Add what the API server and controllers add: EndpointSlices, uids and resource versions."""
+    for docs in groups.values():
+        docs += [_endpoint_slice(d, now) for d in list(docs) if d["kind"] == "Endpoints"]
+    version = 1000
+    for docs in groups.values():
+        for doc in docs:
+            meta = doc["metadata"]
+            key = f"{doc['kind']}/{meta.get('namespace', '')}/{meta['name']}"
+            meta["uid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlops-trace-stack/{key}"))
+            version += 1
+            meta["resourceVersion"] = str(version)
+    return groups
 
 
 def build_objects(inputs: KubeInputs, *, agent_subscribes: bool) -> dict[str, list[dict[str, Any]]]:
@@ -490,11 +536,12 @@ def build_objects(inputs: KubeInputs, *, agent_subscribes: bool) -> dict[str, li
         control += _scheduler(inputs, SYSTEM_NAMESPACE, True, True, ports.central_scheduler_api,
                               ports.central_scheduler_agent)
     control += _controller(inputs)
-    return {
+    return _finish({
         "namespaces.yaml": _namespaces(inputs.now),
         "control-plane.yaml": control,
         "data-plane.yaml": _envoy(inputs) + _server(inputs, agent_subscribes),
         "ingress.yaml": _ingress_controller(inputs) + _ingresses(inputs),
         "network-policies.yaml": network_policies(plan.netpol_intra, inputs.now),
         "seldon.yaml": _seldon(inputs),
-    }
+        "metallb.yaml": _metallb(inputs.now),
+    }, inputs.now)

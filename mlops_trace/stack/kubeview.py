@@ -16,7 +16,7 @@ from typing import Any
 
 from mlops_trace.stack.daemon import load_config
 
-REFRESH_SECONDS = 1.0
+REFRESH_SECONDS = 2.0
 
 
 def _fetch(url: str) -> bytes | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,14 @@ def _quote(value: str) -> str:
 
 
 def logrus_line(level: str, msg: str, **fields: Any) -> str:
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     parts = [f'time="{now}"', f"level={level}", f"msg={_quote(msg)}"]
     parts += [f"{key}={_quote(str(value))}" for key, value in fields.items()]
     return " ".join(parts)
 
 
 def zap_dev_line(level: str, logger: str, msg: str, **fields: Any) -> str:
-    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     tail = "\t" + json.dumps(fields) if fields else ""
     return f"{now}\t{level.upper()}\t{logger}\t{msg}{tail}"
 

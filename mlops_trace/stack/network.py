@@ -37,6 +37,11 @@ class Dial:
     address: str | None  # 127.0.0.1:<port> when the outcome is ok
     error: str  # Go's net error text for the failures, empty when ok
     explanation: str
+    resolved: str = ""  # the Service's cluster address (ip:port) the name resolved to, when it did
+
+    def refused_error(self) -> str:
+        """The error text when the resolved address really refuses the connection."""
+        return f"dial tcp {self.resolved or self.target}: connect: connection refused"
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "outcome": self.outcome.value}
@@ -50,6 +55,7 @@ class Dial:
             address=str(data["address"]) if data.get("address") else None,
             error=str(data.get("error") or ""),
             explanation=str(data.get("explanation") or ""),
+            resolved=str(data.get("resolved") or ""),
         )
 
 
@@ -90,7 +96,7 @@ def dial(objects: Sequence[Mapping[str, Any]], source_ns: str, source_pod: str, 
     dst_pod = _find(objects, "Pod", svc_ns, pods[0]) if pods else None
     if dst_pod is None:
         return Dial(source, target, Outcome.REFUSED, None, f"dial tcp {cluster_ip}:{port}: connect: connection refused",
-                    f"Service {svc_ns}/{svc_name} has no ready endpoints")
+                    f"Service {svc_ns}/{svc_name} has no ready endpoints", f"{cluster_ip}:{port}")
     src_pod = _find(objects, "Pod", source_ns, source_pod)
     if src_pod is None:
         raise ValueError(f"no Pod {source} among the stack's objects")
@@ -103,18 +109,18 @@ def dial(objects: Sequence[Mapping[str, Any]], source_ns: str, source_pod: str, 
     )
     if not verdict.allowed:
         return Dial(source, target, Outcome.TIMEOUT, None, f"dial tcp {cluster_ip}:{port}: i/o timeout",
-                    verdict.explanation)
+                    verdict.explanation, f"{cluster_ip}:{port}")
     host_ports = json.loads(((dst_pod.get("metadata") or {}).get("annotations") or {}).get(HOST_PORTS_ANNOTATION, "{}"))
     address = host_ports.get(str(port))
     if address is None:
         return Dial(source, target, Outcome.REFUSED, None, f"dial tcp {cluster_ip}:{port}: connect: connection refused",
-                    f"nothing of the stack listens for {svc_ns}/{pods[0]}:{port}")
-    return Dial(source, target, Outcome.OK, str(address), "", verdict.explanation)
+                    f"nothing of the stack listens for {svc_ns}/{pods[0]}:{port}", f"{cluster_ip}:{port}")
+    return Dial(source, target, Outcome.OK, str(address), "", verdict.explanation, f"{cluster_ip}:{port}")
 
 
-def grpc_error(dial_result: Dial) -> str:
-    """The error a Go gRPC client logs for a failed dial."""
+def grpc_error(dial_result: Dial, error: str | None = None) -> str:
+    """The error a Go gRPC client logs for a failed dial (`error`: the net error, default the dial's own)."""
     return (
         'rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: '
-        f'{dial_result.error}"'
+        f'{error if error is not None else dial_result.error}"'
     )

@@ -110,6 +110,11 @@ http {{
         server 127.0.0.1:{envoy_port};
         keepalive 32;
     }}
+    # HTTP/1.1 and HTTP/2 keepalive connections cannot be shared: gRPC gets its own pool to the same Service.
+    upstream seldon_mesh_grpc {{
+        server 127.0.0.1:{envoy_port};
+        keepalive 32;
+    }}
 
     server {{
         listen 127.0.0.1:{http_port} default_server;
@@ -138,7 +143,8 @@ http {{
         set $proxy_alternative_upstream_name "";
         location /inference.GRPCInferenceService/ {{
             set $proxy_upstream_name "{UPSTREAM_NAME}";
-            grpc_pass grpc://seldon_mesh;
+            grpc_pass grpc://seldon_mesh_grpc;
+            grpc_set_header Host $host;
             grpc_set_header X-Request-ID $req_id;
             grpc_set_header X-Forwarded-For $remote_addr;
         }}

@@ -64,6 +64,11 @@ class StackPaths:
         return self.root / "state.json"
 
     @property
+    def request_file(self) -> Path:
+        """An example V2 request body (`curl -d @<file>`)."""
+        return self.root / "request.json"
+
+    @property
     def lock_file(self) -> Path:
         return self.root / ".lock"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mlops_trace.stack.topology import ENVOY_POD, NAMESPACE, SERVER_POD
 
-SCRAPE_INTERVAL = "2s"
+SCRAPE_INTERVAL = "5s"
 
 
 def find_binary() -> Path | None:

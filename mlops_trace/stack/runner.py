@@ -3,6 +3,7 @@ record them, and stop them again by PID (process group), leaving no listener beh
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -10,9 +11,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,11 @@ from mlops_trace.stack.ports import StackError, free_ports, port_open, still_lis
 from mlops_trace.stack.procs import ProcessRecord, alive, start, stop
 from mlops_trace.stack.state import StackState, read_state, write_state
 from mlops_trace.stack.topology import (
+    CONTROLLER_POD,
     ENVOY_POD,
     EXPERIMENT_ROUTE,
+    INPUT_NAME,
+    INPUT_SHAPE,
     MODELS,
     NAMESPACE,
     SCHEDULER,
@@ -37,7 +42,6 @@ from mlops_trace.stack.topology import (
     SERVER,
     SERVER_POD,
     SYSTEM_NAMESPACE,
-    CONTROLLER_POD,
     Plan,
     Ports,
 )
@@ -48,7 +52,7 @@ WAIT_ENVOY = 20.0
 WAIT_ROUTES = 30.0
 WAIT_SMALL = 15.0
 WAIT_PROMETHEUS = 20.0
-SPLIT_BRAIN_RESYNC = 2.0
+SPLIT_BRAIN_RESYNC = 1.5
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,14 @@ def _write_json(path: Path, data: Any) -> Path:
     return path
 
 
+def example_request() -> dict[str, Any]:
+    """A V2 inference request like the write-ups' (FP32 [1, 10, 35]), for curl's `-d @file`."""
+    values = [round(0.01 * ((i * 37) % 100) - 0.5, 2) for i in range(INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2])]
+    return {"inputs": [{"name": INPUT_NAME, "shape": list(INPUT_SHAPE), "datatype": "FP32", "data": values}]}
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class _Starter:
@@ -99,6 +109,10 @@ class _Starter:
 
     def waiter(self, record: ProcessRecord) -> Callable[[], bool]:
         return lambda: alive(record)
+
+
+def _listens(port: int) -> Callable[[], bool]:
+    return lambda: port_open(port)
 
 
 def _python_module(module: str, config: Path) -> list[str]:
@@ -173,14 +187,40 @@ def _envoy_argv(binary: Path, config: Path) -> list[str]:
             "--file-flush-interval-msec", "100"]
 
 
+@contextmanager
+def _locked(paths: StackPaths) -> Iterator[None]:
+    """One `stack up` or `stack down` at a time per state directory."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with paths.lock_file.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StackError(f"another `mlops-trace stack` command is working on {paths.root}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def up(state_dir: Path | None, faults: FaultSet, say: Say) -> dict[str, Any]:
     """Start the stack; returns `status()`. StackError (exit 2) when a component cannot start."""
-    started_clock = time.monotonic()
     paths = StackPaths.resolve(state_dir)
-    paths.root.mkdir(parents=True, exist_ok=True)
+    with _locked(paths):
+        _up(paths, faults, say)
+    from mlops_trace.stack.status import status
+
+    return status(paths.root, refresh=False)
+
+
+def _up(paths: StackPaths, faults: FaultSet, say: Say) -> None:
+    started_clock = time.monotonic()
     previous = read_state(paths.state_file)
     if previous is not None and any(alive(p) for p in previous.processes):
-        raise StackError(f"the stack in {paths.root} is already running; run `mlops-trace stack down` first")
+        if all(alive(p) for p in previous.processes) and list(previous.faults) == faults.names:
+            say(f"already running in {paths.root}")
+            return
+        raise StackError(f"the stack in {paths.root} is already running with faults "
+                         f"[{', '.join(previous.faults) or 'none'}] (or partly); run `mlops-trace stack down` first")
     binaries = ensure_environment(paths, say)
     artifacts = ensure_models(paths, binaries, say)
     warm_started = time.monotonic()
@@ -197,6 +237,7 @@ def up(state_dir: Path | None, faults: FaultSet, say: Say) -> dict[str, Any]:
                                                         f"{SCHEDULER}.{SYSTEM_NAMESPACE}", 9004)))
     objects = build_objects(inputs, agent_subscribes=agent_dial.outcome is Outcome.OK)
     _write_bundle(paths, objects, faults)
+    _write_json(paths.request_file, example_request())
     _write_manifests(paths, objects)
     xds.write_empty(paths.xds_dir)
 
@@ -206,13 +247,12 @@ def up(state_dir: Path | None, faults: FaultSet, say: Say) -> dict[str, Any]:
                              controller_dials)
         _wait_all(paths, ports, plan, starter, records, agent_dial, envoy_dial)
         refresh_admin(f"http://127.0.0.1:{ports.envoy_admin}", paths.envoy_admin_dir)
+        paths.kubeconfig.unlink(missing_ok=True)
         kube = starter.start("kubeview", _python_module("kubeview", _write_json(paths.run / "kubeview.json", {
             "bundle": str(paths.bundle), "port": ports.kube_api, "kubeconfig": str(paths.kubeconfig),
             "request_log": str(paths.process_logs / "kube-api-requests.log"),
             "admin_url": f"http://127.0.0.1:{ports.envoy_admin}", "envoy_dir": str(paths.envoy_admin_dir),
         })), paths.process_logs / "kubeview.log")
-        if paths.kubeconfig.exists():
-            paths.kubeconfig.unlink()
         wait_for(lambda: paths.kubeconfig.is_file() and port_open(ports.kube_api), timeout=WAIT_SMALL,
                  what="the Kubernetes API over the bundle (kubeview)", alive=starter.waiter(kube), log=kube.log)
     except BaseException:
@@ -225,9 +265,6 @@ def up(state_dir: Path | None, faults: FaultSet, say: Say) -> dict[str, Any]:
     )
     write_state(paths.state_file, state)
     say(f"ready in {time.monotonic() - started_clock:.1f}s")
-    from mlops_trace.stack.status import status
-
-    return status(state_dir, refresh=False)
 
 
 def _start_all(
@@ -287,6 +324,14 @@ def _start_all(
         records["central-scheduler"] = starter.start("central-scheduler", _python_module("scheduler", conf),
                                                      paths.process_logs / "central-scheduler.out", env=ours)
 
+    # Agents and the controller dial the schedulers: start them once the schedulers listen, as a cluster's pods
+    # would retry until then (a healthy stack should not log connection errors from start-up order).
+    for name, port in (("scheduler", ports.scheduler_api), ("central-scheduler", ports.central_scheduler_api)):
+        if name in records:
+            record = records[name]
+            wait_for(_listens(port), timeout=WAIT_SMALL, what=f"the {name} process",
+                     alive=starter.waiter(record), log=record.log)
+
     conf = _write_json(paths.run / "control" / "agent.json", {
         "log": str(paths.agent_log), "pod": SERVER_POD, "server": SERVER, "replica": 0,
         "dial": agent_dial.as_dict(), "mlserver_http": ports.mlserver_http,
@@ -342,10 +387,6 @@ def _wait_all(paths: StackPaths, ports: Ports, plan: Plan, starter: _Starter, re
          "the agent proxy (Envoy admin /ready)")
     wait("ingress", lambda: port_open(ports.ingress_http) and port_open(ports.ingress_grpc), WAIT_SMALL,
          "the ingress NGINX")
-    for name in ("scheduler", "central-scheduler"):
-        if name in records:
-            port = ports.scheduler_api if name == "scheduler" else ports.central_scheduler_api
-            wait(name, lambda port=port: port_open(port), WAIT_SMALL, f"the {name} process")
     wait("mlserver", lambda: _http_ok(f"http://127.0.0.1:{ports.mlserver_http}/v2/health/live"), WAIT_MLSERVER,
          "MLServer (/v2/health/live)")
     if agent_dial.outcome is Outcome.OK and not plan.thrash:
@@ -364,6 +405,11 @@ def _wait_all(paths: StackPaths, ports: Ports, plan: Plan, starter: _Starter, re
 def down(state_dir: Path | None) -> DownResult:
     """Stop every recorded process (SIGTERM to its group, SIGKILL after 10 s) and check their ports are closed."""
     paths = StackPaths.resolve(state_dir)
+    with _locked(paths):
+        return _down(paths)
+
+
+def _down(paths: StackPaths) -> DownResult:
     state = read_state(paths.state_file)
     if state is None:
         return DownResult((), (), (), False)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_trace.errors import UsageError
+from mlops_trace.stack.faults import parse_faults
 from mlops_trace.stack.kubeview import refresh_admin
 from mlops_trace.stack.paths import StackPaths
 from mlops_trace.stack.procs import alive
@@ -20,7 +21,6 @@ from mlops_trace.stack.topology import (
     Plan,
     experiment_weights,
 )
-from mlops_trace.stack.faults import parse_faults
 
 
 def _entry_points(ports: dict[str, int]) -> dict[str, str]:
@@ -63,6 +63,7 @@ def status(state_dir: Path | None, *, refresh: bool = True) -> dict[str, Any]:
         "kubeconfig": str(paths.kubeconfig),
         "kube_api_url": f"http://127.0.0.1:{ports['kube_api']}",
         "bundle": str(paths.bundle),
+        "request_file": str(paths.request_file),
         "experiment": {
             "name": EXPERIMENT,
             "namespace": NAMESPACE,
@@ -114,3 +115,24 @@ def read_tail(path: Path, lines: int) -> str:
         return ""
     kept = text.splitlines()[-lines:] if lines > 0 else text.splitlines()
     return "".join(line + "\n" for line in kept)
+
+
+def format_status(info: dict[str, Any]) -> str:
+    """The status document as a few aligned lines, with a curl command to try."""
+    lines = [f"running:      {str(info.get('running')).lower()}"]
+    if "ingress_url" in info:
+        experiment = info["experiment"]
+        lines += [
+            f"ingress:      {info['ingress_url']}  (Host: {info['host']})",
+            f"ingress gRPC: {info['ingress_grpc']}",
+            f"envoy admin:  {info['envoy_admin_url']}",
+            f"kubeconfig:   {info['kubeconfig']}",
+            f"bundle:       {info['bundle']}",
+            f"experiment:   {experiment['name']} (seldon-model: {experiment['route']})",
+            f"prometheus:   {info['prometheus_url'] or info['prometheus']}",
+            f"faults:       {', '.join(info['faults']) or 'none'}",
+            (f"try:          curl -s -D - -H 'Host: {info['host']}' -H 'seldon-model: {experiment['route']}' "
+            f"-H 'Content-Type: application/json' -d @{info['request_file']} "
+            f"{info['ingress_url']}/v2/models/{experiment['name']}/infer"),
+        ]
+    return "\n".join(lines) + "\n"

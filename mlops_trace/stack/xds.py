@@ -29,14 +29,32 @@ _LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 _CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 _ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 
-# Envoy's access log for the stack: Seldon's fields (code, gRPC status, flags, upstream service time, request id,
-# upstream host) in the text layout of Envoy's default format, which mlops_trace.parsers.envoy_access reads.
-ACCESS_LOG_FORMAT = (
-    '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% '
-    "%GRPC_STATUS_NUMBER% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% "
-    '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" '
-    '"%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"\n'
-)
+# Envoy's access log for the stack, one JSON object per request: Seldon's fields (code, gRPC status, flags, upstream
+# service time, request id, upstream host) plus the routing headers as Envoy saw them after its Lua filter, which
+# mlops_trace.parsers.envoy_access reads (unknown keys become headers).
+ACCESS_LOG_JSON: dict[str, str] = {
+    "start_time": "%START_TIME%",
+    "method": "%REQ(:METHOD)%",
+    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    "protocol": "%PROTOCOL%",
+    "response_code": "%RESPONSE_CODE%",
+    "grpc_status": "%GRPC_STATUS_NUMBER%",
+    "response_flags": "%RESPONSE_FLAGS%",
+    "bytes_received": "%BYTES_RECEIVED%",
+    "bytes_sent": "%BYTES_SENT%",
+    "duration": "%DURATION%",
+    "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+    "x_forwarded_for": "%REQ(X-FORWARDED-FOR)%",
+    "user_agent": "%REQ(USER-AGENT)%",
+    "x_request_id": "%REQ(X-REQUEST-ID)%",
+    "authority": "%REQ(:AUTHORITY)%",
+    "upstream_host": "%UPSTREAM_HOST%",
+    "upstream_cluster": "%UPSTREAM_CLUSTER%",
+    "route_name": "%ROUTE_NAME%",
+    "seldon-model": "%REQ(SELDON-MODEL)%",
+    "x-seldon-route": "%REQ(X-SELDON-ROUTE)%",
+    "resp-x-seldon-route": "%RESP(X-SELDON-ROUTE)%",
+}
 
 # Only when neither seldon-model nor x-seldon-route is present, and never for gRPC (its clients send metadata).
 HEADER_FILTER_LUA = """\
@@ -248,7 +266,7 @@ def seldon_listener(port: int, xds_dir: Path, access_log: Path, delay_ms: float)
                                         "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3."
                                         "FileAccessLog",
                                         "path": str(access_log),
-                                        "log_format": {"text_format_source": {"inline_string": ACCESS_LOG_FORMAT}},
+                                        "log_format": {"json_format": ACCESS_LOG_JSON},
                                     },
                                 }
                             ],
@@ -269,9 +287,6 @@ def bootstrap(admin_port: int, xds_dir: Path) -> dict[str, Any]:
         "dynamic_resources": {
             "lds_config": {"resource_api_version": "V3", "path_config_source": {"path": str(xds_dir / LDS_FILE)}},
             "cds_config": {"resource_api_version": "V3", "path_config_source": {"path": str(xds_dir / CDS_FILE)}},
-        },
-        "layered_runtime": {
-            "layers": [{"name": "static", "static_layer": {"overload.global_downstream_max_connections": 10000}}]
         },
     }
 
