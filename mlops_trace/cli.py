@@ -17,6 +17,18 @@ import typer
 from mlops_trace import __version__
 from mlops_trace.errors import MlopsTraceError
 from mlops_trace.model.findings import Severity
+from mlops_trace.prometheus.options import (
+    MaxP95,
+    MinSuccess,
+    PrometheusCacert,
+    PrometheusInsecure,
+    PrometheusPassword,
+    PrometheusToken,
+    PrometheusUrl,
+    PrometheusUser,
+    SplitAlpha,
+    Window,
+)
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -98,9 +110,20 @@ def doctor(
         Optional[list[str]], typer.Option("--only", help="Run only these checks (ids, slugs, or MT1/MT2/MT3).")
     ] = None,
     skip: Annotated[Optional[list[str]], typer.Option("--skip", help="Do not run these checks.")] = None,
+    prometheus: PrometheusUrl = None,
+    prometheus_token: PrometheusToken = None,
+    prometheus_user: PrometheusUser = None,
+    prometheus_password: PrometheusPassword = None,
+    prometheus_cacert: PrometheusCacert = None,
+    prometheus_insecure: PrometheusInsecure = False,
+    window: Window = "5m",
+    max_p95: MaxP95 = None,
+    min_success: MinSuccess = None,
+    split_alpha: SplitAlpha = None,
 ) -> None:
     """Run the check catalog on a live cluster (-n/-A) or an offline bundle (--bundle)."""
-    from mlops_trace.doctor import LiveTarget, open_snapshot, run_doctor
+    from mlops_trace.doctor import LiveTarget, open_snapshot
+    from mlops_trace.gating.service_level import service_level
     from mlops_trace.render import render
 
     fmt = _check_format(output)
@@ -116,10 +139,17 @@ def doctor(
         envoy_admin=tuple(envoy_admin or ()),
     )
     try:
+        slo = service_level(
+            prometheus=prometheus, token=prometheus_token, user=prometheus_user, password=prometheus_password,
+            cacert=prometheus_cacert, insecure=prometheus_insecure, window=window, max_p95_ms=max_p95,
+            min_success=min_success, split_alpha=split_alpha,
+        )
         with open_snapshot(bundle, live) as snap:
+            for note in slo.prepare(snap):
+                typer.echo(f"mlops-trace: {note}", err=True)
             for problem in snap.problems:
                 typer.echo(f"mlops-trace: warning: {problem.path}: {problem.reason}", err=True)
-            report = run_doctor(snap, only or (), skip or ())
+            report = slo.run(snap, only or (), skip or ())
     except MlopsTraceError as exc:
         _fail(str(exc))
     color = fmt == "table" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -173,10 +203,13 @@ def checks_list(
     from rich.table import Table
 
     table = Table(title=f"mlops-trace checks ({len(entries)})")
-    for column in ("id", "slug", "severity", "requires", "title"):
-        table.add_column(column, overflow="fold")
+    for column in ("id", "slug", "severity"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("requires", overflow="fold", max_width=34)
+    table.add_column("title", overflow="fold")
     for e in entries:
-        table.add_row(e.check.id, e.check.slug, e.check.severity.value, "\n".join(e.check.requires), e.check.title)
+        requires = "\n".join(req.replace("|", " | ") for req in e.check.requires)
+        table.add_row(e.check.id, e.check.slug, e.check.severity.value, requires, e.check.title)
     Console(width=_width()).print(table)
 
 
@@ -275,28 +308,6 @@ app.add_typer(stack_app, name="stack")
 STATE_DIR_HELP = "State directory (default ~/.cache/mlops-trace/stack, or $MLOPS_TRACE_STACK_DIR)."
 
 
-def _stack_status_text(info: dict[str, object]) -> str:
-    lines = [f"running:      {str(info.get('running')).lower()}"]
-    if "ingress_url" in info:
-        experiment = info["experiment"]
-        route = experiment["route"] if isinstance(experiment, dict) else ""
-        lines += [
-            f"ingress:      {info['ingress_url']}  (Host: {info['host']})",
-            f"ingress gRPC: {info['ingress_grpc']}",
-            f"envoy admin:  {info['envoy_admin_url']}",
-            f"kubeconfig:   {info['kubeconfig']}",
-            f"bundle:       {info['bundle']}",
-            f"experiment:   {route}",
-            f"prometheus:   {info['prometheus_url'] or info['prometheus']}",
-            f"faults:       {', '.join(info['faults']) or 'none'}",  # type: ignore[arg-type]
-            "try:          curl -s -D - -H 'Host: {host}' -H 'seldon-model: {route}' -H 'Content-Type: "
-            "application/json' -d @request.json {url}/v2/models/{exp}/infer".format(
-                host=info["host"], route=route, url=info["ingress_url"],
-                exp=experiment.get("name") if isinstance(experiment, dict) else ""),
-        ]
-    return "\n".join(lines) + "\n"
-
-
 @stack_app.command("up")
 def stack_up(
     fault: Annotated[
@@ -310,6 +321,7 @@ def stack_up(
 
     from mlops_trace.stack.faults import parse_faults
     from mlops_trace.stack.runner import up
+    from mlops_trace.stack.status import format_status
     from mlops_trace.stack.venv import Say
 
     if output not in ("text", "json"):
@@ -318,7 +330,7 @@ def stack_up(
         info = up(state_dir, parse_faults(fault or ()), Say())
     except MlopsTraceError as exc:
         _fail(str(exc))
-    typer.echo(json.dumps(info, indent=2) if output == "json" else _stack_status_text(info), nl=output == "json")
+    typer.echo(json.dumps(info, indent=2) if output == "json" else format_status(info), nl=output == "json")
 
 
 @stack_app.command("down")
@@ -347,7 +359,7 @@ def stack_status(
     """Where the stack's entry points, kubeconfig and logs are; refreshes the bundle's Envoy config_dump."""
     import json
 
-    from mlops_trace.stack.status import status
+    from mlops_trace.stack.status import format_status, status
 
     if output not in ("text", "json"):
         _fail(f"--output must be text or json (got {output!r})")
@@ -355,7 +367,7 @@ def stack_status(
         info = status(state_dir)
     except MlopsTraceError as exc:
         _fail(str(exc))
-    typer.echo(json.dumps(info, indent=2) if output == "json" else _stack_status_text(info), nl=output == "json")
+    typer.echo(json.dumps(info, indent=2) if output == "json" else format_status(info), nl=output == "json")
 
 
 @stack_app.command("logs")
@@ -382,6 +394,308 @@ def stack_faults() -> None:
 
     for fault, text in DESCRIPTIONS.items():
         typer.echo(f"{fault.value:<15} {text}")
+
+
+# --- request: one prediction request traced through the seven hops ---------------------------------------------
+
+
+@app.command("request")
+def request_command(
+    url: Annotated[Optional[str], typer.Option("--url", help="Ingress URL (default: the reference stack's).")] = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="Host header for the ingress rule.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Call this Model.")] = None,
+    experiment: Annotated[
+        Optional[str], typer.Option("--experiment", help="Call this Experiment (seldon-model: <exp>.experiment).")
+    ] = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="V2 request body (JSON); default: made from the model metadata.")
+    ] = None,
+    header: Annotated[Optional[list[str]], typer.Option("--header", "-H", help="Extra header 'Name: value'.")] = None,
+    protocol: Annotated[str, typer.Option("--protocol", help="rest or grpc.")] = "rest",
+    http2: Annotated[bool, typer.Option("--http2", help="REST over HTTP/2 (h2 over TLS, h2c over http).")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each answer.")] = 10.0,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")] = False,
+    cacert: Annotated[Optional[Path], typer.Option("--cacert", help="CA bundle to verify TLS with.")] = None,
+    count: Annotated[int, typer.Option("--count", help="Send N requests and summarise them.")] = 0,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight with --count.")] = 1,
+    rate: Annotated[Optional[float], typer.Option("--rate", help="Requests per second with --count.")] = None,
+    until_decided: Annotated[
+        bool, typer.Option("--until-decided", help="Stop when a sequential test accepts or rejects the split.")
+    ] = False,
+    split_tolerance: Annotated[
+        float, typer.Option("--split-tolerance", help="Share difference the sequential test must detect (0-1).")
+    ] = 0.05,
+    bundle: Annotated[Optional[Path], typer.Option("--bundle", "-b", help="Read the path from a bundle.")] = None,
+    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Read the path from a cluster.")] = None,
+    context: Annotated[Optional[str], typer.Option("--context", help="kubeconfig context.")] = None,
+    namespace: Annotated[
+        Optional[list[str]], typer.Option("--namespace", "-n", help="Live: namespaces to read (default all).")
+    ] = None,
+    probes: Annotated[
+        Optional[int], typer.Option("--probes", help="Differential probes per entry point (0: none).")
+    ] = None,
+    probe_url: Annotated[
+        Optional[list[str]], typer.Option("--probe-url", help="Entry point NAME=URL (envoy, agent, mlserver).")
+    ] = None,
+    metrics_url: Annotated[
+        Optional[str], typer.Option("--metrics-url", help="MLServer /metrics URL for the model time.")
+    ] = None,
+    envoy_admin: Annotated[Optional[str], typer.Option("--envoy-admin", help="Envoy admin URL.")] = None,
+    log_wait: Annotated[float, typer.Option("--log-wait", help="Seconds to wait for access-log lines.")] = 3.0,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+    fail_on: Annotated[str, typer.Option("--fail-on", help=FAIL_ON_HELP)] = "warning",
+    otlp: Annotated[Optional[str], typer.Option("--otlp", help="Export spans to this OTLP/HTTP endpoint.")] = None,
+    save: Annotated[Optional[Path], typer.Option("--save", help="Write the JSON record to this file.")] = None,
+    no_stack: Annotated[bool, typer.Option("--no-stack", help="Ignore the reference stack's defaults.")] = False,
+    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help="Reference stack state directory.")] = None,
+) -> None:
+    """Send a V2 inference request, follow it through the seven hops, time each hop and explain a failure."""
+    from mlops_trace.trace.command import RequestArgs, execute
+
+    tty = sys.stdout.isatty()
+    args = RequestArgs(
+        url=url,
+        host=host,
+        model=model,
+        experiment=experiment,
+        data=data,
+        headers=tuple(header or ()),
+        protocol=protocol,
+        http2=http2,
+        timeout=timeout,
+        insecure=insecure,
+        cacert=cacert,
+        count=count,
+        concurrency=concurrency,
+        rate=rate,
+        until_decided=until_decided,
+        split_tolerance=split_tolerance,
+        bundle=bundle,
+        kubeconfig=kubeconfig,
+        context=context,
+        namespaces=tuple(namespace or ()),
+        probes=probes,
+        metrics_url=metrics_url,
+        envoy_admin=envoy_admin,
+        entries=tuple(probe_url or ()),
+        log_wait=log_wait,
+        output=output,
+        fail_on=_severity(fail_on),
+        otlp=otlp,
+        save=save,
+        state_dir=state_dir,
+        no_stack=no_stack,
+        progress=sys.stderr.isatty(),
+        width=_width(),
+        color=output == "table" and tty and "NO_COLOR" not in os.environ,
+    )
+    try:
+        outcome = execute(args)
+    except MlopsTraceError as exc:
+        _fail(str(exc))
+    for warning in outcome.warnings:
+        typer.echo(f"mlops-trace: {warning}", err=True)
+    sys.stdout.write(outcome.text)
+    raise typer.Exit(outcome.exit_code)
+
+
+# --- alerts: PrometheusRule for HighMLInferenceLatency and ABTestTrafficImbalance --------------------------------
+
+
+@app.command("alerts")
+def alerts_command(
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the serving stack.")],
+    bundle: Annotated[
+        Optional[Path], typer.Option("--bundle", "-b", help="Read the Experiments from an offline bundle.")
+    ] = None,
+    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Live: kubeconfig file.")] = None,
+    context: Annotated[Optional[str], typer.Option("--context", help="Live: kubeconfig context.")] = None,
+    request_timeout: Annotated[
+        float, typer.Option("--request-timeout", help="Live: seconds to wait for each API call.")
+    ] = 10.0,
+    name: Annotated[
+        Optional[str], typer.Option("--name", help="PrometheusRule name (default mlops-trace-<namespace>).")
+    ] = None,
+    max_p95: Annotated[float, typer.Option("--max-p95", help="HighMLInferenceLatency: P95 objective in ms.")] = 50.0,
+    for_: Annotated[str, typer.Option("--for", help="How long a condition must hold before an alert fires.")] = "5m",
+    window: Window = "5m",
+    split_tolerance: Annotated[
+        float, typer.Option("--split-tolerance", help="ABTestTrafficImbalance: allowed share difference (0-1).")
+    ] = 0.10,
+    min_requests: Annotated[
+        int, typer.Option("--min-requests", help="ABTestTrafficImbalance: requests the window needs to judge.")
+    ] = 200,
+    metrics: Annotated[
+        str, typer.Option("--metrics", help="Which component's metrics: envoy, agent or mlserver.")
+    ] = "envoy",
+    label: Annotated[
+        Optional[list[str]], typer.Option("--label", help="Label KEY=VALUE on the rule (e.g. release=prom).")
+    ] = None,
+    runbook_url_base: Annotated[
+        Optional[str], typer.Option("--runbook-url-base", help="URL of the playbooks/ folder for runbook_url.")
+    ] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="yaml or json.")] = "yaml",
+    output_file: Annotated[Optional[Path], typer.Option("--output-file", "-f", help="Write here, not stdout.")] = None,
+) -> None:
+    """Write a PrometheusRule with HighMLInferenceLatency and ABTestTrafficImbalance (targets from the Experiments)."""
+    from mlops_trace.alerts import AlertSettings, MetricSource, build_rule, parse_labels, render_rule
+    from mlops_trace.alerts import skipped_experiments
+    from mlops_trace.doctor import LiveTarget, open_snapshot
+
+    try:
+        try:
+            source = MetricSource(metrics)
+        except ValueError:
+            _fail(f"--metrics must be envoy, agent or mlserver (got {metrics!r})")
+        settings = AlertSettings(
+            namespace=namespace, name=name, max_p95_ms=max_p95, duration=for_, window=window,
+            split_tolerance=split_tolerance, min_requests=min_requests, source=source,
+            labels=parse_labels(label or ()), runbook_base=runbook_url_base,
+        )
+        if output not in ("yaml", "json"):
+            _fail(f"--output must be yaml or json (got {output!r})")
+        live = None if bundle is not None else LiveTarget(
+            namespaces=(namespace,), kubeconfig=kubeconfig, context=context, request_timeout=request_timeout, tail=1
+        )
+        with open_snapshot(bundle, live) as snap:
+            experiments = snap.objects_of("Experiment", namespace)
+        text = render_rule(build_rule(settings, experiments), output)
+    except MlopsTraceError as exc:
+        _fail(str(exc))
+    for reason in skipped_experiments(experiments):
+        typer.echo(f"mlops-trace: warning: no ABTestTrafficImbalance rule for {reason}", err=True)
+    if not experiments:
+        typer.echo(f"mlops-trace: warning: no Experiment in {namespace}: only HighMLInferenceLatency", err=True)
+    if output_file is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output_file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"--output-file {output_file}: cannot write ({exc.strerror or exc})")
+    typer.echo(f"mlops-trace: wrote PrometheusRule {settings.rule_name} to {output_file}", err=True)
+
+
+# --- smoke: the CI gate (doctor + request thresholds, one exit code) ----------------------------------------------
+
+
+@app.command("smoke")
+def smoke_command(
+    stack: Annotated[bool, typer.Option("--stack", help="Test the reference stack (`mlops-trace stack up`).")] = False,
+    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
+    bundle: Annotated[Optional[Path], typer.Option("--bundle", "-b", help="Doctor reads this bundle.")] = None,
+    namespace: Annotated[
+        Optional[list[str]], typer.Option("--namespace", "-n", help="Live: namespace to examine (repeatable).")
+    ] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Live: every namespace.")] = False,
+    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Live: kubeconfig file.")] = None,
+    context: Annotated[Optional[str], typer.Option("--context", help="Live: kubeconfig context.")] = None,
+    request_timeout: Annotated[
+        float, typer.Option("--request-timeout", help="Live: seconds to wait for each API call.")
+    ] = 10.0,
+    envoy_admin: Annotated[
+        Optional[list[str]], typer.Option("--envoy-admin", help="Live: Envoy admin URL to read (repeatable).")
+    ] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="Endpoint (ingress URL) the requests go to.")] = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="Host header for the ingress rule.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Call this Model.")] = None,
+    experiment: Annotated[
+        Optional[str], typer.Option("--experiment", help="Call this Experiment (seldon-model: <exp>.experiment).")
+    ] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="V2 request body (JSON).")] = None,
+    header: Annotated[Optional[list[str]], typer.Option("--header", "-H", help="Extra header 'Name: value'.")] = None,
+    protocol: Annotated[str, typer.Option("--protocol", help="rest or grpc.")] = "rest",
+    count: Annotated[
+        Optional[int], typer.Option("--count", help="Requests to send (default 100; 0: doctor only).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight.")] = 1,
+    rate: Annotated[Optional[float], typer.Option("--rate", help="Requests per second.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each answer.")] = 10.0,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify the endpoint's TLS certificate.")] = False,
+    cacert: Annotated[Optional[Path], typer.Option("--cacert", help="CA bundle for the endpoint's TLS.")] = None,
+    max_p95: MaxP95 = None,
+    max_p99: Annotated[Optional[float], typer.Option("--max-p99", help="Gate: client P99 in ms.")] = None,
+    min_success: Annotated[
+        float, typer.Option("--min-success", help="Gate and MT402: success rate, 0-1.")
+    ] = 0.99,
+    split_tolerance: Annotated[
+        float, typer.Option("--split-tolerance", help="Gate and MT403: allowed share difference per candidate.")
+    ] = 0.05,
+    until_decided: Annotated[
+        bool, typer.Option("--until-decided", help="Split gate by a sequential test (stops when decided).")
+    ] = False,
+    split_alpha: SplitAlpha = None,
+    prometheus: PrometheusUrl = None,
+    prometheus_token: PrometheusToken = None,
+    prometheus_user: PrometheusUser = None,
+    prometheus_password: PrometheusPassword = None,
+    prometheus_cacert: PrometheusCacert = None,
+    prometheus_insecure: PrometheusInsecure = False,
+    window: Window = "5m",
+    prometheus_wait: Annotated[
+        float, typer.Option("--prometheus-wait", help="Seconds to wait for a scrape newer than the requests.")
+    ] = 30.0,
+    fail_on: Annotated[str, typer.Option("--fail-on", help=FAIL_ON_HELP)] = "warning",
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only these checks.")] = None,
+    skip: Annotated[Optional[list[str]], typer.Option("--skip", help="Do not run these checks.")] = None,
+    baseline: Annotated[
+        Optional[Path], typer.Option("--baseline", help="Fail when a hop's P95 regressed against this run.")
+    ] = None,
+    save_baseline: Annotated[
+        Optional[Path], typer.Option("--save-baseline", help="Write this run's per-hop P95 here.")
+    ] = None,
+    regression_margin: Annotated[
+        float, typer.Option("--regression-margin", help="Allowed P95 increase over the baseline (0.2 = 20%).")
+    ] = 0.20,
+    regression_floor: Annotated[
+        float, typer.Option("--regression-floor", help="Extra ms allowed per hop on top of the margin.")
+    ] = 1.0,
+    output: Annotated[str, typer.Option("--output", "-o", help="text, json, junit or sarif.")] = "text",
+    junit_file: Annotated[Optional[Path], typer.Option("--junit-file", help="Also write JUnit XML here.")] = None,
+    sarif_file: Annotated[Optional[Path], typer.Option("--sarif-file", help="Also write SARIF here.")] = None,
+    json_file: Annotated[Optional[Path], typer.Option("--json-file", help="Also write the JSON report here.")] = None,
+) -> None:
+    """CI gate: requests through the serving path, then doctor and Prometheus, judged by gates; exit 0, 1 or 2."""
+    from mlops_trace.gating.gates import GateSettings
+    from mlops_trace.gating.render import FORMATS as SMOKE_FORMATS
+    from mlops_trace.gating.render import render_smoke
+    from mlops_trace.gating.report import could_not_run
+    from mlops_trace.gating.service_level import service_level
+    from mlops_trace.smoke import SmokeArgs, run_smoke
+
+    if output not in SMOKE_FORMATS:
+        _fail(f"--output must be one of {', '.join(SMOKE_FORMATS)} (got {output!r})")
+    threshold = _severity(fail_on)
+    try:
+        slo = service_level(
+            prometheus=prometheus, token=prometheus_token, user=prometheus_user, password=prometheus_password,
+            cacert=prometheus_cacert, insecure=prometheus_insecure, window=window, max_p95_ms=max_p95,
+            min_success=min_success, split_alpha=split_alpha, split_tolerance=split_tolerance,
+        )
+        args = SmokeArgs(
+            bundle=bundle, namespaces=tuple(namespace or ()), all_namespaces=all_namespaces, kubeconfig=kubeconfig,
+            context=context, request_timeout=request_timeout, envoy_admin=tuple(envoy_admin or ()), stack=stack,
+            state_dir=state_dir, url=url, host=host, model=model, experiment=experiment, data=data,
+            headers=tuple(header or ()), protocol=protocol, count=count, concurrency=concurrency, rate=rate,
+            timeout=timeout, insecure=insecure, cacert=cacert, service_level=slo, prometheus_wait_s=prometheus_wait,
+            gates=GateSettings(min_success=min_success, max_p95_ms=max_p95, max_p99_ms=max_p99,
+                               split_tolerance=split_tolerance, until_decided=until_decided),
+            fail_on=threshold, only=tuple(only or ()), skip=tuple(skip or ()), baseline=baseline,
+            save_baseline=save_baseline, regression_margin=regression_margin, regression_floor_ms=regression_floor,
+        )
+        report = run_smoke(args)
+    except MlopsTraceError as exc:
+        report = could_not_run("smoke", str(exc), threshold)
+    if report.error is not None:
+        typer.echo(f"mlops-trace: error: {report.error}", err=True)
+    for path, fmt in ((junit_file, "junit"), (sarif_file, "sarif"), (json_file, "json")):
+        if path is not None:
+            try:
+                path.write_text(render_smoke(report, fmt), encoding="utf-8")
+            except OSError as exc:
+                _fail(f"--{fmt}-file {path}: cannot write ({exc.strerror or exc})")
+    sys.stdout.write(render_smoke(report, output))
+    raise typer.Exit(report.exit_code)
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from mlops_trace.snapshot.roles import Role, container_role
 from mlops_trace.snapshot.snapshot import BundleMetadata, EnvoySource, LogSource, RequestRecord, Snapshot
 
 KUBE_SUFFIXES = (".yaml", ".yml", ".json")
-_TOP_LEVEL = ("kube", "logs", "envoy", "requests", "bundle.yaml")
+_TOP_LEVEL = ("kube", "logs", "envoy", "requests", "prometheus", "bundle.yaml")
 
 
 @contextmanager

@@ -1,0 +1,215 @@
+"""A `SmokeReport` as text: a short human summary, JSON, JUnit XML or SARIF.
+
+JUnit and SARIF extend what `mlops_trace.render` makes of the doctor report rather than redo it: JUnit keeps the
+doctor suite (one test case per check) and adds a `mlops-trace smoke gates` suite with one test case per gate;
+SARIF keeps the doctor run and adds one rule per gate and one result per failed gate. A run that could not happen
+still gives a well-formed document naming the error, so a CI report parser never reads an empty file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from mlops_trace import __version__
+from mlops_trace.errors import UsageError
+from mlops_trace.gating.gates import GateResult, GateStatus
+from mlops_trace.gating.report import SmokeReport, gates_text
+from mlops_trace.render._common import namespace_label, one_line, verdict_line
+
+FORMATS: tuple[str, ...] = ("text", "json", "junit", "sarif")
+GATE_SUITE = "mlops-trace smoke gates"
+_STATUS_WORD = {GateStatus.PASS: "PASS", GateStatus.FAIL: "FAIL", GateStatus.SKIP: "SKIP"}
+# Characters XML 1.0 forbids (as in render.junit): an error text may quote a terminal escape.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _clean(text: str) -> str:
+    return _NOT_XML_CHAR.sub("", text)
+
+
+def render_smoke(smoke: SmokeReport, fmt: str) -> str:
+    if fmt == "text":
+        return render_text(smoke)
+    if fmt == "json":
+        return json.dumps(smoke.to_dict(), indent=2) + "\n"
+    if fmt == "junit":
+        return render_junit(smoke)
+    if fmt == "sarif":
+        return json.dumps(sarif_log(smoke), indent=2) + "\n"
+    raise UsageError(f"--output must be one of {', '.join(FORMATS)} (got {fmt!r})")
+
+
+# --- text ----------------------------------------------------------------------------------------------------------
+
+
+def _measured(gate: GateResult) -> str:
+    if gate.measured is None:
+        return "-"
+    if gate.unit == "share":
+        return f"{100.0 * gate.measured:.2f}%"
+    if gate.unit == "ms":
+        return f"{gate.measured:.1f} ms"
+    return f"{gate.measured:g}"
+
+
+def render_text(smoke: SmokeReport) -> str:
+    lines = [f"mlops-trace smoke · source: {one_line(smoke.source)}"]
+    if smoke.target:
+        lines.append(f"target: {one_line(smoke.target)}")
+    if smoke.error is not None:
+        lines += ["", f"ERROR: {one_line(smoke.error)}", "", "result: ERROR (exit 2): the smoke test could not run"]
+        return "\n".join(lines) + "\n"
+    if smoke.gates:
+        lines += ["", "gates:"]
+        width = max(len(gate.name) for gate in smoke.gates)
+        for gate in smoke.gates:
+            lines.append(f"  {_STATUS_WORD[gate.status]}  {gate.name:<{width}}  {_measured(gate):>10}  "
+                         f"{one_line(gate.detail)}")
+    report = smoke.report
+    if report is not None:
+        lines += ["", f"checks: {verdict_line(report)}"]
+        failing = smoke.failing_findings
+        if failing:
+            lines.append(f"findings at or above {smoke.fail_on.value}:")
+            for finding in failing:
+                lines.append(f"  {finding.severity.value:<8} {finding.id} {namespace_label(finding.namespace)} "
+                             f"{finding.object}: {one_line(finding.message)}")
+                lines.append(f"           fix: {one_line(finding.fix)} (playbooks/{finding.playbook}.md)")
+        for problem in report.input_problems:
+            lines.append(f"  input not used: {one_line(problem.path)}: {one_line(problem.reason)}")
+    if smoke.prometheus or smoke.notes:
+        lines.append("")
+        lines += [f"note: {one_line(note)}" for note in (*smoke.prometheus, *smoke.notes)]
+    lines += ["", _result_line(smoke)]
+    return "\n".join(lines) + "\n"
+
+
+def _result_line(smoke: SmokeReport) -> str:
+    parts: list[str] = []
+    failed = smoke.failed_gates
+    if failed:
+        parts.append(f"{len(failed)} gate(s) failed ({', '.join(gate.name for gate in failed)})")
+    failing = smoke.failing_findings
+    if failing:
+        ids = sorted({f.id for f in failing})
+        parts.append(f"{len(failing)} finding(s) at or above {smoke.fail_on.value} ({', '.join(ids)})")
+    counted = gates_text(smoke.gates) if smoke.gates else "no gates"
+    if not parts:
+        return f"result: PASS (exit 0): {counted}, no finding at or above {smoke.fail_on.value}"
+    return f"result: FAIL (exit 1): {'; '.join(parts)}"
+
+
+# --- JUnit ---------------------------------------------------------------------------------------------------------
+
+
+def render_junit(smoke: SmokeReport) -> str:
+    from mlops_trace.render.junit import render as doctor_junit
+
+    if smoke.report is not None:
+        root = ET.fromstring(doctor_junit(smoke.report).split("\n", 1)[1])
+    else:
+        root = ET.Element("testsuites", {"name": "mlops-trace smoke"})
+    if smoke.error is not None:
+        suite = ET.SubElement(root, "testsuite", {"name": "mlops-trace smoke", "tests": "1", "failures": "0",
+                                                  "errors": "1", "skipped": "0"})
+        case = ET.SubElement(suite, "testcase", {"classname": "mlops-trace.smoke", "name": "smoke could not run"})
+        ET.SubElement(case, "error", {"message": _clean(smoke.error), "type": "could-not-run"})
+    else:
+        _gate_suite(root, smoke)
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for suite in root.iter("testsuite"):
+        for key in totals:
+            totals[key] += int(suite.get(key, "0"))
+    for key, value in totals.items():
+        root.set(key, str(value))
+    root.set("name", "mlops-trace smoke")
+    ET.indent(root, space="  ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _gate_suite(root: ET.Element, smoke: SmokeReport) -> None:
+    clean = _clean
+    gates = smoke.gates
+    failed = sum(1 for gate in gates if gate.status is GateStatus.FAIL)
+    skipped = sum(1 for gate in gates if gate.status is GateStatus.SKIP)
+    suite = ET.SubElement(root, "testsuite", {"name": GATE_SUITE, "tests": str(len(gates)), "failures": str(failed),
+                                              "errors": "0", "skipped": str(skipped)})
+    properties = ET.SubElement(suite, "properties")
+    if smoke.target:
+        ET.SubElement(properties, "property", {"name": "target", "value": clean(smoke.target)})
+    request = smoke.request or {}
+    for key in ("count", "succeeded", "success_rate", "rate_rps"):
+        if request.get(key) is not None:
+            ET.SubElement(properties, "property", {"name": f"request.{key}", "value": str(request[key])})
+    latency = request.get("latency_ms")
+    if isinstance(latency, dict):
+        for key in ("p50", "p95", "p99"):
+            if latency.get(key) is not None:
+                ET.SubElement(properties, "property", {"name": f"request.{key}_ms", "value": str(latency[key])})
+    for note in smoke.prometheus:
+        ET.SubElement(properties, "property", {"name": "prometheus", "value": clean(note)})
+    for gate in gates:
+        case = ET.SubElement(suite, "testcase", {"classname": "mlops-trace.gate", "name": clean(f"gate {gate.name}")})
+        if gate.status is GateStatus.FAIL:
+            failure = ET.SubElement(case, "failure", {"message": clean(gate.detail), "type": "gate"})
+            failure.text = clean(f"measured: {_measured(gate)}; threshold: {gate.threshold}; {gate.detail}")
+        elif gate.status is GateStatus.SKIP:
+            ET.SubElement(case, "skipped", {"message": clean(gate.detail)})
+        else:
+            out = ET.SubElement(case, "system-out")
+            out.text = clean(gate.detail)
+
+
+# --- SARIF ---------------------------------------------------------------------------------------------------------
+
+
+def sarif_log(smoke: SmokeReport) -> dict[str, Any]:
+    from mlops_trace.render.sarif import SARIF_VERSION, SCHEMA_URI
+    from mlops_trace.render.sarif import sarif_log as doctor_sarif
+
+    if smoke.report is not None:
+        log = doctor_sarif(smoke.report)
+    else:
+        log = {
+            "$schema": SCHEMA_URI,
+            "version": SARIF_VERSION,
+            "runs": [{"tool": {"driver": {"name": "mlops-trace", "version": __version__, "rules": []}},
+                      "invocations": [{"executionSuccessful": True}], "results": []}],
+        }
+    run = log["runs"][0]
+    run.setdefault("properties", {})["smoke"] = {"result": smoke.verdict, "exit_code": smoke.exit_code,
+                                                 "target": smoke.target}
+    invocation = run["invocations"][0]
+    if smoke.error is not None:
+        invocation["executionSuccessful"] = False
+        invocation.setdefault("toolExecutionNotifications", []).append(
+            {"level": "error", "message": {"text": f"smoke could not run: {smoke.error}"}}
+        )
+        return log
+    rules = run["tool"]["driver"].setdefault("rules", [])
+    for gate in smoke.gates:
+        rule_id = f"gate/{gate.name.replace(' ', '-')}"
+        index = len(rules)
+        rules.append({"id": rule_id, "name": gate.name, "shortDescription": {"text": f"smoke gate {gate.name}"},
+                      "defaultConfiguration": {"level": "error"}})
+        if gate.status is GateStatus.FAIL:
+            run["results"].append(
+                {
+                    "ruleId": rule_id,
+                    "ruleIndex": index,
+                    "level": "error",
+                    "message": {"text": f"gate {gate.name} failed: {gate.detail}"},
+                    "locations": [{"logicalLocations": [{"name": smoke.target or "endpoint",
+                                                         "kind": "endpoint"}]}],
+                    "properties": gate.to_dict(),
+                }
+            )
+        elif gate.status is GateStatus.SKIP:
+            invocation.setdefault("toolExecutionNotifications", []).append(
+                {"level": "note", "associatedRule": {"id": rule_id, "index": index},
+                 "message": {"text": f"gate {gate.name} skipped: {gate.detail}"}}
+            )
+    return log

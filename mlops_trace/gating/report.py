@@ -1,0 +1,110 @@
+"""The result of a `smoke` run: the doctor report (with the request run's findings merged in), the gates, what the
+request run and Prometheus said, and the one exit code every output format shares.
+
+Exit code: 2 when the run could not happen (`error` set: bad flags, unreadable bundle, unreachable endpoint,
+cluster or Prometheus), 1 when a gate failed or a finding is at or above `--fail-on`, else 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mlops_trace.gating.gates import GateResult, GateStatus
+from mlops_trace.model.findings import CheckResult, CheckStatus, Finding, Report, Severity
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_COULD_NOT_RUN = 2
+
+
+@dataclass(frozen=True)
+class SmokeReport:
+    source: str
+    report: Report | None  # None when the run stopped before doctor
+    gates: tuple[GateResult, ...] = ()
+    fail_on: Severity = Severity.WARNING
+    request: Mapping[str, Any] | None = None  # RunSummary.to_dict() of the request run
+    target: str = ""  # the endpoint and what was called
+    prometheus: tuple[str, ...] = ()  # what Prometheus had and which metric each check used
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        return [gate for gate in self.gates if gate.status is GateStatus.FAIL]
+
+    @property
+    def failing_findings(self) -> list[Finding]:
+        if self.report is None:
+            return []
+        return [f for f in self.report.findings if f.severity.at_least(self.fail_on)]
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is not None:
+            return EXIT_COULD_NOT_RUN
+        return EXIT_FAILED if self.failed_gates or self.failing_findings else EXIT_OK
+
+    @property
+    def verdict(self) -> str:
+        return {EXIT_OK: "pass", EXIT_FAILED: "fail", EXIT_COULD_NOT_RUN: "error"}[self.exit_code]
+
+    def to_dict(self) -> dict[str, Any]:
+        report = self.report
+        return {
+            "schema_version": 1,
+            "kind": "smoke",
+            "result": self.verdict,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "source": self.source,
+            "target": self.target,
+            "fail_on": self.fail_on.value,
+            "gates": [gate.to_dict() for gate in self.gates],
+            "findings": [f.to_dict() for f in report.findings] if report else [],
+            "checks": [c.to_dict() for c in report.checks] if report else [],
+            "input_problems": [p.to_dict() for p in report.input_problems] if report else [],
+            "request": dict(self.request) if self.request is not None else None,
+            "prometheus": list(self.prometheus),
+            "notes": list(self.notes),
+        }
+
+
+def could_not_run(source: str, message: str, fail_on: Severity = Severity.WARNING) -> SmokeReport:
+    return SmokeReport(source=source, report=None, fail_on=fail_on, error=message)
+
+
+def merge_findings(report: Report, extra: Iterable[Finding], origin: str) -> Report:
+    """`report` with the findings of another source (the request run) added: duplicates dropped, and a check that
+    passed or was skipped in doctor marked failed when the other source found something for it."""
+    findings = list(report.findings)
+    seen = {(f.id, f.namespace, f.object, f.message) for f in findings}
+    added: dict[str, int] = {}
+    for finding in extra:
+        key = (finding.id, finding.namespace, finding.object, finding.message)
+        if key in seen:
+            continue
+        seen.add(key)
+        findings.append(finding)
+        added[finding.id] = added.get(finding.id, 0) + 1
+    if not added:
+        return report
+    checks: list[CheckResult] = []
+    for check in report.checks:
+        count = added.get(check.id)
+        if count and check.status in (CheckStatus.PASS, CheckStatus.SKIP):
+            doctor_said = f"; doctor: {check.status.value}" + (f" ({check.reason})" if check.reason else "")
+            reason = f"{count} finding(s) from {origin}{doctor_said}"
+            check = CheckResult(check.id, check.slug, CheckStatus.FAIL, reason)
+        checks.append(check)
+    findings.sort(key=lambda f: (-f.severity.rank, f.namespace or "", f.id, f.object))
+    return replace(report, findings=tuple(findings), checks=tuple(checks))
+
+
+def gates_text(gates: Sequence[GateResult]) -> str:
+    failed = sum(1 for gate in gates if gate.status is GateStatus.FAIL)
+    skipped = sum(1 for gate in gates if gate.status is GateStatus.SKIP)
+    return f"{len(gates) - failed - skipped} gates passed, {failed} failed, {skipped} skipped"
+
