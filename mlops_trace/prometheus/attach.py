@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from mlops_trace.prometheus.client import PrometheusClient, PrometheusConfig, QuerySource
 from mlops_trace.prometheus.collect import Collection, collect_queries, present_metrics, wait_for_scrape
-from mlops_trace.prometheus.plan import plan_queries
-from mlops_trace.prometheus.snapshot import attach, load_prometheus_dir
+from mlops_trace.prometheus.plan import Purpose, plan_queries
+from mlops_trace.prometheus.snapshot import attach, load_prometheus_dir, parse_result
 from mlops_trace.snapshot.snapshot import Snapshot
 
 
@@ -32,10 +33,19 @@ def query_into(
     notes: list[str] = []
     if fresh_after is not None and wait_s > 0:
         _, _, found = present_metrics(source)
-        chosen = {q.metric for q in plan_queries(found, window).queries}
+        plan = plan_queries(found, window)
+        chosen = {q.metric for q in plan.queries}
+        deadline = time.monotonic() + wait_s
         if chosen and not wait_for_scrape(source, chosen, fresh_after, wait_s, poll_s=poll_s):
-            notes.append(f"prometheus: no scrape newer than the request run within {wait_s:g}s; the counters may "
-                         "miss its last requests")
+            notes.append(
+                f"prometheus: no scrape newer than the request run within {wait_s:g}s; the counters may "
+                "miss its last requests"
+            )
+        elif chosen:
+            # A series born during the run has one sample after it; rate() needs two. Wait (within the same budget)
+            # until every planned query answers, so a busy machine's late scrape does not read as "no requests".
+            answered = [q.promql for q in plan.queries if q.purpose is not Purpose.SUCCESS_FAILURES]  # none may be due
+            _wait_for_answers(source, answered, deadline, poll_s)
     folder = Path(tempfile.mkdtemp(prefix="mlops-trace-prometheus-"))
     try:
         collection = collect_queries(source, window, folder, source_name)
@@ -43,6 +53,15 @@ def query_into(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return Collection(collection.plan, collection.files, collection.source, tuple(notes))
+
+
+def _wait_for_answers(source: QuerySource, queries: list[str], deadline: float, poll_s: float) -> bool:
+    pending = list(queries)
+    while True:
+        pending = [promql for promql in pending if not parse_result(source.query(promql))]
+        if not pending or time.monotonic() >= deadline:
+            return not pending
+        time.sleep(poll_s)
 
 
 def query_prometheus_into(
