@@ -11,7 +11,7 @@ from typing import Any
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.seldon import is_ready
 from mlops_trace.model.findings import Evidence, Finding, Severity
-from mlops_trace.parsers.logs import LogRecord, iter_records
+from mlops_trace.parsers.logs import LogRecord, lines_mentioning, parse_line
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource, Snapshot
@@ -56,6 +56,15 @@ _LOG_PROGRESS = re.compile(
     r"|updating state for model ([A-Za-z0-9][\w.-]*) to (?:loaded|available)\b",
     re.IGNORECASE,
 )
+# Text _LOG_FAILURE and _LOG_PROGRESS cannot match without: only lines holding one are read.
+_FAILURE_NEEDLES = ("failed to schedule model", "no matching server")
+_LOG_NEEDLES = (
+    *_FAILURE_NEEDLES,
+    "sending load model request for ",
+    "scheduled model onto server",
+    "updating state for model ",
+)
+_NAMES_CHECKED_BY_TEXT = 64  # past this many failed models, parse every progress line instead
 
 
 @dataclass
@@ -224,7 +233,10 @@ def _names(value: Any) -> set[str]:
 def _log_rule(snap: Snapshot, log: LogSource, cases: dict[tuple[str | None, str], _Case]) -> None:
     last_failure: dict[str, tuple[int, str]] = {}
     last_progress: dict[str, int] = {}
-    for record in iter_records(log.lines()):
+    for lineno, line in lines_mentioning(log.path, _LOG_NEEDLES):
+        if not _may_count(line, last_failure):
+            continue
+        record = parse_line(lineno, line)
         text = record.message or record.raw
         field_model = record.fields.get("model") or ""
         if _LOG_FAILURE.search(text) and "managed to schedule" not in text.lower():
@@ -249,6 +261,19 @@ def _log_rule(snap: Snapshot, log: LogSource, cases: dict[tuple[str | None, str]
         case = _case(cases, model, namespace, name)
         case.reasons.append(f"scheduler {log.pod} logs `{_short(text, 120)}`")
         case.evidence.append(Evidence(log.where(lineno), text))
+
+
+def _may_count(line: str, failed: Mapping[str, object]) -> bool:
+    """Whether a candidate line can change the outcome. A progress line only matters after a failure of its model
+    (an earlier one is older than every failure it could excuse), and then its text holds that model's name; lines
+    that may be failures, and lines whose parsed text may differ from their bytes, are always read. Parsing only
+    these keeps a scheduler log of routine load lines at the cost of the scan."""
+    lowered = line.lower()
+    if any(needle in lowered for needle in _FAILURE_NEEDLES):
+        return True
+    if not line.isascii() or "\\" in line or "\x1b" in line or len(failed) > _NAMES_CHECKED_BY_TEXT:
+        return True
+    return any(name in line for name in failed)
 
 
 def _model_for(snap: Snapshot, log: LogSource, name: str) -> KubeObject | bool | None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mlops_trace.analysis.check import SkipCheck, make_check
-from mlops_trace.analysis.seldon import cluster_pattern, is_ready, iter_weighted_candidates, server_pods
+from mlops_trace.analysis.seldon import is_ready, iter_weighted_candidates, server_pods
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.parsers.logs import iter_records
 from mlops_trace.snapshot.kube import KubeObject
@@ -49,17 +49,21 @@ def run(snap: Snapshot) -> Iterator[Finding]:
         return
     loaded = _loaded_models(snap)
     undecided: list[str] = []
-    for namespace in sorted({obj.namespace or "" for obj, _ in targets}):
+    by_namespace: dict[str, list[tuple[KubeObject, list[str]]]] = {}
+    for obj, models in targets:
+        by_namespace.setdefault(obj.namespace or "", []).append((obj, models))
+    served = _ClusterModels()
+    for namespace in sorted(by_namespace):
         envoys = [e for e in snap.envoy_configs(namespace) if e.config is not None and e.config.clusters]
         agents = _agent_view(snap, namespace)
-        for obj, models in [(o, m) for o, m in targets if (o.namespace or "") == namespace]:
+        for obj, models in by_namespace[namespace]:
             if not envoys and not agents.judged:
                 undecided.append(f"{obj.ref} in {namespace} ({agents.why_not})")
                 continue
             evidence: list[Evidence] = []
             reasons: list[str] = []
             for envoy in envoys:
-                missing = [m for m in models if not _has_cluster(envoy, m)]
+                missing = [m for m in models if not served.has_cluster(envoy, m)]
                 if missing:
                     reasons.append(f"Envoy {envoy.pod} has no cluster for {', '.join(missing)}")
                     evidence.append(_cluster_evidence(envoy, missing))
@@ -104,11 +108,30 @@ def _finding(obj: KubeObject, models: list[str], reasons: list[str], evidence: l
 # --- Envoy -----------------------------------------------------------------------------------------------------------
 
 
-def _has_cluster(envoy: EnvoySource, model: str) -> bool:
-    if envoy.config is None:
-        return False
-    pattern = cluster_pattern(model)
-    return any(pattern.match(name) for name in envoy.config.cluster_names())
+# The end of a `<model>_<n>_http|_grpc` cluster name. The digits hold no `_`, so a name has at most one model
+# part: cluster_pattern(model) matches the name exactly when the model is the text before this suffix.
+_CLUSTER_SUFFIX = re.compile(r"_(\d+)_(http|grpc)$")
+
+
+class _ClusterModels:
+    """The models each Envoy has a cluster for, worked out once per Envoy: matching every cluster name against each
+    Model's pattern is quadratic in a 10,000-model dump."""
+
+    def __init__(self) -> None:
+        self._by_envoy: dict[int, frozenset[str]] = {}
+
+    def has_cluster(self, envoy: EnvoySource, model: str) -> bool:
+        if envoy.config is None:
+            return False
+        models = self._by_envoy.get(id(envoy))
+        if models is None:
+            models = frozenset(
+                name[: found.start()]
+                for name in envoy.config.cluster_names()
+                if (found := _CLUSTER_SUFFIX.search(name)) is not None
+            )
+            self._by_envoy[id(envoy)] = models
+        return model in models
 
 
 def _cluster_evidence(envoy: EnvoySource, missing: list[str]) -> Evidence:

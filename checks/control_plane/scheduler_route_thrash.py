@@ -10,7 +10,7 @@ from datetime import datetime
 
 from mlops_trace.analysis.check import make_check
 from mlops_trace.model.findings import Evidence, Finding, Severity
-from mlops_trace.parsers.logs import LogRecord, iter_records
+from mlops_trace.parsers.logs import LogRecord, iter_records, lines_mentioning
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource, Snapshot
 
@@ -34,6 +34,8 @@ _MESSAGE_LIMIT = 200
 _REMOVE = re.compile(r"remove routes for model (\S+)", re.IGNORECASE)
 _SETUP = re.compile(r"trying to setup experiment for (\S+)", re.IGNORECASE)
 _SYNC = re.compile(r"experiment (\S+) sync - calling for (?:model|pipeline) (\S+)", re.IGNORECASE)
+# Text each pattern above cannot match without: only lines holding one are read and parsed (scheduler logs get large).
+_NEEDLES = ("remove routes for model", "trying to setup experiment for", " sync - calling for ")
 
 
 @dataclass
@@ -65,7 +67,7 @@ def run(snap: Snapshot) -> Iterator[Finding]:
 
 def _scan(log: LogSource) -> _LogScan:
     scan = _LogScan()
-    for record in iter_records(log.lines()):
+    for record in iter_records(lines_mentioning(log.path, _NEEDLES)):
         text = _text(record)
         removed = _REMOVE.search(text)
         if removed is not None:

@@ -54,14 +54,23 @@ class _Split:
         return 100.0 * self.by_target.get(target, 0) / self.total if self.total else 0.0
 
 
-def _split_routes(config: EnvoyConfig, value: str) -> list[Route]:
-    """The routes that split first requests for `seldon-model: value` (sticky routes pin one cluster: left out)."""
-    return [
-        route
-        for name in serving_route_configs(config)
-        for route in config.routes(name)
-        if route.header_exact(SELDON_MODEL) == value and route.header_contains(STICKY_HEADER) is None and route.clusters
-    ]
+class _SplitRoutes:
+    """The routes that split first requests for each `seldon-model` value (sticky routes pin one cluster: left out),
+    indexed once per Envoy config: scanning every route of a 10,000-model dump for each Experiment is quadratic."""
+
+    def __init__(self) -> None:
+        self._by_config: dict[int, dict[str | None, list[Route]]] = {}
+
+    def get(self, config: EnvoyConfig, value: str) -> list[Route]:
+        index = self._by_config.get(id(config))
+        if index is None:
+            index = defaultdict(list)
+            for name in serving_route_configs(config):
+                for route in config.routes(name):
+                    if route.header_contains(STICKY_HEADER) is None and route.clusters:
+                        index[route.header_exact(SELDON_MODEL)].append(route)
+            self._by_config[id(config)] = index
+        return index.get(value, [])
 
 
 def _target_of(cluster: ClusterWeight, pipelines: bool) -> str:
@@ -124,15 +133,16 @@ def run(snap: Snapshot) -> Iterator[Finding]:
         raise SkipCheck("no Experiment in the namespace(s) with an Envoy config_dump (" + ", ".join(namespaces) + ")")
     judged = 0
     findings: list[Finding] = []
+    split_routes = _SplitRoutes()
     for exp in sorted(experiments, key=lambda e: (e.namespace or "", e.name)):
         expected = _expected_shares(exp)
         if not expected:
             continue  # no positive weight: MT304 reports it
         envoys = [(env, env.config) for env in snap.envoy_configs(exp.namespace) if env.config is not None]
-        for value in _route_values(exp, envoys):
+        for value in _route_values(exp, envoys, split_routes):
             bad: list[tuple[EnvoySource, _Split, list[str]]] = []
             for env, config in envoys:
-                for route in _split_routes(config, value):
+                for route in split_routes.get(config, value):
                     judged += 1
                     split = _split(route, _is_pipeline(exp))
                     problems = _problems(expected, split)
@@ -152,13 +162,15 @@ def _is_pipeline(exp: KubeObject) -> bool:
     return str(exp.spec.get("resourceType") or "model").lower() == "pipeline"
 
 
-def _route_values(exp: KubeObject, envoys: list[tuple[EnvoySource, EnvoyConfig]]) -> list[str]:
+def _route_values(
+    exp: KubeObject, envoys: list[tuple[EnvoySource, EnvoyConfig]], split_routes: _SplitRoutes
+) -> list[str]:
     """`<exp>.experiment`, and the default's own route once Envoy shows the Experiment active (its route exists):
     Seldon then rebuilds the default's route from the candidates."""
     own = experiment_route_name(exp.name)
     values = [own]
     default = exp.spec.get("default")
-    if isinstance(default, str) and default and any(_split_routes(config, own) for _, config in envoys):
+    if isinstance(default, str) and default and any(split_routes.get(config, own) for _, config in envoys):
         values.append(f"{default}.pipeline" if _is_pipeline(exp) else default)
     return values
 

@@ -19,7 +19,7 @@ import binascii
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -309,8 +309,20 @@ _CAMEL_KEY = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+")
 _CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
 
 
+_SNAKE_CACHE: dict[str, str] = {}
+_SNAKE_CACHE_LIMIT = 65_536  # key names repeat in every resource; user-chosen metadata keys must not grow it forever
+
+
 def _snake_key(key: object) -> object:
-    return _CAMEL_BOUNDARY.sub("_", key).lower() if isinstance(key, str) and _CAMEL_KEY.fullmatch(key) else key
+    if not isinstance(key, str):
+        return key
+    snake = _SNAKE_CACHE.get(key)
+    if snake is None:
+        snake = _CAMEL_BOUNDARY.sub("_", key).lower() if _CAMEL_KEY.fullmatch(key) else key
+        if len(_SNAKE_CACHE) >= _SNAKE_CACHE_LIMIT:
+            _SNAKE_CACHE.clear()
+        _SNAKE_CACHE[key] = snake
+    return snake
 
 
 def _snake_keys(value: Any) -> Any:
@@ -556,14 +568,32 @@ def _http_connection_managers(listener: Mapping[str, Any]) -> Iterator[Mapping[s
                 yield config
 
 
+@dataclass(frozen=True)
+class _ClusterParts:
+    """What the EnvoyConfig keeps of a cluster document; EDS endpoints are added when the config is built."""
+
+    type: str | None
+    endpoints: tuple[str, ...]
+    dynamic: bool
+    warming: bool
+
+
+def _cluster_parts(document: Mapping[str, Any], dynamic: bool, warming: bool) -> tuple[str | None, _ClusterParts]:
+    endpoints = _load_assignment_endpoints(_map(document.get("load_assignment")))
+    endpoints += [text for text in (_endpoint_text(host) for host in _maps(document.get("hosts"))) if text]
+    cluster_type = _text(document.get("type")) or _text(_map(document.get("cluster_type")).get("name"))
+    return _text(document.get("name")), _ClusterParts(cluster_type, tuple(endpoints), dynamic, warming)
+
+
 @dataclass
 class _Collector:
-    """Pieces gathered from the dump sections, deduplicated by name, first seen wins."""
+    """Pieces gathered from the dump sections, deduplicated by name, first seen wins. Clusters are kept as their
+    parts, not their documents, so a streamed dump never holds its cluster JSON."""
 
     listeners: dict[str, Listener] = field(default_factory=dict)
     route_configs: dict[str, RouteConfig] = field(default_factory=dict)
     inline_route_configs: list[RouteConfig] = field(default_factory=list)
-    clusters: dict[str, tuple[Mapping[str, Any], bool, bool]] = field(default_factory=dict)
+    clusters: dict[str, _ClusterParts] = field(default_factory=dict)
     eds_endpoints: dict[str, list[str]] = field(default_factory=dict)
     recognised_sections: int = 0
 
@@ -592,38 +622,39 @@ class _Collector:
         )
 
     def add_route_config(self, document: Mapping[str, Any], dynamic: bool, version_info: object) -> None:
-        config = _parse_route_config(document, dynamic, _text(version_info))
+        self.keep_route_config(_parse_route_config(document, dynamic, _text(version_info)))
+
+    def keep_route_config(self, config: RouteConfig) -> None:
         self.route_configs.setdefault(config.name, config)
 
     def add_cluster(self, document: Mapping[str, Any], dynamic: bool, warming: bool = False) -> None:
-        name = _text(document.get("name"))
+        self.keep_cluster(*_cluster_parts(document, dynamic, warming))
+
+    def keep_cluster(self, name: str | None, parts: _ClusterParts) -> None:
         if name is not None and name not in self.clusters:
-            self.clusters[name] = (document, dynamic, warming)
+            self.clusters[name] = parts
 
     def add_endpoints(self, assignment: Mapping[str, Any]) -> None:
-        name = _text(assignment.get("cluster_name"))
+        self.keep_endpoints(_text(assignment.get("cluster_name")), _load_assignment_endpoints(assignment))
+
+    def keep_endpoints(self, name: str | None, endpoints: list[str]) -> None:
         if name is not None:
-            self.eds_endpoints.setdefault(name, []).extend(_load_assignment_endpoints(assignment))
+            self.eds_endpoints.setdefault(name, []).extend(endpoints)
 
     def build(self) -> EnvoyConfig:
         route_configs = dict(self.route_configs)
         for config in self.inline_route_configs:
             route_configs.setdefault(config.name, config)
-        clusters = []
-        for name, (document, dynamic, warming) in self.clusters.items():
-            endpoints = _load_assignment_endpoints(_map(document.get("load_assignment")))
-            endpoints += [text for text in (_endpoint_text(host) for host in _maps(document.get("hosts"))) if text]
-            endpoints += self.eds_endpoints.get(name, [])
-            cluster_type = _text(document.get("type")) or _text(_map(document.get("cluster_type")).get("name"))
-            clusters.append(
-                Cluster(
-                    name=name,
-                    type=cluster_type,
-                    endpoints=tuple(dict.fromkeys(endpoints)),
-                    dynamic=dynamic,
-                    warming=warming,
-                )
+        clusters = [
+            Cluster(
+                name=name,
+                type=parts.type,
+                endpoints=tuple(dict.fromkeys([*parts.endpoints, *self.eds_endpoints.get(name, [])])),
+                dynamic=parts.dynamic,
+                warming=parts.warming,
             )
+            for name, parts in self.clusters.items()
+        ]
         return EnvoyConfig(
             listeners=tuple(self.listeners.values()),
             route_configs=tuple(route_configs.values()),
@@ -720,7 +751,22 @@ def parse_config_dump(document: Mapping[str, Any]) -> EnvoyConfig:
 
 
 def load_config_dump(path: Path) -> EnvoyConfig:
-    """Read a `/config_dump` JSON file. Raises InputError naming the file when it cannot be read or is not a dump."""
+    """Read a `/config_dump` JSON file. Raises InputError naming the file when it cannot be read or is not a dump.
+
+    The file is streamed (ijson): each route, cluster and endpoint entry is turned into its small parsed form as
+    soon as it is read, so memory follows what the EnvoyConfig keeps, not the size of the JSON. A file the
+    streaming reader cannot take exactly as `json.load` would (a syntax error, a byte-order mark, duplicate keys on
+    the way to the resources, a lone surrogate escape, a section whose `@type` is not its first key) is read whole
+    instead, which gives the same result or the same error.
+    """
+    try:
+        return _stream_config_dump(path)
+    except _NotStreamable:
+        pass
+    return _load_whole(path)
+
+
+def _load_whole(path: Path) -> EnvoyConfig:
     try:
         with path.open("r", encoding="utf-8-sig") as handle:
             document = json.load(handle)
@@ -738,3 +784,353 @@ def load_config_dump(path: Path) -> EnvoyConfig:
         return parse_config_dump(document)
     except InputError as error:
         raise InputError(f"{path}: {error}") from error
+
+
+# ---- streaming ----------------------------------------------------------------------------------------------------
+
+
+class _NotStreamable(Exception):
+    """The streaming reader cannot promise json.load's result for this file: read it whole instead."""
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_READ_SIZE = 1 << 18
+
+
+class _CheckedReader:
+    """Binary reader for ijson that drops a UTF-8 byte-order mark (as `utf-8-sig` does) and gives up on surrogate
+    escapes, which yajl would turn into `?` where `json` keeps them."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._tail = b""
+        self._first = True
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:
+            return b""  # ijson asks for nothing to learn whether the file gives bytes or text
+        data: bytes = self._raw.read(size if size > 0 else _READ_SIZE)
+        if self._first:
+            self._first = False
+            data = data.removeprefix(b"\xef\xbb\xbf")
+        window = self._tail + data
+        if b"\\u" in window and _SURROGATE_ESCAPE.search(window):
+            raise _NotStreamable
+        self._tail = data[-6:]
+        return data
+
+
+_GROUPS: Mapping[str, tuple[str, ...]] = {
+    "ListenersConfigDump": (
+        "static_listeners",
+        "dynamic_listeners",
+        "dynamic_active_listeners",
+        "dynamic_warming_listeners",
+    ),
+    "ClustersConfigDump": ("static_clusters", "dynamic_active_clusters", "dynamic_warming_clusters"),
+    "RoutesConfigDump": ("static_route_configs", "dynamic_route_configs"),
+    "EndpointsConfigDump": ("static_endpoint_configs", "dynamic_endpoint_configs"),
+}
+_ROUTE_RESOURCES = ("StaticRouteConfig", "DynamicRouteConfig")
+
+
+def _stream_config_dump(path: Path) -> EnvoyConfig:
+    try:
+        import ijson
+    except ImportError:
+        raise _NotStreamable from None
+    try:
+        with path.open("rb") as raw:
+            events = _Events(ijson.basic_parse(_CheckedReader(raw), use_float=True, buf_size=_READ_SIZE))
+            collector = _read_document(events)
+            events.expect_end()
+    except (ijson.JSONError, OSError, UnicodeDecodeError, RecursionError, ValueError) as error:
+        raise _NotStreamable from error
+    if collector.recognised_sections == 0:
+        raise _NotStreamable
+    return collector.build()
+
+
+class _Events:
+    """ijson's basic events with the few reads the streaming reader needs."""
+
+    def __init__(self, events: Iterator[tuple[str, Any]]) -> None:
+        self._events = events
+
+    def next(self) -> tuple[str, Any]:
+        try:
+            return next(self._events)
+        except StopIteration:
+            raise _NotStreamable from None
+
+    def expect_end(self) -> None:
+        for _ in self._events:
+            raise _NotStreamable
+
+    def value(self, start: str, first: Any) -> Any:
+        """The JSON value that starts with (start, first), as `_snake_keys(json.load(...))` would give it: keys are
+        snake-cased while building. Two keys of one object that end up the same (a repeated key, or `fooBar` beside
+        `foo_bar`) cannot be streamed: which one json keeps depends on their order."""
+        if start == "start_map":
+            root: Any = {}
+        elif start == "start_array":
+            root = []
+        else:
+            return first
+        stack: list[Any] = [root]
+        parent: Any = root
+        in_map = start == "start_map"
+        key: Any = None
+        cache = _SNAKE_CACHE
+        for event, item in self._events:
+            if event == "map_key":
+                key = cache.get(item)
+                if key is None:
+                    key = _snake_key(item)
+                if key in parent:
+                    raise _NotStreamable
+                continue
+            if event == "start_map" or event == "start_array":
+                child: Any = {} if event == "start_map" else []
+                if in_map:
+                    parent[key] = child
+                else:
+                    parent.append(child)
+                stack.append(child)
+                parent = child
+                in_map = event == "start_map"
+            elif event == "end_map" or event == "end_array":
+                stack.pop()
+                if not stack:
+                    return root
+                parent = stack[-1]
+                in_map = type(parent) is dict
+            elif in_map:
+                parent[key] = item
+            else:
+                parent.append(item)
+        raise _NotStreamable
+
+    def skip(self, start: str) -> None:
+        if start != "start_map" and start != "start_array":
+            return
+        depth = 1
+        for event, _ in self._events:
+            if event == "start_map" or event == "start_array":
+                depth += 1
+            elif event == "end_map" or event == "end_array":
+                depth -= 1
+                if depth == 0:
+                    return
+        raise _NotStreamable
+
+    def map_keys(self) -> Iterator[str]:
+        """Keys of the map just opened, snake-cased as `_snake_keys` does; a repeated key cannot be streamed (json
+        keeps the last one)."""
+        seen: set[object] = set()
+        while True:
+            event, key = self.next()
+            if event == "end_map":
+                return
+            snake = _snake_key(key)
+            if snake in seen:
+                raise _NotStreamable
+            seen.add(snake)
+            yield str(snake)
+
+    def array_items(self) -> Iterator[tuple[str, Any]]:
+        """(event, first value) of each element of the array just opened."""
+        while True:
+            event, value = self.next()
+            if event == "end_array":
+                return
+            yield event, value
+
+
+def _read_document(events: _Events) -> _Collector:
+    event, _ = events.next()
+    if event != "start_map":
+        raise _NotStreamable
+    collector = _Collector()
+    found = False
+    seen: set[str] = set()
+    while True:
+        event, key = events.next()
+        if event == "end_map":
+            break
+        if key in seen:
+            raise _NotStreamable
+        seen.add(key)
+        event, value = events.next()
+        if key != "configs":
+            events.skip(event)
+            continue
+        if event != "start_array":
+            raise _NotStreamable
+        found = True
+        for event, value in events.array_items():
+            if event == "start_map":
+                _stream_section(events, collector)
+            else:
+                events.skip(event)
+    if not found:
+        raise _NotStreamable
+    return collector
+
+
+def _stream_section(events: _Events, collector: _Collector) -> None:
+    """One element of `configs`: the big sections resource by resource, any other section built whole and read by
+    `_read_section`; resources are applied in the order `_read_section` applies them, whatever the key order."""
+    event, key = events.next()
+    if event == "end_map":
+        _read_section(collector, {})
+        return
+    event, type_url = events.next()
+    if key != "@type" or event != "string":
+        raise _NotStreamable  # Envoy writes `@type` first; anything else is read whole
+    kind = type_url.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+    if kind in _ROUTE_RESOURCES:
+        collector.keep_route_config(_stream_route_entry(events, dynamic=kind == "DynamicRouteConfig"))
+        collector.recognised_sections += 1
+        return
+    groups = _GROUPS.get(kind)
+    if groups is None:
+        section: dict[str, Any] = {"@type": type_url}
+        for name in events.map_keys():
+            if name == "@type":
+                raise _NotStreamable
+            event, value = events.next()
+            section[name] = events.value(event, value)
+        _read_section(collector, section)
+        return
+    found: dict[str, list[Any]] = {}
+    for name in events.map_keys():
+        if name == "@type":
+            raise _NotStreamable
+        event, _ = events.next()
+        if name in groups and event == "start_array":
+            found[name] = list(_stream_entries(events, kind, name))
+        else:
+            events.skip(event)
+    for name in groups:
+        for entry in found.get(name, ()):
+            _apply(collector, kind, name, entry)
+    collector.recognised_sections += 1
+
+
+def _stream_entries(events: _Events, kind: str, group: str) -> Iterator[Any]:
+    """The parsed form of each entry of one resource list (route configs are streamed route by route)."""
+    for event, value in events.array_items():
+        if event != "start_map":
+            events.skip(event)
+            continue
+        if kind == "RoutesConfigDump":
+            yield _stream_route_entry(events, dynamic=group == "dynamic_route_configs")
+            continue
+        entry = events.value(event, value)
+        if kind == "ClustersConfigDump":
+            dynamic = group != "static_clusters"
+            yield _cluster_parts(_map(entry.get("cluster")), dynamic, group == "dynamic_warming_clusters")
+        elif kind == "EndpointsConfigDump":
+            assignment = _map(entry.get("endpoint_config"))
+            yield _text(assignment.get("cluster_name")), _load_assignment_endpoints(assignment)
+        else:
+            yield entry
+
+
+def _apply(collector: _Collector, kind: str, group: str, entry: Any) -> None:
+    if kind == "ListenersConfigDump":
+        if group == "static_listeners":
+            collector.add_listener(_map(entry.get("listener")), dynamic=False)
+        elif group == "dynamic_listeners":
+            _read_dynamic_listener(collector, entry)
+        else:
+            warming = group == "dynamic_warming_listeners"
+            collector.add_listener(_map(entry.get("listener")), dynamic=True, warming=warming)
+    elif kind == "ClustersConfigDump":
+        collector.keep_cluster(*entry)
+    elif kind == "RoutesConfigDump":
+        collector.keep_route_config(entry)
+    else:
+        collector.keep_endpoints(*entry)
+
+
+def _stream_route_entry(events: _Events, dynamic: bool) -> RouteConfig:
+    """A `{version_info, route_config, last_updated}` entry (or the same as a `?resource=` section) whose map is
+    open; only dynamic entries keep their version, as `_read_section` does."""
+    version: Any = None
+    name: Any = None
+    virtual_hosts: list[VirtualHost] = []
+    for key in events.map_keys():
+        if key == "@type":
+            raise _NotStreamable
+        event, value = events.next()
+        if key == "version_info":
+            version = events.value(event, value)
+        elif key == "route_config" and event == "start_map":
+            name, virtual_hosts = _stream_route_config(events, dynamic)
+        elif key == "route_config":
+            document = _map(events.value(event, value))
+            config = _parse_route_config(document, dynamic, None)
+            name, virtual_hosts = document.get("name"), list(config.virtual_hosts)
+        else:
+            events.skip(event)
+    return RouteConfig(
+        name=_text(name) or "",
+        virtual_hosts=tuple(virtual_hosts),
+        dynamic=dynamic,
+        version_info=_text(version) if dynamic else None,
+    )
+
+
+def _stream_route_config(events: _Events, dynamic: bool) -> tuple[Any, list[VirtualHost]]:
+    """(the `name` value, virtual hosts) of an open RouteConfiguration map, routes parsed one at a time."""
+    name: Any = None
+    virtual_hosts: list[VirtualHost] = []
+    for key in events.map_keys():
+        event, value = events.next()
+        if key == "name":
+            name = events.value(event, value)
+        elif key == "virtual_hosts" and event == "start_array":
+            for item_event, item in events.array_items():
+                if item_event == "start_map":
+                    virtual_hosts.append(_stream_virtual_host(events, _text(name) or ""))
+                else:
+                    events.skip(item_event)
+        else:
+            events.skip(event)
+    final = _text(name) or ""
+    for index, host in enumerate(virtual_hosts):
+        if any(route.route_config != final for route in host.routes):
+            routes = tuple(replace(route, route_config=final) for route in host.routes)
+            virtual_hosts[index] = replace(host, routes=routes)
+    return name, virtual_hosts
+
+
+def _stream_virtual_host(events: _Events, route_config: str) -> VirtualHost:
+    name: Any = None
+    domains: Any = None
+    routes: list[Route] = []
+    for key in events.map_keys():
+        event, value = events.next()
+        if key == "name":
+            name = events.value(event, value)
+        elif key == "domains":
+            domains = events.value(event, value)
+        elif key == "routes" and event == "start_array":
+            for item_event, item in events.array_items():
+                if item_event != "start_map":
+                    events.skip(item_event)
+                    continue
+                document = events.value(item_event, item)
+                routes.append(_parse_route(route_config, _text(name) or "", len(routes), document))
+        else:
+            events.skip(event)
+    host_name = _text(name) or ""
+    if any(route.virtual_host != host_name for route in routes):
+        routes = [replace(route, virtual_host=host_name) for route in routes]
+    return VirtualHost(
+        name=host_name,
+        domains=tuple(domain for domain in _list(domains) if isinstance(domain, str)),
+        routes=tuple(routes),
+    )

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from mlops_trace.parsers._common import (
@@ -29,7 +30,7 @@ from mlops_trace.parsers._common import (
     strip_line_end,
 )
 
-__all__ = ["LogRecord", "iter_records", "message_contains", "parse_line"]
+__all__ = ["LogRecord", "iter_records", "lines_mentioning", "message_contains", "parse_line"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ _LOGFMT_LEVEL_KEYS = ("level", "lvl")
 _LOGFMT_LOGGER_KEYS = ("source", "Name", "logger")
 
 _LOGFMT_START = re.compile(r"(?:time|ts|t|level|lvl)=")
+# One logfmt token: a bare word, or `key=` with a quoted (escape-free) or bare value.
+_LOGFMT_TOKEN = re.compile(r'[ \t]*([^ \t=]*)(?:=(?:"([^"]*)"?|([^ \t]*)))?')
 _KLOG = re.compile(r"([IWEF])(\d{4} \d{2}:\d{2}:\d{2}\.\d+)\s+(\d+) ([^\s\]]+)\] ?(.*)", re.DOTALL)
 _GO_CALLER = re.compile(r"[\w./-]+\.go:\d+")
 _PYTHON_LOGGING = re.compile(
@@ -187,10 +190,23 @@ def _parse_json(body: str) -> _Parsed | None:
     )
 
 
+def _logfmt_pairs(body: str) -> list[tuple[str, str]]:
+    """`read_logfmt_pairs(body)`, by one regex when there is no backslash: without escapes a quoted value is the
+    text up to the next quote (or the end), and the character loop is the slow part of reading a large log."""
+    if "\\" in body:
+        return read_logfmt_pairs(body)
+    pairs: list[tuple[str, str]] = []
+    for match in _LOGFMT_TOKEN.finditer(body):
+        key, quoted, bare = match.groups()
+        if key and (quoted is not None or bare is not None):
+            pairs.append((key, quoted if quoted is not None else bare))
+    return pairs
+
+
 def _parse_logfmt(body: str) -> _Parsed | None:
     if _LOGFMT_START.match(body) is None:
         return None
-    data = dict(read_logfmt_pairs(body))
+    data = dict(_logfmt_pairs(body))
     level_key = next((key for key in _LOGFMT_LEVEL_KEYS if key in data), None)
     if level_key is None and "msg" not in data:
         return None
@@ -303,3 +319,103 @@ def _parse_uvicorn(body: str) -> _Parsed | None:
 
 
 _PARSERS = (_parse_json, _parse_logfmt, _parse_klog, _parse_zap_console, _parse_python_logging, _parse_uvicorn)
+
+
+# ---- finding the few lines a check needs in a large log ------------------------------------------------------------
+
+_SCAN_BLOCK = 1 << 22
+# Bytes that may make a line's parsed message hold a needle its raw bytes do not: non-ASCII (Unicode case folding,
+# as re.IGNORECASE applies it), escapes that can spell letters (Go's hex, unicode and octal escapes, JSON's unicode
+# escape: a backslash before one of _LETTER_ESCAPES) and terminal colour codes (stripped before parsing).
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+_LETTER_ESCAPES = frozenset(b"xuU01234567")
+
+
+def lines_mentioning(path: Path, needles: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """The `(line number, line)` pairs of `path` that may mention one of `needles`, numbered and decoded exactly as
+    `LogSource.lines()` gives them (UTF-8 with replacement, universal newlines, line end stripped).
+
+    Every line whose parsed message or raw text contains a needle case-insensitively is returned, so a check that
+    only acts on such lines sees the same lines through this as through `lines()`; a few more may come back (lines
+    with non-ASCII bytes, letter escapes or colour codes are always returned, as their parsed text may differ from
+    their bytes). The file is read in large binary blocks and searched with `bytes.find`, so a scan costs about what
+    `grep -c -i` costs, and only the returned lines are decoded. Needles must be ASCII without line breaks.
+    """
+    wanted = [needle.lower().encode("ascii") for needle in needles if needle]
+    lineno = 0  # lines before the current block
+    carry = b""
+    with path.open("rb") as handle:
+        while True:
+            data = handle.read(_SCAN_BLOCK)
+            block = carry + data if carry else data
+            if not block:
+                return
+            end = _last_line_end(block) + 1 if data else len(block)
+            if end <= 0:
+                carry = block  # no complete line yet
+                continue
+            carriage = b"\r" in block
+            yield from _block_candidates(block, end, lineno, wanted, carriage)
+            if not data:
+                return
+            lineno += _count_line_ends(block, 0, end, carriage)
+            carry = block[end:]
+
+
+def _last_line_end(block: bytes) -> int:
+    """Index of the last byte that surely ends a line (a CR at the very end may be half of a CRLF)."""
+    newline = block.rfind(b"\n")
+    carriage = block.rfind(b"\r", 0, len(block) - 1)
+    return max(newline, carriage)
+
+
+def _count_line_ends(block: bytes, start: int, end: int, carriage: bool) -> int:
+    count = block.count(b"\n", start, end)
+    if carriage:
+        count += block.count(b"\r", start, end) - block.count(b"\r\n", start, end)
+    return count
+
+
+def _unsure_positions(block: bytes, end: int) -> Iterator[int]:
+    """Where `block[:end]` holds a byte that may make a line's parsed text differ from its bytes."""
+    if not block.isascii():
+        yield from (match.start() for match in _NON_ASCII.finditer(block, 0, end))
+    for byte in (b"\\", b"\x1b"):
+        position = block.find(byte, 0, end)
+        while position >= 0:
+            if byte == b"\x1b" or (position + 1 < end and block[position + 1] in _LETTER_ESCAPES):
+                yield position
+            position = block.find(byte, position + 1, end)
+
+
+def _block_candidates(
+    block: bytes, end: int, lineno: int, wanted: list[bytes], carriage: bool
+) -> Iterator[tuple[int, str]]:
+    """Candidate lines among the complete lines `block[:end]`, the first of which is line `lineno + 1`."""
+    lowered = block.lower()
+    hits: list[int] = []
+    for needle in wanted:
+        position = lowered.find(needle, 0, end)
+        while position >= 0:
+            hits.append(position)
+            position = lowered.find(needle, position + len(needle), end)
+    hits.extend(_unsure_positions(block, end))
+    if not hits:
+        return
+    counted_to = 0
+    last_start = -1
+    for position in sorted(hits):
+        start = block.rfind(b"\n", 0, position) + 1
+        if carriage:
+            start = max(start, block.rfind(b"\r", 0, position) + 1)
+        if start == last_start:
+            continue
+        last_start = start
+        stop = block.find(b"\n", position, end)
+        stop = end if stop < 0 else stop
+        if carriage:
+            cr = block.find(b"\r", position, stop)
+            stop = cr if cr >= 0 else stop
+        lineno += _count_line_ends(block, counted_to, start, carriage)
+        counted_to = start
+        yield lineno + 1, block[start:stop].decode("utf-8", errors="replace")
