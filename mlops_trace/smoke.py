@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from mlops_trace.model.findings import Report, Severity
 from mlops_trace.prometheus.client import PrometheusConfig
 
 DEFAULT_COUNT = 100
+WARMUP_REQUESTS = 5  # sent before the measured run when Prometheus judges it; not counted in any gate
 # Envoy publishes histograms (not counters) on its stats flush, every 5 s by default: a scrape right after the run
 # would see the requests counted but not yet timed.
 ENVOY_STATS_FLUSH_S = 5.0
@@ -175,19 +176,40 @@ def _run(args: SmokeArgs) -> SmokeReport:
         kubeconfig = str(info["kubeconfig"])
         if service_level.prometheus is None:
             if info.get("prometheus_url"):
-                service_level = ServiceLevel(PrometheusConfig(str(info["prometheus_url"])), service_level.window,
-                                             service_level.objectives)
+                service_level = ServiceLevel(
+                    PrometheusConfig(str(info["prometheus_url"])), service_level.window, service_level.objectives
+                )
             else:
-                notes.append(f"the reference stack runs without Prometheus ({info.get('prometheus')}): "
-                             "MT401-MT403 are skipped")
+                notes.append(
+                    f"the reference stack runs without Prometheus ({info.get('prometheus')}): MT401-MT403 are skipped"
+                )
     stored = baselines.load(args.baseline) if args.baseline is not None else None
     sends = (args.url is not None or args.stack) and args.request_count > 0
     if sends and service_level.prometheus is not None:
         from mlops_trace.prometheus.attach import wait_for_first_scrapes
 
         if not wait_for_first_scrapes(service_level.prometheus, args.prometheus_wait_s):
-            notes.append(f"Prometheus had not scraped all its targets within {args.prometheus_wait_s:g}s: its "
-                         "counters may miss the run's first requests")
+            notes.append(
+                f"Prometheus had not scraped all its targets within {args.prometheus_wait_s:g}s: its "
+                "counters may miss the run's first requests"
+            )
+        # Warm-up: a few requests, then a scrape after Envoy's next stats flush, so every series the measured run
+        # feeds already has a baseline sample in Prometheus (see wait_for_baseline).
+        from mlops_trace.prometheus.attach import wait_for_baseline
+
+        warmup = _request_run(
+            replace(args, count=WARMUP_REQUESTS, gates=replace(args.gates, until_decided=False)), kubeconfig
+        )
+        if not wait_for_baseline(
+            service_level.prometheus,
+            service_level.window,
+            warmup.ended_at + ENVOY_STATS_FLUSH_S,
+            args.prometheus_wait_s,
+        ):
+            notes.append(
+                "Prometheus did not scrape the warm-up requests in time: latency series born during the "
+                "run may read as empty"
+            )
     run = _request_run(args, kubeconfig) if sends else None
     if not sends:
         why = "--count 0" if args.request_count == 0 else "no endpoint: give --url or --stack"

@@ -94,6 +94,16 @@ def wait_for_first_scrapes(config: PrometheusConfig, timeout_s: float, *, poll_s
             time.sleep(poll_s)
 
 
+def wait_for_baseline(config: PrometheusConfig, window: str, after: float, timeout_s: float) -> bool:
+    """After warm-up requests: wait until Prometheus scraped the serving metrics after the wall-clock time `after`.
+    A series born during a measured run (Envoy creates a cluster's latency histogram on its first request) would
+    otherwise enter Prometheus already holding the whole run, and rate() over it stays 0."""
+    with PrometheusClient(config) as client:
+        _, _, found = present_metrics(client)
+        chosen = {q.metric for q in plan_queries(found, window).queries}
+        return bool(chosen) and wait_for_scrape(client, chosen, after, timeout_s)
+
+
 def write_prometheus_dir(config: PrometheusConfig, window: str, bundle_root: Path) -> Collection:
     """Query Prometheus into `<bundle_root>/prometheus/` (for a collected bundle)."""
     with PrometheusClient(config) as client:

@@ -71,7 +71,8 @@ def test_healthy_stack_passes(tmp_path: Path) -> None:
     assert {g["name"]: g["status"] for g in report["gates"]} == {"min-success": "pass", "split": "pass"}
     if info["prometheus_url"]:  # the checks ran against the stack's real Prometheus
         assert {k: v for k, v in _statuses(report).items() if k.startswith("MT4")} == {
-            "MT401": "pass", "MT402": "pass", "MT403": "pass"}
+            "MT401": "pass", "MT402": "pass", "MT403": "pass"}, [
+            (c["id"], c["reason"]) for c in report["checks"] if c["id"].startswith("MT4")]
 
 
 def test_stale_weights_fail_with_mt303(tmp_path: Path) -> None:
