@@ -46,6 +46,13 @@ app.add_typer(checks_app, name="checks")
 bundle_app = typer.Typer(help="Offline bundles: serve one over the Kubernetes API.", no_args_is_help=True)
 app.add_typer(bundle_app, name="bundle")
 
+# Live-cluster options shared by doctor, collect, alerts and smoke.
+KubeconfigOption = Annotated[Optional[str], typer.Option("--kubeconfig", help="Live: kubeconfig file.")]
+ContextOption = Annotated[Optional[str], typer.Option("--context", help="Live: kubeconfig context.")]
+RequestTimeoutOption = Annotated[
+    float, typer.Option("--request-timeout", help="Live: seconds to wait for each API call.")
+]
+
 OUTPUT_HELP = "Output format: table, json, yaml, junit, sarif, markdown."
 FAIL_ON_HELP = "Exit 1 when a finding is at or above this severity: critical, warning, info."
 
@@ -94,11 +101,9 @@ def doctor(
         Optional[list[str]], typer.Option("--namespace", "-n", help="Live: namespace to examine (repeatable).")
     ] = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Live: every namespace.")] = False,
-    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Live: kubeconfig file.")] = None,
-    context: Annotated[Optional[str], typer.Option("--context", help="Live: kubeconfig context.")] = None,
-    request_timeout: Annotated[
-        float, typer.Option("--request-timeout", help="Live: seconds to wait for each API call.")
-    ] = 10.0,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+    request_timeout: RequestTimeoutOption = 10.0,
     since: Annotated[Optional[str], typer.Option("--since", help="Live: only logs newer than this (e.g. 1h).")] = None,
     tail: Annotated[Optional[int], typer.Option("--tail", help="Live: last N lines of each log.")] = None,
     envoy_admin: Annotated[
@@ -239,11 +244,9 @@ def collect(
         Optional[list[str]], typer.Option("--namespace", "-n", help="Namespace to collect (repeatable).")
     ] = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
-    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Kubeconfig file.")] = None,
-    context: Annotated[Optional[str], typer.Option("--context", help="Kubeconfig context.")] = None,
-    request_timeout: Annotated[
-        float, typer.Option("--request-timeout", help="Seconds to wait for each API call.")
-    ] = 10.0,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+    request_timeout: RequestTimeoutOption = 10.0,
     since: Annotated[Optional[str], typer.Option("--since", help="Only logs newer than this (e.g. 1h).")] = None,
     tail: Annotated[Optional[int], typer.Option("--tail", help="Last N lines of each log (default 10000).")] = None,
     envoy_admin: Annotated[
@@ -508,11 +511,9 @@ def alerts_command(
     bundle: Annotated[
         Optional[Path], typer.Option("--bundle", "-b", help="Read the Experiments from an offline bundle.")
     ] = None,
-    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Live: kubeconfig file.")] = None,
-    context: Annotated[Optional[str], typer.Option("--context", help="Live: kubeconfig context.")] = None,
-    request_timeout: Annotated[
-        float, typer.Option("--request-timeout", help="Live: seconds to wait for each API call.")
-    ] = 10.0,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+    request_timeout: RequestTimeoutOption = 10.0,
     name: Annotated[
         Optional[str], typer.Option("--name", help="PrometheusRule name (default mlops-trace-<namespace>).")
     ] = None,
@@ -588,11 +589,9 @@ def smoke_command(
         Optional[list[str]], typer.Option("--namespace", "-n", help="Live: namespace to examine (repeatable).")
     ] = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Live: every namespace.")] = False,
-    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Live: kubeconfig file.")] = None,
-    context: Annotated[Optional[str], typer.Option("--context", help="Live: kubeconfig context.")] = None,
-    request_timeout: Annotated[
-        float, typer.Option("--request-timeout", help="Live: seconds to wait for each API call.")
-    ] = 10.0,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+    request_timeout: RequestTimeoutOption = 10.0,
     envoy_admin: Annotated[
         Optional[list[str]], typer.Option("--envoy-admin", help="Live: Envoy admin URL to read (repeatable).")
     ] = None,
