@@ -428,6 +428,10 @@ def request_command(
     split_tolerance: Annotated[
         float, typer.Option("--split-tolerance", help="Share difference the sequential test must detect (0-1).")
     ] = 0.05,
+    split_alpha: Annotated[
+        Optional[float],
+        typer.Option("--split-alpha", help="Error rate of the split tests: p-value threshold and the sequential α (0.01)."),
+    ] = None,
     bundle: Annotated[Optional[Path], typer.Option("--bundle", "-b", help="Read the path from a bundle.")] = None,
     kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Read the path from a cluster.")] = None,
     context: Annotated[Optional[str], typer.Option("--context", help="kubeconfig context.")] = None,
@@ -473,6 +477,7 @@ def request_command(
         rate=rate,
         until_decided=until_decided,
         split_tolerance=split_tolerance,
+        split_alpha=split_alpha,
         bundle=bundle,
         kubeconfig=kubeconfig,
         context=context,
@@ -539,8 +544,14 @@ def alerts_command(
     output_file: Annotated[Optional[Path], typer.Option("--output-file", "-f", help="Write here, not stdout.")] = None,
 ) -> None:
     """Write a PrometheusRule with HighMLInferenceLatency and ABTestTrafficImbalance (targets from the Experiments)."""
-    from mlops_trace.alerts import AlertSettings, MetricSource, build_rule, parse_labels, render_rule
-    from mlops_trace.alerts import skipped_experiments
+    from mlops_trace.alerts import (
+        AlertSettings,
+        MetricSource,
+        build_rule,
+        parse_labels,
+        render_rule,
+        skipped_experiments,
+    )
     from mlops_trace.doctor import LiveTarget, open_snapshot
 
     try:
@@ -678,7 +689,8 @@ def smoke_command(
             headers=tuple(header or ()), protocol=protocol, count=count, concurrency=concurrency, rate=rate,
             timeout=timeout, insecure=insecure, cacert=cacert, service_level=slo, prometheus_wait_s=prometheus_wait,
             gates=GateSettings(min_success=min_success, max_p95_ms=max_p95, max_p99_ms=max_p99,
-                               split_tolerance=split_tolerance, until_decided=until_decided),
+                               split_tolerance=split_tolerance, until_decided=until_decided,
+                               split_alpha=split_alpha),
             fail_on=threshold, only=tuple(only or ()), skip=tuple(skip or ()), baseline=baseline,
             save_baseline=save_baseline, regression_margin=regression_margin, regression_floor_ms=regression_floor,
         )

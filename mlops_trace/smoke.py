@@ -263,6 +263,7 @@ def _request_run(args: SmokeArgs, kubeconfig: str | None) -> _RequestRun:
         rate=args.rate,
         until_decided=args.gates.until_decided,
         split_tolerance=args.gates.split_tolerance,
+        split_alpha=args.gates.split_alpha,
         bundle=None if args.stack else args.bundle,
         kubeconfig=None if args.stack else kubeconfig,
         context=None if args.stack else args.context,

@@ -57,6 +57,7 @@ class GateSettings:
     max_p99_ms: float | None = None
     split_tolerance: float = 0.05
     until_decided: bool = False
+    split_alpha: float | None = None  # the sequential test's α; None: the request default
 
 
 def _status(ok: bool) -> GateStatus:

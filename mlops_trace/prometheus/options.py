@@ -48,7 +48,11 @@ MinSuccess = Annotated[
     Optional[float], typer.Option("--min-success", help="Success-rate objective, 0-1 (MT402 default 0.99).")
 ]
 SplitAlpha = Annotated[
-    Optional[float], typer.Option("--split-alpha", help="MT403: p-value below which a split is not chance (0.01).")
+    Optional[float],
+    typer.Option(
+        "--split-alpha",
+        help="MT403: p-value below which a split is not chance (0.01); smoke: also the sequential test's α.",
+    ),
 ]
 
 

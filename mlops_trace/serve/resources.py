@@ -63,7 +63,7 @@ NEVER_SERVED = frozenset({"Secret"})
 def plural_of(kind: str) -> str:
     lower = kind.lower()
     if lower.endswith("s"):
-        return lower + ("es" if not lower.endswith("ss") else "es")
+        return lower + "es"  # ingress → ingresses, class → classes
     if lower.endswith("y") and not lower.endswith(("ay", "ey", "oy")):
         return lower[:-1] + "ies"
     return lower + "s"

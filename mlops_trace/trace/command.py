@@ -17,6 +17,7 @@ from mlops_trace.trace.record import Protocol
 from mlops_trace.trace.rest import TlsOptions
 from mlops_trace.trace.runner import RunOptions, run_many, run_one
 from mlops_trace.trace.sources import ClusterSource, StackDefaults, stack_defaults
+from mlops_trace.trace.split import ALPHA as SPLIT_ALPHA
 from mlops_trace.trace.target import build_target
 
 OUTPUTS = ("table", "json")
@@ -41,6 +42,7 @@ class RequestArgs:
     rate: float | None = None
     until_decided: bool = False
     split_tolerance: float = 0.05
+    split_alpha: float | None = None  # None: the split module's ALPHA
     bundle: Path | None = None
     kubeconfig: str | None = None
     context: str | None = None
@@ -137,6 +139,8 @@ def options_from(args: RequestArgs) -> RunOptions:
         metrics_url = metrics_url or stack.metrics_url
         envoy_admin = envoy_admin or stack.envoy_admin_url
     probes = args.probes if args.probes is not None else (0 if args.count else 20)
+    if args.split_alpha is not None and not 0.0 < args.split_alpha < 1.0:
+        raise UsageError("--split-alpha must be between 0 and 1 (e.g. 0.01)")
     if args.until_decided and not target.is_experiment:
         raise UsageError("--until-decided tests an A/B split: use it with --experiment")
     return RunOptions(
@@ -150,6 +154,7 @@ def options_from(args: RequestArgs) -> RunOptions:
         rate=args.rate,
         until_decided=args.until_decided,
         split_tolerance=args.split_tolerance,
+        split_alpha=SPLIT_ALPHA if args.split_alpha is None else args.split_alpha,
         probes=max(0, probes),
         log_wait_s=args.log_wait,
         source=source,

@@ -67,6 +67,8 @@ def build_report(
     expected: Weights | None,
     envoy: Weights | None,
     sequential: str | None = None,
+    *,
+    alpha: float = ALPHA,
 ) -> SplitReport:
     observed: dict[str, int] = {}
     for route, count in routes.items():
@@ -89,7 +91,7 @@ def build_report(
         reference=reference_name,
         method=test.method if test is not None else "none",
         p_value=p_value,
-        consistent=None if p_value is None else p_value >= ALPHA,
+        consistent=None if p_value is None else p_value >= alpha,
         envoy_matches_experiment=matches,
         sequential=sequential,
         expected_source=expected.source if expected else "",

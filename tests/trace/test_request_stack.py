@@ -103,8 +103,14 @@ def test_split_of_400_requests_is_consistent(healthy: tuple[Path, dict[str, Any]
 
 def test_until_decided_accepts_the_configured_split(healthy: tuple[Path, dict[str, Any]]) -> None:
     state_dir, info = healthy
+    # α = 0.001: a split that holds is called inconsistent at most once in a thousand runs.
     code, summary = _request(
-        state_dir, experiment=info["experiment"]["name"], until_decided=True, concurrency=8, split_tolerance=0.15
+        state_dir,
+        experiment=info["experiment"]["name"],
+        until_decided=True,
+        concurrency=8,
+        split_tolerance=0.15,
+        split_alpha=0.001,
     )
     assert summary["split"]["sequential"] == "consistent"
     assert summary["count"] < 10_000 and code == 0

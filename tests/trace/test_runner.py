@@ -71,6 +71,7 @@ def _options(bundle: Path, **kwargs: object) -> RunOptions:
         "metrics_url": METRICS,
         "probes": 0,
         "log_wait_s": 0.0,
+        "lean_client": False,  # respx mocks httpx; the lean client is tested against real sockets in test_fastclient
     }
     defaults.update(kwargs)
     return RunOptions(**defaults)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -129,6 +130,24 @@ def test_sprt_rejects_a_split_that_does_not() -> None:
     assert sprt.observations < 300
     stray = SplitSprt({"a": 1, "b": 1})
     assert stray.add("z") is Decision.INCONSISTENT
+
+
+def _false_alarms(alpha: float, runs: int) -> int:
+    rng = random.Random(20261123)
+    alarms = 0
+    for _ in range(runs):
+        sprt = SplitSprt({"a": 70, "b": 30}, tolerance=0.15, alpha=alpha)
+        decision = Decision.CONTINUE
+        while decision is Decision.CONTINUE:
+            decision = sprt.add("a" if rng.random() < 0.7 else "b")
+        alarms += decision is Decision.INCONSISTENT
+    return alarms
+
+
+def test_sprt_false_alarm_rate_stays_within_alpha() -> None:
+    # A split that holds is called inconsistent at most α of the time (Wald's bound): 600 seeded runs each.
+    assert _false_alarms(0.01, 600) <= 6 + 6  # expectation ≤ 6; the margin is ~2.5 standard deviations
+    assert _false_alarms(0.2, 600) > _false_alarms(0.01, 600)  # α is what sets the rate, not a constant
 
 
 def test_sprt_rejects_traffic_to_a_zero_weight_candidate() -> None:
