@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -32,6 +33,29 @@ class Load:
     p99_ms: float | None
     wall_s: float
     note: str = ""
+
+
+def median_of(rounds: list[Load]) -> Load:
+    """One Load from several rounds of the same tool: summed requests, the median of each rate and percentile (the
+    stack's latency drifts over a run, so rounds of the tools are interleaved and their medians compared)."""
+    first = rounds[0]
+    if len(rounds) == 1:
+        return first
+
+    def middle(values: list[float | None]) -> float | None:
+        present = sorted(value for value in values if value is not None)
+        return statistics.median(present) if present else None
+
+    return Load(
+        first.tool,
+        sum(load.requests for load in rounds),
+        sum(load.ok for load in rounds),
+        middle([load.rps for load in rounds]) or 0.0,
+        middle([load.p50_ms for load in rounds]),
+        middle([load.p99_ms for load in rounds]),
+        sum(load.wall_s for load in rounds),
+        "; ".join(sorted({load.note for load in rounds if load.note})),
+    )
 
 
 def missing_tools(*tools: str) -> list[str]:
@@ -215,6 +239,17 @@ def start_fast_envoy(envoy: Path, workdir: Path) -> tuple[subprocess.Popen[bytes
                                             ]
                                         },
                                         "http_filters": [
+                                            {
+                                                # Read the whole body before answering: a direct_response sent
+                                                # while the request body is still arriving closes the connection,
+                                                # which would make this a benchmark of TCP set-up.
+                                                "name": "envoy.filters.http.buffer",
+                                                "typed_config": {
+                                                    "@type": "type.googleapis.com/envoy.extensions.filters.http."
+                                                    "buffer.v3.Buffer",
+                                                    "max_request_bytes": 1048576,
+                                                },
+                                            },
                                             {
                                                 "name": "envoy.filters.http.router",
                                                 "typed_config": {

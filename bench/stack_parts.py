@@ -6,9 +6,10 @@ is taken down at the end."""
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -212,7 +213,7 @@ def throughput(settings: Settings) -> PartResult:
         part.status = Status.SKIPPED
         part.reason = f"{', '.join(missing)} not installed (Debian packages `wrk`, `hey`): `apt-get install -y wrk hey`"
         return part
-    seconds, count = 10, 2000
+    seconds, count, rounds = 2, 600, 7
     with running_stack(settings) as status:
         experiment = status["experiment"]
         target = loadgen.Target(
@@ -225,15 +226,16 @@ def throughput(settings: Settings) -> PartResult:
         env = _env(settings)
         rows = []
         for concurrency in (1, 8):
-            results = [
-                loadgen.wrk(target, concurrency, seconds),
-                loadgen.prober(settings.mlops_trace(), env, concurrency, count, ["--log-wait", "2"]),
-                loadgen.hey(target, concurrency, count),
-            ]
-            rows += _rows(results, concurrency)
-            wrk, ours, hey = results
+            runs = _interleaved(
+                rounds,
+                lambda: loadgen.wrk(target, concurrency, seconds),
+                lambda: loadgen.prober(settings.mlops_trace(), env, concurrency, count, ["--log-wait", "2"]),
+                lambda: loadgen.hey(target, concurrency, count),
+            )
+            wrk, ours, hey = (loadgen.median_of(results) for results in runs)
+            rows += _rows([wrk, ours, hey], concurrency)
             if concurrency == 8:
-                ratio = ours.rps / wrk.rps if wrk.rps else None
+                ratio = _paired(runs[1], runs[0], "rps")
                 part.headlines.append(
                     Headline(
                         "prober rate on the stack, concurrency 8",
@@ -241,12 +243,12 @@ def throughput(settings: Settings) -> PartResult:
                         "wrk's rate",
                         target="≥ 0.9×",
                         met=ratio is not None and ratio >= 0.9,
-                        detail=f"{ours.rps:.0f} vs {wrk.rps:.0f} req/s; hey {hey.rps:.0f}",
+                        detail=f"median of {rounds} paired rounds; {ours.rps:.0f} vs {wrk.rps:.0f} req/s; "
+                        f"hey {hey.rps:.0f} ({_ratio_text(_paired(runs[2], runs[0], 'rps'))})",
                     )
                 )
             else:
-                p50 = ours.p50_ms / wrk.p50_ms if ours.p50_ms and wrk.p50_ms else None
-                p99 = ours.p99_ms / wrk.p99_ms if ours.p99_ms and wrk.p99_ms else None
+                p50 = _paired(runs[1], runs[0], "p50_ms")
                 part.headlines.append(
                     Headline(
                         "prober P50 on the stack, concurrency 1",
@@ -254,17 +256,17 @@ def throughput(settings: Settings) -> PartResult:
                         "wrk's P50",
                         target="within 10 %",
                         met=p50 is not None and abs(p50 - 1) <= 0.1,
-                        detail=f"{ours.p50_ms:.2f} vs {wrk.p50_ms:.2f} ms; hey {hey.p50_ms:.2f} ms"
-                        if ours.p50_ms and wrk.p50_ms and hey.p50_ms
-                        else "",
+                        detail=f"median of {rounds} paired rounds; {_ms(ours.p50_ms)} vs {_ms(wrk.p50_ms)}; "
+                        f"hey {_ms(hey.p50_ms)} ({_ratio_text(_paired(runs[2], runs[0], 'p50_ms'))})",
                     )
                 )
                 part.headlines.append(
                     Headline(
                         "prober P99 on the stack, concurrency 1",
-                        p99,
+                        _paired(runs[1], runs[0], "p99_ms"),
                         "wrk's P99",
-                        detail=f"{ours.p99_ms:.2f} vs {wrk.p99_ms:.2f} ms" if ours.p99_ms and wrk.p99_ms else "",
+                        detail=f"{_ms(ours.p99_ms)} vs {_ms(wrk.p99_ms)}; hey {_ms(hey.p99_ms)} "
+                        f"({_ratio_text(_paired(runs[2], runs[0], 'p99_ms'))})",
                     )
                 )
     part.tables.append(
@@ -272,7 +274,10 @@ def throughput(settings: Settings) -> PartResult:
             ("endpoint", "concurrency", "tool", "requests (ok)", "req/s", "vs wrk", "P50 ms", "P99 ms", "wall"),
             tuple(rows),
             caption=f"The stack's ingress (NGINX → Envoy → agent → MLServer) with the Experiment "
-            f"header; wrk runs {seconds} s, hey and the prober {count} requests.",
+            f"header; {rounds} interleaved rounds per tool (wrk {seconds} s, hey and the prober {count} requests "
+            f"each, the order reversed every other round); requests are summed, req/s and percentiles are the "
+            f"median of the rounds. The headline ratios are medians of per-round ratios against the wrk round "
+            f"next to it, because the stack's own latency drifts within seconds on this machine.",
         )
     )
     _fast(settings, part)
@@ -284,6 +289,35 @@ def throughput(settings: Settings) -> PartResult:
     )
     part.seconds = time.perf_counter() - started
     return part
+
+
+def _interleaved(rounds: int, *tools: Callable[[], loadgen.Load]) -> list[list[loadgen.Load]]:
+    """Each tool's results over `rounds` rounds, run in turn (reversed every other round) so a drift of the stack
+    falls on all of them alike."""
+    runs: list[list[loadgen.Load]] = [[] for _ in tools]
+    order = list(range(len(tools)))
+    for number in range(rounds):
+        for index in order if number % 2 == 0 else reversed(order):
+            runs[index].append(tools[index]())
+    return runs
+
+
+def _paired(ours: list[loadgen.Load], anchor: list[loadgen.Load], metric: str) -> float | None:
+    """Median over rounds of ours/anchor for one metric (rps, p50_ms, p99_ms)."""
+    ratios = []
+    for mine, theirs in zip(ours, anchor, strict=True):
+        value, reference = getattr(mine, metric), getattr(theirs, metric)
+        if value and reference:
+            ratios.append(value / reference)
+    return statistics.median(ratios) if ratios else None
+
+
+def _ratio_text(ratio: float | None) -> str:
+    return ratio_text(ratio) + " of wrk" if ratio is not None else "no ratio"
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.2f} ms" if value is not None else "–"
 
 
 def _rows(results: list[loadgen.Load], concurrency: int, endpoint: str = "stack ingress") -> list[tuple[str, ...]]:

@@ -11,7 +11,7 @@ from typing import Any
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.seldon import is_ready
 from mlops_trace.model.findings import Evidence, Finding, Severity
-from mlops_trace.parsers.logs import LogRecord, lines_mentioning, parse_line
+from mlops_trace.parsers.logs import LogRecord, Needles, lines_mentioning, parse_line
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource, Snapshot
@@ -58,12 +58,7 @@ _LOG_PROGRESS = re.compile(
 )
 # Text _LOG_FAILURE and _LOG_PROGRESS cannot match without: only lines holding one are read.
 _FAILURE_NEEDLES = ("failed to schedule model", "no matching server")
-_LOG_NEEDLES = (
-    *_FAILURE_NEEDLES,
-    "sending load model request for ",
-    "scheduled model onto server",
-    "updating state for model ",
-)
+_PROGRESS_NEEDLES = ("sending load model request for ", "scheduled model onto server", "updating state for model ")
 _NAMES_CHECKED_BY_TEXT = 64  # past this many failed models, parse every progress line instead
 
 
@@ -233,7 +228,10 @@ def _names(value: Any) -> set[str]:
 def _log_rule(snap: Snapshot, log: LogSource, cases: dict[tuple[str | None, str], _Case]) -> None:
     last_failure: dict[str, tuple[int, str]] = {}
     last_progress: dict[str, int] = {}
-    for lineno, line in lines_mentioning(log.path, _LOG_NEEDLES):
+    # Progress only matters for a model that failed before, and its line names that model: so the scan looks for
+    # failures, and for a failed model's name from its failure on, not for every routine load line.
+    needles = Needles(_FAILURE_NEEDLES)
+    for lineno, line in lines_mentioning(log.path, needles):
         if not _may_count(line, last_failure):
             continue
         record = parse_line(lineno, line)
@@ -244,6 +242,7 @@ def _log_rule(snap: Snapshot, log: LogSource, cases: dict[tuple[str | None, str]
             name = field_model or (named.group(1) if named and named.group(1).lower() != "as" else "")
             if name:
                 last_failure[name] = (record.lineno, _describe(record))
+                _follow(needles, name, len(last_failure))
             continue
         progress = _LOG_PROGRESS.search(text)
         if progress is not None:
@@ -261,6 +260,15 @@ def _log_rule(snap: Snapshot, log: LogSource, cases: dict[tuple[str | None, str]
         case = _case(cases, model, namespace, name)
         case.reasons.append(f"scheduler {log.pod} logs `{_short(text, 120)}`")
         case.evidence.append(Evidence(log.where(lineno), text))
+
+
+def _follow(needles: Needles, name: str, failed: int) -> None:
+    """Have the scan return the lines that may say `name` was scheduled after all."""
+    if failed > _NAMES_CHECKED_BY_TEXT:
+        for needle in _PROGRESS_NEEDLES:  # too many names to look for one by one: every progress line
+            needles.add(needle)
+    elif name.isascii() and "\n" not in name and "\r" not in name:
+        needles.add(name)  # (a line naming a non-ASCII name is returned anyway: its bytes are not ASCII)
 
 
 def _may_count(line: str, failed: Mapping[str, object]) -> bool:

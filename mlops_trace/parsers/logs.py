@@ -331,7 +331,27 @@ _NON_ASCII = re.compile(rb"[\x80-\xff]")
 _LETTER_ESCAPES = frozenset(b"xuU01234567")
 
 
-def lines_mentioning(path: Path, needles: Iterable[str]) -> Iterator[tuple[int, str]]:
+class Needles:
+    """The needles of a `lines_mentioning` scan, which may grow while it runs: a needle added after a line was
+    returned is searched for from the next line on. A check that only cares about lines naming things it has already
+    seen (a model that failed) adds their names as it meets them, instead of asking for every routine line."""
+
+    def __init__(self, needles: Iterable[str] = ()) -> None:
+        self.items: list[bytes] = []
+        for needle in needles:
+            self.add(needle)
+
+    def add(self, needle: str) -> None:
+        """Look for `needle` too (ASCII without line breaks; case-insensitive like the others)."""
+        encoded = needle.lower().encode("ascii")
+        if encoded and encoded not in self.items:
+            self.items.append(encoded)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def lines_mentioning(path: Path, needles: Iterable[str] | Needles) -> Iterator[tuple[int, str]]:
     """The `(line number, line)` pairs of `path` that may mention one of `needles`, numbered and decoded exactly as
     `LogSource.lines()` gives them (UTF-8 with replacement, universal newlines, line end stripped).
 
@@ -339,9 +359,10 @@ def lines_mentioning(path: Path, needles: Iterable[str]) -> Iterator[tuple[int, 
     only acts on such lines sees the same lines through this as through `lines()`; a few more may come back (lines
     with non-ASCII bytes, letter escapes or colour codes are always returned, as their parsed text may differ from
     their bytes). The file is read in large binary blocks and searched with `bytes.find`, so a scan costs about what
-    `grep -c -i` costs, and only the returned lines are decoded. Needles must be ASCII without line breaks.
+    `grep -c -i` costs, and only the returned lines are decoded. Needles must be ASCII without line breaks; given as
+    a `Needles`, they may be added to between lines.
     """
-    wanted = [needle.lower().encode("ascii") for needle in needles if needle]
+    wanted = needles if isinstance(needles, Needles) else Needles(needles)
     lineno = 0  # lines before the current block
     carry = b""
     with path.open("rb") as handle:
@@ -376,6 +397,16 @@ def _count_line_ends(block: bytes, start: int, end: int, carriage: bool) -> int:
     return count
 
 
+def _positions(lowered: bytes, needles: Iterable[bytes], start: int, end: int) -> list[int]:
+    found: list[int] = []
+    for needle in needles:
+        position = lowered.find(needle, start, end)
+        while position >= 0:
+            found.append(position)
+            position = lowered.find(needle, position + len(needle), end)
+    return found
+
+
 def _unsure_positions(block: bytes, end: int) -> Iterator[int]:
     """Where `block[:end]` holds a byte that may make a line's parsed text differ from its bytes."""
     if not block.isascii():
@@ -389,22 +420,22 @@ def _unsure_positions(block: bytes, end: int) -> Iterator[int]:
 
 
 def _block_candidates(
-    block: bytes, end: int, lineno: int, wanted: list[bytes], carriage: bool
+    block: bytes, end: int, lineno: int, needles: Needles, carriage: bool
 ) -> Iterator[tuple[int, str]]:
     """Candidate lines among the complete lines `block[:end]`, the first of which is line `lineno + 1`."""
     lowered = block.lower()
-    hits: list[int] = []
-    for needle in wanted:
-        position = lowered.find(needle, 0, end)
-        while position >= 0:
-            hits.append(position)
-            position = lowered.find(needle, position + len(needle), end)
+    searched = len(needles)
+    hits = _positions(lowered, needles.items, 0, end)
     hits.extend(_unsure_positions(block, end))
     if not hits:
         return
+    hits.sort()
     counted_to = 0
     last_start = -1
-    for position in sorted(hits):
+    index = 0
+    while index < len(hits):
+        position = hits[index]
+        index += 1
         start = block.rfind(b"\n", 0, position) + 1
         if carriage:
             start = max(start, block.rfind(b"\r", 0, position) + 1)
@@ -419,3 +450,9 @@ def _block_candidates(
         lineno += _count_line_ends(block, counted_to, start, carriage)
         counted_to = start
         yield lineno + 1, block[start:stop].decode("utf-8", errors="replace")
+        if len(needles) > searched:  # the caller added needles: find them in the rest of the block too
+            added = _positions(lowered, needles.items[searched:], stop, end)
+            searched = len(needles)
+            if added:
+                hits = sorted(hits[index:] + added)
+                index = 0

@@ -76,3 +76,28 @@ def test_regex_logfmt_reader_agrees_with_the_character_loop() -> None:
     for _ in range(20000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 25)))
         assert logs._logfmt_pairs(text) == read_logfmt_pairs(text), text
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 22])
+def test_needles_added_during_a_scan_are_found_from_the_next_line_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    monkeypatch.setattr(logs, "_SCAN_BLOCK", block)
+    path = tmp_path / "s.log"
+    path.write_text(
+        "load m-a\n"  # before the failure: not asked for yet
+        "failed to schedule model m-a\n"
+        "routine m-b\n"
+        "load M-A again\n"  # after it: found, case-insensitively
+        "failed to schedule model m-a\n"  # one line holding both needles comes back once
+        "load m-a last",
+        encoding="utf-8",
+    )
+    needles = logs.Needles(["failed to schedule model"])
+    seen = []
+    for lineno, line in logs.lines_mentioning(path, needles):
+        seen.append(lineno)
+        if line.startswith("failed"):
+            needles.add(line.rsplit(" ", 1)[1])
+    assert seen == [2, 4, 5, 6]
+    assert len(needles) == 2  # adding a needle twice keeps one
