@@ -130,6 +130,8 @@ http {{
 
     server {{
         listen 127.0.0.1:{http_port};
+        # The default server turns HTTP/2 on for this address; without it here too, NGINX answers h2c with 421.
+        http2 on;
         server_name {HOST};
         set $proxy_upstream_name "-";
         set $proxy_alternative_upstream_name "";

@@ -235,12 +235,14 @@ def explain(
     ingress_alone = nginx is not None and nginx.nginx is not None and not nginx.nginx.upstream_addrs
     envoy_seen = exchange.headers.get("server") == "envoy" or "x-envoy-upstream-service-time" in exchange.headers
     if ingress_alone or (nginx is None and not envoy_seen and exchange.headers.get("server", "").startswith("nginx")):
-        return Failure(
-            2,
-            f"http-{status}",
-            f"the ingress answered {status} itself, without passing the request on",
-            tuple([_answer_evidence(exchange)] + logs),
-        )
+        summary = f"the ingress answered {status} itself, without passing the request on"
+        if status == 421 and (exchange.http_version or "").upper().startswith("HTTP/2"):
+            summary += (
+                f": over HTTP/2 NGINX sends 421 when the server block for Host {target.authority} does not have "
+                "`http2 on` for this address while another server on it does, or when the TLS name (SNI) is "
+                "another host's; send without --http2, or enable HTTP/2 for that server"
+            )
+        return Failure(2, f"http-{status}", summary, tuple([_answer_evidence(exchange)] + logs))
     return Failure(
         4, f"http-{status}", f"answered {status} before reaching a model", tuple([_answer_evidence(exchange)] + logs)
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -144,3 +145,12 @@ def test_status_the_ingress_gives_itself_is_hop_2(snap: Snapshot) -> None:
     assert failure is not None and (failure.hop, failure.code) == (2, "http-421")
     failure = explain(exchange(429, {"server": "envoy"}), _target(), None, snap)
     assert failure is not None and failure.hop == 4
+
+
+def test_421_over_http2_names_the_missing_http2_on(snap: Snapshot) -> None:
+    over_h2 = replace(exchange(421, {"server": "nginx"}), http_version="HTTP/2")
+    failure = explain(over_h2, _target(), None, snap)
+    assert failure is not None and (failure.hop, failure.code) == (2, "http-421")
+    assert "http2 on" in failure.summary and HOST in failure.summary
+    failure = explain(exchange(421, {"server": "nginx"}), _target(), None, snap)
+    assert failure is not None and "http2 on" not in failure.summary

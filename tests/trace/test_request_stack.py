@@ -88,6 +88,15 @@ def test_grpc_request_through_the_ingress(healthy: tuple[Path, dict[str, Any]]) 
     assert sum(1 for hop in trace["hops"] if hop["duration_ms"] is not None) >= 5
 
 
+def test_rest_over_h2c_through_the_ingress(healthy: tuple[Path, dict[str, Any]]) -> None:
+    state_dir, info = healthy
+    code, trace = _request(state_dir, experiment=info["experiment"]["name"], http2=True)
+    assert code == 0, trace
+    assert trace["status"] == 200 and trace["http_version"] == "HTTP/2" and trace["route"]
+    code, summary = _request(state_dir, experiment=info["experiment"]["name"], http2=True, count=40, concurrency=4)
+    assert code == 0 and summary["success_rate"] == 1.0
+
+
 def test_split_of_400_requests_is_consistent(healthy: tuple[Path, dict[str, Any]]) -> None:
     state_dir, info = healthy
     code, summary = _request(state_dir, experiment=info["experiment"]["name"], count=400, concurrency=8)
