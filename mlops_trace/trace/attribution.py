@@ -117,7 +117,7 @@ def attribute(
         connect_source = (
             "client: gRPC channel ready (TCP connect and HTTP/2 preface)"
             if exchange.url.startswith("grpc://")
-            else "client: TCP connect (httpx trace connect_tcp)"
+            else "client: TCP connect (timed around the socket's connect)"
         )
         rows.append(
             row(

@@ -245,6 +245,7 @@ class HopStats:
     p99: float | None
     untimed_reason: str | None = None
     probe_ms: float | None = None
+    mean: float | None = None  # unlike percentiles, means of hops add up to the mean of their sum
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -256,6 +257,7 @@ class HopStats:
             "p50": self.p50,
             "p95": self.p95,
             "p99": self.p99,
+            "mean": self.mean,
             "untimed_reason": self.untimed_reason,
             "probe_ms": self.probe_ms,
         }

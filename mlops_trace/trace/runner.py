@@ -649,6 +649,7 @@ def _summarise(
                 p50=summary.p50 if summary else None,
                 p95=summary.p95 if summary else None,
                 p99=summary.p99 if summary else None,
+                mean=summary.mean if summary else None,
                 untimed_reason=None if summary else reasons.get(number),
                 probe_ms=estimate.ms if estimate is not None else None,
             )
