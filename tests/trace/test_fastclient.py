@@ -306,3 +306,33 @@ def test_parse_head_and_supports() -> None:
     assert (version, status, headers) == ("HTTP/1.1", 404, {"x-a": "1, 2", "content-length": "0"})
     assert supports("https://h:1", http2=False) and not supports("https://h:1", http2=True)
     assert not supports("ftp://h", http2=False)
+
+
+def test_total_covers_the_servers_delay_and_ends_at_the_last_byte() -> None:
+    async def handler(server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await server.read_request(reader) is not None:
+            await asyncio.sleep(0.05)
+            head, _, rest = _ok().partition(b"\r\n\r\n")
+            writer.write(head + b"\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.03)  # the body comes later: receive time is part of the total
+            writer.write(rest)
+            await writer.drain()
+
+    async def body(server: Server) -> list[Exchange]:
+        client = _client(server)
+        try:
+            return [await client.send(f"mt-x-{n}", "00-" + "a" * 32 + "-" + "b" * 16 + "-01") for n in range(2)]
+        finally:
+            await client.aclose()
+
+    first, second = _run(handler, body)
+    for exchange in (first, second):
+        phases = exchange.phases
+        assert exchange.ok and exchange.total_ms is not None
+        assert phases.wait_ms is not None and phases.receive_ms is not None and phases.send_ms is not None
+        assert 80.0 <= exchange.total_ms < 1000.0
+        assert phases.wait_ms >= 50.0 and phases.receive_ms >= 30.0
+        parts = (phases.connect_ms or 0.0) + phases.send_ms + phases.wait_ms + phases.receive_ms
+        assert abs(exchange.total_ms - parts) < 2.0  # the total is its phases, with no scheduling time after them
+    assert first.phases.connect_ms is not None and second.phases.reused_connection
