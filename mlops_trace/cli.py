@@ -430,7 +430,9 @@ def request_command(
     ] = 0.05,
     split_alpha: Annotated[
         Optional[float],
-        typer.Option("--split-alpha", help="Error rate of the split tests: p-value threshold and the sequential α (0.01)."),
+        typer.Option(
+            "--split-alpha", help="Error rate of the split tests: p-value threshold and the sequential α (0.01)."
+        ),
     ] = None,
     bundle: Annotated[Optional[Path], typer.Option("--bundle", "-b", help="Read the path from a bundle.")] = None,
     kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Read the path from a cluster.")] = None,

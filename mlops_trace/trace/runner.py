@@ -25,7 +25,6 @@ from mlops_trace.snapshot.snapshot import Snapshot
 from mlops_trace.trace import accesslogs, fastclient, metrics, payload, probes
 from mlops_trace.trace.attribution import ProbeEstimate, attribute
 from mlops_trace.trace.explain import UNREACHABLE, explain, preflight_findings
-from mlops_trace.trace.fastclient import FastClient
 from mlops_trace.trace.ids import IdSource
 from mlops_trace.trace.path import PathRequest, RequestPath, reconstruct
 from mlops_trace.trace.record import (
@@ -420,7 +419,7 @@ async def _run_batch(
     grpc_request: Any = None
     channel: Any = None
     client: Any = None
-    lean: FastClient | None = None
+    lean: fastclient.FastClient | None = None
     if target.protocol is Protocol.GRPC:
         from mlops_trace.trace.grpc_client import infer_callable, open_aio_channel
 
@@ -429,7 +428,7 @@ async def _run_batch(
         grpc_request = payload.to_grpc_request(ctx.payload_doc, target.name)
     elif options.lean_client and fastclient.supports(url, http2=options.http2):
         # httpx costs ~1 ms of CPU per request: enough to make the prober the bottleneck of what it measures.
-        lean = FastClient(url, base_headers, ctx.body, tls=options.tls, timeout=options.timeout)
+        lean = fastclient.FastClient(url, base_headers, ctx.body, tls=options.tls, timeout=options.timeout)
     else:
         client = make_async_client(
             http2=options.http2, tls=options.tls, timeout=options.timeout, connections=options.concurrency
