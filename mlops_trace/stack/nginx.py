@@ -59,6 +59,12 @@ def _proxy_block(indent: str) -> str:
     return "".join(f"{indent}{line}\n" for line in lines)
 
 
+def _prefix_locations(path: str, body: str) -> str:
+    """What ingress-nginx writes for a Prefix path without a trailing slash: `location /p/` and `location = /p`, so
+    `/p` itself is proxied rather than redirected (301) to `/p/`."""
+    return f"    location {path}/ {{\n{body}    }}\n    location = {path} {{\n{body}    }}\n"
+
+
 def render(
     *,
     layout: IngressLayout,
@@ -73,12 +79,12 @@ def render(
     inner = "        "
     if layout.ingress_prefix:
         # Prefix path without rewrite-target: proxy_pass without a URI part forwards the original URI, prefix and all.
-        locations = f"    location {PREFIX_PATH}/ {{\n{_proxy_block(inner)}    }}\n"
+        locations = _prefix_locations(PREFIX_PATH, _proxy_block(inner))
     else:
         locations = f"    location /v2/ {{\n{_proxy_block(inner)}    }}\n"
         if layout.header_derivation:
             snippet = "".join(f"{inner}{line}\n" for line in HEADER_SNIPPET.splitlines())
-            locations += f"    location {EXPERIMENT_PATH}/ {{\n{_proxy_block(inner)}{snippet}    }}\n"
+            locations += _prefix_locations(EXPERIMENT_PATH, _proxy_block(inner) + snippet)
     return f"""\
 daemon off;
 master_process on;
