@@ -254,19 +254,23 @@ def test_ingress_prefix_and_no_route(tmp_path: Path) -> None:
 
 def test_stale_weights_missing_header_and_delays(tmp_path: Path) -> None:
     with _stack(tmp_path, "stale-weights", "missing-header", "slow-model=30ms", "slow-envoy=30ms") as info:
-        responses = _many(info, 160, {"seldon-model": ROUTE})
+        # 320 answers: enough that a 50/50 split is told from 70/30 at p < 0.001 in all but ~1 run in 10,000
+        # (at 160 it was ~1 in 50).
+        responses = _many(info, 320, {"seldon-model": ROUTE})
         assert all(r.status_code == 200 for r in responses)
         baseline = sum(r.headers["x-seldon-route"] == ":baseline-predictor_1:" for r in responses)
-        assert _binomial_p(baseline, 160, 0.5) > 0.001
-        assert _binomial_p(baseline, 160, 0.7) < 0.001
+        assert _binomial_p(baseline, 320, 0.5) > 0.001
+        assert _binomial_p(baseline, 320, 0.7) < 0.001
         assert all(int(r.headers["x-envoy-upstream-service-time"]) >= 30 for r in responses)
         assert _post(info).status_code == 404  # no header, no derivation: Envoy's Lua names a model that has no route
         time.sleep(0.3)
         timed = [r for r in envoy_access.iter_records(_lines(info["logs"]["envoy"]))
                  if r.status == 200 and r.duration_ms is not None and r.upstream_service_time_ms is not None]
         gaps = [r.duration_ms - r.upstream_service_time_ms for r in timed]  # type: ignore[operator]
-        # Both fields are whole milliseconds measured at different points: allow 3 ms of rounding and scheduling.
-        assert timed and min(gaps) >= 27 and sorted(gaps)[len(gaps) // 2] >= 29, sorted(gaps)[:10]
+        # Both fields are whole milliseconds measured at different points: allow 3 ms of rounding and scheduling, and
+        # a rare answer (1 in 100) more on a 2-core machine that also runs the client.
+        gaps.sort()
+        assert timed and gaps[len(gaps) // 100] >= 27 and gaps[len(gaps) // 2] >= 29, gaps[:10]
         assert all("DI" in r.response_flags for r in timed)
         assert {"MT301", "MT303"} <= _ids(_doctor(info))
 
