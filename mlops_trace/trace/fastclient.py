@@ -458,19 +458,16 @@ class FastClient:
                 if isinstance(exc, HttpFailure)
                 else (ErrorKind.PROTOCOL, "Server disconnected without sending a response.")
             )
-            return Exchange(
+            return Exchange.failed(
                 entry=self.entry,
                 url=self.url,
                 request_id=request_id,
                 traceparent=traceparent,
                 started_at=started_at,
-                status=None,
-                headers={},
-                body=b"",
                 total_ms=round((time.perf_counter() - start) * 1000.0, 3),
                 phases=ClientPhases(),
-                error=message,
-                error_kind=kind,
+                kind=kind,
+                message=message,
             )
         # Up to the answer's last byte as the protocol parsed it, not to when this coroutine was resumed: the event
         # loop's turn in between is the prober's cost, not the server's (wrk stops its clock the same way).

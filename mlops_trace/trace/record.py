@@ -97,6 +97,36 @@ class Exchange:
     grpc_status: str | None = None  # gRPC status name ("OK", "UNIMPLEMENTED", ...)
     grpc_message: str | None = None
 
+    @classmethod
+    def failed(
+        cls,
+        *,
+        entry: str,
+        url: str,
+        request_id: str,
+        traceparent: str,
+        started_at: float,
+        total_ms: float | None,
+        phases: ClientPhases,
+        kind: ErrorKind,
+        message: str,
+    ) -> Exchange:
+        """A request that got no answer: no status, no headers, no body, and why."""
+        return cls(
+            entry=entry,
+            url=url,
+            request_id=request_id,
+            traceparent=traceparent,
+            started_at=started_at,
+            status=None,
+            headers={},
+            body=b"",
+            total_ms=total_ms,
+            phases=phases,
+            error=message,
+            error_kind=kind,
+        )
+
     @property
     def ok(self) -> bool:
         if self.error_kind is not None and self.error_kind is not ErrorKind.GRPC:

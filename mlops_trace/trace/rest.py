@@ -160,19 +160,16 @@ def _exchange(
 ) -> Exchange:
     if error is not None:
         kind, message = classify_error(error)
-        return Exchange(
+        return Exchange.failed(
             entry=entry,
             url=url,
             request_id=request_id,
             traceparent=traceparent,
             started_at=started_at,
-            status=None,
-            headers={},
-            body=b"",
             total_ms=total_ms,
             phases=phases,
-            error=message,
-            error_kind=kind,
+            kind=kind,
+            message=message,
         )
     assert response is not None
     headers = {name.lower(): value for name, value in response.headers.items()}
