@@ -7,39 +7,18 @@ MLOPS_TRACE_STACK_VENV (built on first use)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlops_trace.stack.faults import parse_faults
-from mlops_trace.stack.paths import VENV_ENV, default_state_dir
-from mlops_trace.stack.runner import down, up
-from mlops_trace.stack.venv import Say
 from tests.fixture_walk import REPO
+from tests.stack_run import running_stack
 
 pytestmark = pytest.mark.stack
-
-
-@contextmanager
-def _stack(tmp: Path, *faults: str) -> Iterator[dict[str, Any]]:
-    previous = os.environ.get(VENV_ENV)
-    os.environ.setdefault(VENV_ENV, str(default_state_dir() / "venv"))
-    try:
-        yield up(tmp, parse_faults(faults), Say(quiet=True))
-    finally:
-        result = down(tmp)
-        if previous is None:
-            os.environ.pop(VENV_ENV, None)
-        else:
-            os.environ[VENV_ENV] = previous
-    assert not result.still_listening
 
 
 def _smoke(state_dir: Path, *args: str) -> tuple[int, dict[str, Any], ET.Element]:
@@ -64,7 +43,7 @@ def _statuses(report: dict[str, Any]) -> dict[str, str]:
 
 
 def test_healthy_stack_passes(tmp_path: Path) -> None:
-    with _stack(tmp_path) as info:
+    with running_stack(tmp_path) as info:
         code, report, junit = _smoke(tmp_path)
     assert code == 0, report
     assert report["result"] == "pass" and not _failed_cases(junit)
@@ -76,7 +55,7 @@ def test_healthy_stack_passes(tmp_path: Path) -> None:
 
 
 def test_stale_weights_fail_with_mt303(tmp_path: Path) -> None:
-    with _stack(tmp_path, "stale-weights") as info:
+    with running_stack(tmp_path, "stale-weights") as info:
         code, report, junit = _smoke(tmp_path, "--count", "300")
     assert code == 1, report
     failed = _failed_cases(junit)
@@ -87,7 +66,7 @@ def test_stale_weights_fail_with_mt303(tmp_path: Path) -> None:
 
 
 def test_slow_model_fails_the_latency_gate(tmp_path: Path) -> None:
-    with _stack(tmp_path, "slow-model=60ms") as info:
+    with running_stack(tmp_path, "slow-model=60ms") as info:
         code, report, junit = _smoke(tmp_path, "--max-p95", "40")
     assert code == 1, report
     failed = _failed_cases(junit)

@@ -6,39 +6,19 @@ The stack's venv is shared through MLOPS_TRACE_STACK_VENV (built on first use)."
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlops_trace.stack.faults import parse_faults
-from mlops_trace.stack.paths import VENV_ENV, default_state_dir
-from mlops_trace.stack.runner import down, up
-from mlops_trace.stack.venv import Say
 from mlops_trace.trace.command import RequestArgs, execute
+from tests.stack_run import running_stack
 
 pytestmark = pytest.mark.stack
 
 DELAY_MS = 20.0
 TIMED_HOPS = (2, 4, 6, 7)
-
-
-@contextmanager
-def _stack(tmp: Path, *faults: str) -> Iterator[dict[str, Any]]:
-    previous = os.environ.get(VENV_ENV)
-    os.environ.setdefault(VENV_ENV, str(default_state_dir() / "venv"))
-    try:
-        yield up(tmp, parse_faults(faults), Say(quiet=True))
-    finally:
-        result = down(tmp)
-        if previous is None:
-            os.environ.pop(VENV_ENV, None)
-        else:
-            os.environ[VENV_ENV] = previous
-    assert not result.still_listening
 
 
 def _request(state_dir: Path, **kwargs: Any) -> tuple[int, dict[str, Any]]:
@@ -58,7 +38,7 @@ def _medians(state_dir: Path, experiment: str) -> dict[int, float]:
 @pytest.fixture(scope="module")
 def healthy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
     state_dir = tmp_path_factory.mktemp("healthy")
-    with _stack(state_dir) as info:
+    with running_stack(state_dir) as info:
         yield state_dir, info
 
 
@@ -143,7 +123,7 @@ def test_stale_sticky_route_is_mt307_at_envoy(healthy: tuple[Path, dict[str, Any
 
 
 def test_missing_header_is_mt301_at_envoy(tmp_path: Path) -> None:
-    with _stack(tmp_path, "missing-header") as info:
+    with running_stack(tmp_path, "missing-header") as info:
         code, trace = _request(tmp_path, model=info["experiment"]["name"])
     assert code == 1 and trace["status"] == 404
     assert (trace["failure"]["hop"], trace["failure"]["code"]) == (4, "MT301")
@@ -151,7 +131,7 @@ def test_missing_header_is_mt301_at_envoy(tmp_path: Path) -> None:
 
 
 def test_stale_weights_report_mt303_and_follow_envoy(tmp_path: Path) -> None:
-    with _stack(tmp_path, "stale-weights") as info:
+    with running_stack(tmp_path, "stale-weights") as info:
         code, summary = _request(tmp_path, experiment=info["experiment"]["name"], count=400, concurrency=8)
     split = summary["split"]
     assert split["envoy"] == {"baseline-predictor": 0.5, "enhanced-predictor": 0.5}
@@ -167,7 +147,7 @@ def test_injected_latency_lands_on_the_right_hop(
     state_dir, info = healthy
     experiment = info["experiment"]["name"]
     base = _medians(state_dir, experiment)
-    with _stack(tmp_path, f"{fault}={DELAY_MS:g}ms"):
+    with running_stack(tmp_path, f"{fault}={DELAY_MS:g}ms"):
         slow = _medians(tmp_path, experiment)
     tolerance = max(1.0, 0.1 * DELAY_MS)
     rise = {number: slow[number] - base[number] for number in TIMED_HOPS}
