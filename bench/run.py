@@ -55,11 +55,69 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=None,
         help="an older source tree (e.g. `git archive` of a commit): adds a before/after table",
     )
+    parser.add_argument(
+        "--fuzz",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run only a fuzz campaign of N mutated bundles (bench/fuzz.py) and rewrite its section of the report",
+    )
+    parser.add_argument("--fuzz-seed", type=int, default=None, help="the campaign's seed (default: from the clock)")
     return parser.parse_args(list(argv))
+
+
+def run_fuzz(count: int, seed: int | None, output: Path) -> int:
+    """A long fuzz campaign; its figures replace the `## Fuzzing` section of the report (the rest is kept)."""
+    import tempfile
+
+    from bench.fuzz import campaign, describe
+
+    seed = seed if seed is not None else int(time.time())
+
+    def progress(done: int) -> None:
+        print(f"bench: fuzz {done}/{count}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="mlops-trace-fuzz-") as work:
+        result = campaign(count, seed, Path(work), progress)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = (
+        f"{FUZZ_HEADING}\n\n"
+        f"`python -m bench --fuzz {count} --fuzz-seed {seed}`, {when}. Each case mutates a copy of one fixture bundle "
+        "(a value, a shape, bytes, deep nesting, YAML aliases, a long log line, a symbolic link, a FIFO, a junk "
+        "file; 15 % of cases as a .tar.gz), then reads it, runs every check and renders it; a case fails when "
+        "anything but a one-line InputError escapes, a check errors, a bad file is not named, a file from outside "
+        "the bundle reaches the output, or it takes longer than its bound. The CI test (tests/test_fuzz.py) runs "
+        "2,000 derandomised cases of the same kind.\n\n" + describe(result, seed) + "\n"
+    )
+    text = output.read_text(encoding="utf-8") if output.is_file() else "# Benchmarks\n"
+    if FUZZ_HEADING in text:
+        before, _, after = text.partition(FUZZ_HEADING)
+        rest = after.split("\n## ", 1)
+        text = before + section + ("\n## " + rest[1] if len(rest) > 1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    output.write_text(text, encoding="utf-8")
+    print(describe(result, seed))
+    print(f"bench: wrote the fuzzing section of {output}", file=sys.stderr)
+    return 1 if result.failures else 0
+
+
+FUZZ_HEADING = "## Fuzzing"
+
+
+def _keep_fuzz_section(output: Path, text: str) -> str:
+    """A full run rewrites the report; the last fuzz campaign's section (its own command) is carried over."""
+    old = output.read_text(encoding="utf-8") if output.is_file() else ""
+    if FUZZ_HEADING not in old or FUZZ_HEADING in text:
+        return text
+    section = FUZZ_HEADING + old.partition(FUZZ_HEADING)[2].split("\n## ", 1)[0]
+    return text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.fuzz is not None:
+        return run_fuzz(args.fuzz, args.fuzz_seed, args.output)
     settings = Settings(
         size=SIZES[args.size],
         cache=(args.cache or default_cache()).expanduser().resolve(),
@@ -112,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.perf_counter() - started,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    text = _keep_fuzz_section(args.output, text)
     args.output.write_text(text, encoding="utf-8")
     print(f"bench: wrote {args.output}", file=sys.stderr)
     return 1 if failed else 0

@@ -8,6 +8,7 @@ traceback (set MLOPS_TRACE_DEBUG=1 to see one).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
@@ -16,6 +17,7 @@ import typer
 
 from mlops_trace import __version__
 from mlops_trace.errors import MlopsTraceError
+from mlops_trace.limits import InputLimits
 from mlops_trace.model.findings import Severity
 from mlops_trace.prometheus.options import (
     MaxP95,
@@ -51,6 +53,20 @@ KubeconfigOption = Annotated[Optional[str], typer.Option("--kubeconfig", help="L
 ContextOption = Annotated[Optional[str], typer.Option("--context", help="Live: kubeconfig context.")]
 RequestTimeoutOption = Annotated[
     float, typer.Option("--request-timeout", help="Live: seconds to wait for each API call.")
+]
+
+LimitOption = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--limit",
+        metavar="NAME=VALUE",
+        help="Raise or lower an input limit (repeatable): archive-bytes, archive-entries, file-bytes, "
+        "yaml-alias-nodes, nesting-depth, line-chars; sizes take KiB/MiB/GiB. Defaults: docs/SECURITY.md.",
+    ),
+]
+LiveTimeoutOption = Annotated[
+    Optional[float],
+    typer.Option("--timeout", help="Live: seconds the whole run may take (default 300), on top of --request-timeout."),
 ]
 
 OUTPUT_HELP = "Output format: table, json, yaml, junit, sarif, markdown."
@@ -109,6 +125,8 @@ def doctor(
     envoy_admin: Annotated[
         Optional[list[str]], typer.Option("--envoy-admin", help="Live: Envoy admin URL to read (repeatable).")
     ] = None,
+    timeout: LiveTimeoutOption = None,
+    limit: LimitOption = None,
     output: Annotated[str, typer.Option("--output", "-o", help=OUTPUT_HELP)] = "table",
     fail_on: Annotated[str, typer.Option("--fail-on", help=FAIL_ON_HELP)] = "warning",
     only: Annotated[
@@ -139,17 +157,19 @@ def doctor(
         kubeconfig=kubeconfig,
         context=context,
         request_timeout=request_timeout,
+        deadline=_positive("--timeout", timeout),
         since=since,
         tail=tail,
         envoy_admin=tuple(envoy_admin or ()),
     )
     try:
+        limits = _limits(limit)
         slo = service_level(
             prometheus=prometheus, token=prometheus_token, user=prometheus_user, password=prometheus_password,
             cacert=prometheus_cacert, insecure=prometheus_insecure, window=window, max_p95_ms=max_p95,
             min_success=min_success, split_alpha=split_alpha,
         )
-        with open_snapshot(bundle, live) as snap:
+        with open_snapshot(bundle, live, limits) as snap:
             for note in slo.prepare(snap):
                 typer.echo(f"mlops-trace: {note}", err=True)
             for problem in snap.problems:
@@ -159,7 +179,24 @@ def doctor(
         _fail(str(exc))
     color = fmt == "table" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     sys.stdout.write(render(report, fmt, color=color, width=_width()))
+    errored = report.errored_checks()
+    if errored:
+        names = ", ".join(f"{c.id} ({c.reason})" for c in errored)
+        typer.echo(f"mlops-trace: error: not every check could run: {names}", err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
     raise typer.Exit(EXIT_FINDINGS if report.failed(threshold) else EXIT_OK)
+
+
+def _limits(assignments: Optional[list[str]]) -> InputLimits:
+    from mlops_trace.limits import parse_limits
+
+    return parse_limits(assignments or ())
+
+
+def _positive(flag: str, value: Optional[float]) -> Optional[float]:
+    if value is not None and not value > 0:
+        _fail(f"{flag} must be a positive number of seconds (got {value})")
+    return value
 
 
 def _width() -> int:
@@ -253,6 +290,7 @@ def collect(
         Optional[list[str]],
         typer.Option("--envoy-admin", help="Envoy admin URL to read, or NAMESPACE/POD=URL (repeatable)."),
     ] = None,
+    timeout: LiveTimeoutOption = None,
 ) -> None:
     """Collect a redacted bundle (objects, logs, Envoy admin) from a live cluster (-n/-A), for doctor --bundle."""
     from mlops_trace.collect.bundle_writer import collect_bundle
@@ -264,6 +302,7 @@ def collect(
         kubeconfig=kubeconfig,
         context=context,
         request_timeout=request_timeout,
+        deadline=_positive("--timeout", timeout),
         since=since,
         tail=tail,
         envoy_admin=tuple(envoy_admin or ()),
@@ -290,12 +329,14 @@ def bundle_serve(
     duration: Annotated[
         Optional[float], typer.Option("--duration", help="Stop after this many seconds (default: until Ctrl-C).")
     ] = None,
+    limit: LimitOption = None,
 ) -> None:
     """Serve a bundle read-only over the Kubernetes REST API and print a kubeconfig for it (writes get 405)."""
     from mlops_trace.serve.server import serve_bundle
 
     try:
-        serve_bundle(bundle, port=port, kubeconfig_out=kubeconfig_out, request_log=request_log, duration=duration)
+        serve_bundle(bundle, port=port, kubeconfig_out=kubeconfig_out, request_log=request_log, duration=duration,
+                     limits=_limits(limit))
     except MlopsTraceError as exc:
         _fail(str(exc))
 
@@ -608,6 +649,11 @@ def smoke_command(
     envoy_admin: Annotated[
         Optional[list[str]], typer.Option("--envoy-admin", help="Live: Envoy admin URL to read (repeatable).")
     ] = None,
+    doctor_timeout: Annotated[
+        Optional[float],
+        typer.Option("--doctor-timeout", help="Live: seconds doctor's whole read of the cluster may take (default 300)."),
+    ] = None,
+    limit: LimitOption = None,
     url: Annotated[Optional[str], typer.Option("--url", help="Endpoint (ingress URL) the requests go to.")] = None,
     host: Annotated[Optional[str], typer.Option("--host", help="Host header for the ingress rule.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Call this Model.")] = None,
@@ -687,6 +733,7 @@ def smoke_command(
         args = SmokeArgs(
             bundle=bundle, namespaces=tuple(namespace or ()), all_namespaces=all_namespaces, kubeconfig=kubeconfig,
             context=context, request_timeout=request_timeout, envoy_admin=tuple(envoy_admin or ()), stack=stack,
+            live_deadline=_positive("--doctor-timeout", doctor_timeout), limits=_limits(limit),
             state_dir=state_dir, url=url, host=host, model=model, experiment=experiment, data=data,
             headers=tuple(header or ()), protocol=protocol, count=count, concurrency=concurrency, rate=rate,
             timeout=timeout, insecure=insecure, cacert=cacert, service_level=slo, prometheus_wait_s=prometheus_wait,
@@ -711,21 +758,42 @@ def smoke_command(
     raise typer.Exit(report.exit_code)
 
 
+_stopped_by: list[str] = []  # the signal that stopped the run, if one did
+
+
+def _stop(signum: int, frame: object) -> None:
+    """SIGINT or SIGTERM: unwind from where the program is, so every `finally` (temporary bundles, port-forwards)
+    runs; `main` then exits 2, the run did not complete."""
+    _stopped_by.append("terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted")
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point: no traceback reaches the user unless MLOPS_TRACE_DEBUG is set."""
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
         app()
+    except SystemExit as exc:
+        if _stopped_by:  # click turned the interrupt into "Aborted!" and exit 1, as if the run had found something
+            _exit_stopped()
+        raise exc
+    except KeyboardInterrupt:
+        _exit_stopped()
     except MlopsTraceError as exc:
         typer.echo(f"mlops-trace: error: {exc}", err=True)
         sys.exit(EXIT_COULD_NOT_RUN)
-    except KeyboardInterrupt:
-        typer.echo("mlops-trace: interrupted", err=True)
-        sys.exit(130)
     except Exception as exc:  # the promise is one line, never a traceback
         if os.environ.get("MLOPS_TRACE_DEBUG"):
             raise
         typer.echo(f"mlops-trace: internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(EXIT_COULD_NOT_RUN)
+
+
+def _exit_stopped() -> NoReturn:
+    why = _stopped_by[0] if _stopped_by else "interrupted"
+    typer.echo(f"mlops-trace: {why}: the run did not complete", err=True)
+    sys.exit(EXIT_COULD_NOT_RUN)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 from mlops_trace.analysis.catalog import select
 from mlops_trace.analysis.engine import run_checks
 from mlops_trace.errors import UsageError
+from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
 from mlops_trace.model.findings import Report
 from mlops_trace.snapshot.snapshot import Snapshot
 
@@ -23,6 +24,8 @@ class LiveTarget:
     kubeconfig: str | None = None
     context: str | None = None
     request_timeout: float = 10.0
+    # The whole live run (every API call, log and Envoy read) ends by then; None: DEFAULT_LIVE_DEADLINE.
+    deadline: float | None = None
     since: str | None = None
     tail: int | None = None
     envoy_admin: tuple[str, ...] = ()
@@ -30,20 +33,22 @@ class LiveTarget:
 
 
 @contextmanager
-def open_snapshot(bundle: Path | None, live: LiveTarget | None) -> Iterator[Snapshot]:
+def open_snapshot(
+    bundle: Path | None, live: LiveTarget | None, limits: InputLimits = DEFAULT_LIMITS
+) -> Iterator[Snapshot]:
     if bundle is not None and live is not None and (live.namespaces or live.all_namespaces):
         raise UsageError("--bundle reads an offline bundle; it does not go with -n/-A")
     if bundle is not None:
         from mlops_trace.snapshot.bundle import open_bundle
 
-        with open_bundle(bundle) as snap:
+        with open_bundle(bundle, limits) as snap:
             yield snap
         return
     if live is None or not (live.namespaces or live.all_namespaces):
         raise UsageError("say what to examine: --bundle DIR, -n NAMESPACE (repeatable) or -A")
     from mlops_trace.collect.live import open_live_snapshot
 
-    with open_live_snapshot(live) as snap:
+    with open_live_snapshot(live, limits) as snap:
         yield snap
 
 

@@ -2,10 +2,17 @@
 
 Two layers. In objects (plain dicts as the API returns them) the structure says what is secret: env-style
 `name`/`value` pairs and mapping keys whose name looks like a credential (`*TOKEN*`, `*PASSWORD*`, `*SECRET*`, `*KEY*`,
-`*CREDENTIAL*` …), annotations with such names, `data`/`stringData` entries, and the JSON inside
-`kubectl.kubernetes.io/last-applied-configuration`. In every string (object leaves, log lines, Envoy stats) the text
-says it: `Authorization: Bearer …`/`Basic …`, `token=…`/`password=…`/`api_key=…`, AWS access key ids, JWTs, PEM
-private key blocks, and URLs that carry `user:password@`.
+`*CREDENTIAL*` …), annotations with such names, `data`/`stringData` entries, the argument after a `--token`-like flag
+in a list (container `args`/`command`), the inline value of an Envoy data source that holds a secret
+(`generic_secret.secret.inline_string`, `private_key.inline_bytes`), and the documents inside strings: the JSON of
+`kubectl.kubernetes.io/last-applied-configuration` and a kubeconfig held in an env var. In every string (object leaves,
+log lines, Envoy stats) the text says it: `Authorization: Bearer …`/`Basic …`, `Cookie:`/`Set-Cookie:` values,
+`token=…`/`password=…`/`api_key=…`/`--token …`, tokens whose shape names their issuer (AWS access key ids, GitHub
+`ghp_…`, Slack `xoxb-…`, GitLab `glpat-…`, Hugging Face `hf_…`, `sk-…` API keys, …), JWTs, PEM private key blocks (also
+base64-encoded, as in a kubeconfig's `client-key-data`), URLs that carry `user:password@` and signed-URL signatures.
+
+Names that only look secret stay readable: lookup keys (`runtime_key`, `topologyKey`), references to a secret
+(`*_FILE`, `*_PATH`, `secretName`), tokenizer names and token counts (`max_tokens=512`).
 
 Each masked value becomes `***REDACTED***` and is noted in a `RedactionReport`: which file, what kind of value,
 where (object field path or line number) and how many characters. The report never holds the value itself.
@@ -21,6 +28,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import yaml
 
 REPLACEMENT = "***REDACTED***"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -44,6 +53,9 @@ class SecretKind(StrEnum):
     JWT = "jwt"
     PRIVATE_KEY = "private-key"  # PEM private key block
     URL_CREDENTIALS = "url-password"
+    PROVIDER_TOKEN = "provider-token"  # a token whose shape names its issuer: ghp_…, xoxb-…, glpat-…, hf_…, sk-…
+    COOKIE = "cookie"  # a Cookie/Set-Cookie value
+    URL_SIGNATURE = "url-signature"  # the signature of a pre-signed URL (X-Amz-Signature=, sig=)
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,19 @@ class RedactionReport:
 _SECRET_WORDS = ("TOKEN", "PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "KEY", "CREDENTIAL", "PWD", "AUTHORIZATION")
 # A name that ends like these holds a reference to a secret (a path, a Secret's name), not the secret itself.
 _REFERENCE_SUFFIXES = ("_PATH", "_FILE", "_DIR", "_LOCATION", "_NAME", "_REF", "_KEYREF", "_TYPE", "_ENABLED", "_PORT")
+# Names whose KEY is a lookup key, not a key to anything: Envoy `runtime_key`/`runtime_key_prefix`, rate limit
+# `descriptor_key`, Kubernetes `topologyKey`, `matchLabelKeys`.
+_LOOKUP_KEY_SUFFIXES = (
+    "RUNTIME_KEY",
+    "_KEY_PREFIX",
+    "TOPOLOGY_KEY",
+    "METADATA_KEY",
+    "DESCRIPTOR_KEY",
+    "LABEL_KEY",
+    "LABEL_KEYS",
+    "HEADER_KEY",
+    "PARTITION_KEY",
+)
 
 
 def _normal_name(name: str) -> str:
@@ -108,9 +133,15 @@ def secret_name(name: str) -> bool:
     normal = _normal_name(name)
     if not normal or normal in ("KEY", "KEYS"):
         return False  # a bare `key` names something (tolerations, selectors, header entries), it is not a secret
-    if normal.endswith(_REFERENCE_SUFFIXES):
+    if normal.endswith(_REFERENCE_SUFFIXES) or normal.endswith(_LOOKUP_KEY_SUFFIXES):
         return False
+    normal = normal.replace("TOKENIZER", "").replace("TOKENISER", "")  # a model's tokenizer, not a token
     return any(word in normal for word in _SECRET_WORDS)
+
+
+def _token_count(name: str, value: str) -> bool:
+    """`max_tokens=512`, `MAX_NEW_TOKENS: "256"`: LLM serving settings and usage counts, not tokens."""
+    return value.isdigit() and "TOKENS" in _normal_name(name)
 
 
 # Keys whose whole subtree is key material (Envoy `private_key: {inline_bytes: …}`, a `password: {value: …}` block).
@@ -130,24 +161,51 @@ _PEM_INLINE = re.compile(
     r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----)(.*?)(-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----)",
     re.DOTALL,
 )
+# base64 of "-----BEGIN": a PEM block encoded once more (kubeconfig `client-key-data`, Secret-like data).
+_PEM_BASE64_MARK = "LS0tLS1CRUdJTi"
+_PEM_BASE64 = re.compile(_PEM_BASE64_MARK + r"[A-Za-z0-9+/]*={0,2}")
 _AUTH_HEADER = re.compile(
     r"(?i)(\b(?:proxy-)?authorization\b[\"']?\s*[:=]\s*\[?[\"']?\s*)"
     r"(Bearer|Basic|Token|Digest|Negotiate|AWS4-HMAC-SHA256|ApiKey)?(\s*)([^\s\"'\],;}][^\"'\]\n,;}]*)"
 )
+_COOKIE_HEADER = re.compile(r"(?i)\b(set-cookie|cookie)[\"']?\s*[:=]\s*\[?\s*[\"']?")
+_COOKIE_PAIR = re.compile(r"[ \t]*([^=;,\s\"'\]]+)=([^;\s\"'\]]*)")
 _BEARER = re.compile(r"\b(Bearer)(\s+)([A-Za-z0-9._~+/=-]{8,})")
 _BASIC = re.compile(r"\b(Basic)(\s+)([A-Za-z0-9+/]{6,}={0,2})(?![A-Za-z0-9+/=])")
 _URL_CREDENTIALS = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"']+:)([^/\s@\"']+)(@)")
-_AWS_KEY_ID = re.compile(r"\b((?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16})\b")
+_URL_SIGNATURE = re.compile(r"(?i)([?&](?:x-amz-signature|signature|sig)=)([^&\s\"'#]+)")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-# `key=value`, `key: value`, `"key": "value"`, `--key value`, where the key names a credential.
+# Tokens that say who issued them. The `issuer` ones are unmistakable by their prefix; the `random` ones (`hf_…`,
+# `sk-…`) could also start a name, so they must look random too (see `_looks_random`).
+# Grouped by first letter: it runs on every line, and this shape lets the regex engine skip most positions fast.
+_KNOWN_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9_])(?:"
+    r"(?P<aws>A(?:KIA|SIA|GPA|IDA|ROA|NPA)[A-Z0-9]{16})(?![A-Za-z0-9_])"
+    r"|(?P<issuer>AIza[A-Za-z0-9_-]{35}"
+    r"|g(?:h[pousr]_[A-Za-z0-9]{30,}|ithub_pat_[A-Za-z0-9_]{30,}|lpat-[A-Za-z0-9_-]{20,})"
+    r"|x(?:ox[abposr]|app-[0-9])-[A-Za-z0-9-]{10,}|npm_[A-Za-z0-9]{36,}|pypi-AgE[A-Za-z0-9_-]{50,}"
+    r"|[sr]k_live_[A-Za-z0-9]{20,})(?![A-Za-z0-9_-])"
+    r"|(?P<random>hf_[A-Za-z0-9]{30,}|sk-[A-Za-z0-9_-]{32,})(?![A-Za-z0-9_-])"
+    r")"
+)
+# `key=value`, `key: value`, `"key": "value"`, and for flags also `--key value`, `"--key", "value"` (a list written
+# out) and a YAML list item on the next line. A key is a whole run of name characters holding a credential word.
+_PARAM_WORDS = (
+    r"access[_-]?token|refresh[_-]?token|id[_-]?token|token(?!i[sz]e)|password|passwd|pwd|passphrase"
+    r"|client[_-]?secret|secret[_-]?access[_-]?key|secret|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
+    r"|client[_-]?key[_-]?data|account[_-]?key|credentials?"
+)
+# `_PARAM` runs on the lower-cased line (several times faster than IGNORECASE); `_PARAM_ANY_CASE` when lowering
+# changes the length and so the offsets.
 _PARAM = re.compile(
-    r"(?i)(?P<key>(?:--?)?\b[A-Za-z0-9_.-]*?(?:access[_-]?token|refresh[_-]?token|id[_-]?token|token|password|passwd|pwd"
-    r"|passphrase|client[_-]?secret|secret[_-]?access[_-]?key|secret|api[_-]?key|apikey|access[_-]?key"
-    r"|private[_-]?key|credentials?)[A-Za-z0-9_.-]*)"
-    r"(?P<sep>[\"']?\s*[:=]\s*|\s+)"
+    r"(?<![A-Za-z0-9_.-])(?P<key>(?P<dash>--?)?[A-Za-z0-9_.-]*?(?:" + _PARAM_WORDS + r")[A-Za-z0-9_.-]*)"
+    r"(?P<sep>[\"']?\s*[:=]\s*|(?(dash)(?:[\"']\s*,\s*(?=[\"'])|[ \t]*\r?\n[ \t]*-[ \t]+|[ \t]+)|(?!)))"
     r"(?P<quote>[\"']?)"
     r"(?P<value>[^\s\"'&,;}\]]+)"
 )
+_PARAM_ANY_CASE = re.compile(_PARAM.pattern, re.IGNORECASE)
+# Cheap test before `_PARAM`: most log lines hold none of these stems, and `_PARAM` is the costliest pattern.
+_PARAM_STEMS = ("token", "pass", "pwd", "secret", "key", "credential")
 
 
 def _param_kind(key: str) -> SecretKind:
@@ -167,6 +225,16 @@ def _is_basic_credentials(encoded: str) -> bool:
     except (binascii.Error, ValueError):
         return False
     return b":" in decoded
+
+
+def _looks_random(value: str) -> bool:
+    """Both cases, and a digit or many capitals: a generated token, not a name (Kubernetes names are lower case) nor
+    a CamelCase identifier (`AutoModelForSequenceClassification`: a capital per word)."""
+    upper = sum(1 for c in value if c.isupper())
+    lower = sum(1 for c in value if c.islower())
+    if not upper or not lower:
+        return False
+    return any(c.isdigit() for c in value) or upper >= 0.3 * (upper + lower)
 
 
 _Found = list[tuple[SecretKind, int]]
@@ -201,14 +269,44 @@ def redact_text(text: str) -> tuple[str, _Found]:
             if rest and REPLACEMENT not in rest:
                 found.append((SecretKind.PRIVATE_KEY, len(rest)))
                 out = out[: begin.end()] + REPLACEMENT
+    # Each pattern runs only when the text it needs is there: a substring test costs a small part of a regex scan,
+    # and this runs on every line of every log.
+    if _PEM_BASE64_MARK in out:
+        out = _redact_pem_base64(out, found)
     out = _redact_auth_headers(out, found)
-    out = sub(_BEARER, SecretKind.BEARER_TOKEN, 3, out)
-    out = _redact_basic(out, found)
-    out = sub(_URL_CREDENTIALS, SecretKind.URL_CREDENTIALS, 2, out)
-    out = sub(_JWT, SecretKind.JWT, 0, out)
-    out = sub(_AWS_KEY_ID, SecretKind.AWS_ACCESS_KEY, 1, out)
-    out = _redact_params(out, found)
+    if "ookie" in out or "OOKIE" in out:
+        out = _redact_cookies(out, found)
+    if "Bearer" in out:
+        out = sub(_BEARER, SecretKind.BEARER_TOKEN, 3, out)
+    if "Basic" in out:
+        out = _redact_basic(out, found)
+    if "@" in out:
+        out = sub(_URL_CREDENTIALS, SecretKind.URL_CREDENTIALS, 2, out)
+    if "?" in out:
+        out = sub(_URL_SIGNATURE, SecretKind.URL_SIGNATURE, 2, out)
+    if "eyJ" in out:
+        out = sub(_JWT, SecretKind.JWT, 0, out)
+    out = _redact_known_tokens(out, found)
+    lowered = out.lower()
+    if any(stem in lowered for stem in _PARAM_STEMS):
+        out = _redact_params(out, lowered, found)
     return out, found
+
+
+def _redact_pem_base64(text: str, found: _Found) -> str:
+    def replace(match: re.Match[str]) -> str:
+        encoded = match.group(0)
+        head = encoded[:64]
+        try:
+            decoded = base64.b64decode(head[: len(head) - len(head) % 4])
+        except (binascii.Error, ValueError):
+            return encoded
+        if b"PRIVATE KEY" not in decoded:
+            return encoded  # a certificate or a public key: public, and useful to read
+        found.append((SecretKind.PRIVATE_KEY, len(encoded)))
+        return REPLACEMENT
+
+    return _PEM_BASE64.sub(replace, text)
 
 
 def _redact_auth_headers(text: str, found: _Found) -> str:
@@ -233,6 +331,36 @@ def _redact_auth_headers(text: str, found: _Found) -> str:
     return _AUTH_HEADER.sub(replace, text)
 
 
+def _redact_cookies(text: str, found: _Found) -> str:
+    """`Cookie: a=1; b=2` masks every value; `Set-Cookie: a=1; Path=/; HttpOnly` only the first (the rest are
+    attributes). Cookie names stay: they tell which session or service it was."""
+    pieces: list[str] = []
+    done = 0
+    for header in _COOKIE_HEADER.finditer(text):
+        if header.start() < done:
+            continue
+        only_first = header.group(1).lower() == "set-cookie"
+        pos = header.end()
+        while True:
+            pair = _COOKIE_PAIR.match(text, pos)
+            if pair is None:
+                break
+            value = pair.group(2)
+            if value and REPLACEMENT not in value and not _is_reference_value(value):
+                found.append((SecretKind.COOKIE, len(value)))
+                pieces.append(text[done : pair.start(2)])
+                pieces.append(REPLACEMENT)
+                done = pair.end(2)
+            pos = pair.end()
+            if only_first or not text.startswith(";", pos):
+                break
+            pos += 1
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
 def _redact_basic(text: str, found: _Found) -> str:
     def replace(match: re.Match[str]) -> str:
         value = match.group(3)
@@ -244,32 +372,65 @@ def _redact_basic(text: str, found: _Found) -> str:
     return _BASIC.sub(replace, text)
 
 
-def _redact_params(text: str, found: _Found) -> str:
+def _redact_known_tokens(text: str, found: _Found) -> str:
     def replace(match: re.Match[str]) -> str:
-        key, sep, quote, value = match.group("key"), match.group("sep"), match.group("quote"), match.group("value")
+        value = match.group(0)
+        if match.lastgroup == "aws":
+            found.append((SecretKind.AWS_ACCESS_KEY, len(value)))
+        elif match.lastgroup == "random" and not _looks_random(value[3:]):
+            return value
+        else:
+            found.append((SecretKind.PROVIDER_TOKEN, len(value)))
+        return REPLACEMENT
+
+    return _KNOWN_TOKEN.sub(replace, text)
+
+
+def _redact_params(text: str, lowered: str, found: _Found) -> str:
+    if len(lowered) == len(text):
+        matches = _PARAM.finditer(lowered)
+    else:
+        matches = _PARAM_ANY_CASE.finditer(text)
+    pieces: list[str] = []
+    done = 0
+    for match in matches:
+        key = text[match.start("key") : match.end("key")]
+        sep = match.group("sep")
+        start = match.start("value")
+        value = text[start : match.end("value")]
         if REPLACEMENT in value or value.startswith("***"):
-            return match.group(0)
-        if sep.strip() == "" and not key.startswith("-"):
-            return match.group(0)  # only `--password hunter2`: a bare word followed by a space is ordinary prose
+            continue
+        if match.start("dash") >= 0 and ":" not in sep and "=" not in sep and value.startswith("-"):
+            continue  # `--token --verbose`: the flag has no value here
+        quote = match.group("quote")
         if quote and value.endswith(quote):
             value = value[:-1]
-        if not value or _is_reference_value(value):
-            return match.group(0)
+        if not value or _is_reference_value(value) or _token_count(key, value):
+            continue
+        if _normal_name(key).endswith(_REFERENCE_SUFFIXES):
+            continue  # `--token-file /var/run/token`, `secret_name=…`: where the secret is, not it
         found.append((_param_kind(key), len(value)))
-        rest = match.group("value")[len(value) :]
-        return f"{key}{sep}{quote}{REPLACEMENT}{rest}"
+        pieces.append(text[done:start])
+        pieces.append(REPLACEMENT)
+        done = start + len(value)
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
 
-    return _PARAM.sub(replace, text)
 
-
-def _worth_masking(value: str) -> bool:
+def _worth_masking(value: str, name: str = "") -> bool:
     """A structural secret slot holding a flag or a reference has nothing to hide (and keeping it helps diagnosis)."""
-    return bool(value) and not _is_reference_value(value)
+    return bool(value) and not _is_reference_value(value) and not _token_count(name, value)
 
 
 def _is_reference_value(value: str) -> bool:
-    """Values that point at a secret instead of holding one: `$(VAR)`, `${VAR}`, `<redacted>`, `[redacted]`."""
-    return value.startswith(("$(", "${", "<", "[")) or value.lower() in ("true", "false", "null", "none", "")
+    """Values that point at a secret instead of holding one: `$(VAR)`, `${VAR}`, `<redacted>`, `[redacted]` (and
+    Envoy's own mask of `inline_bytes`, base64 of `[redacted]`)."""
+    return value.startswith(("$(", "${", "<", "[")) or value.lower() in _NOTHING_TO_HIDE
+
+
+_NOTHING_TO_HIDE = frozenset({"true", "false", "null", "none", "", "w3jlzgfjdgvkxq=="})
 
 
 # --- streaming text (logs, stats) ------------------------------------------------------------------------------------
@@ -344,10 +505,35 @@ def _walk(value: Any, path: str, prefix: str, found: list[Redaction], parent_key
     if isinstance(value, Mapping):
         return _walk_mapping(value, path, prefix, found, parent_key)
     if isinstance(value, list):
-        return [_walk(item, f"{path}[{index}]", prefix, found, parent_key) for index, item in enumerate(value)]
+        return _walk_list(value, path, prefix, found, parent_key)
     if isinstance(value, str):
         return _scan_string(value, path, prefix, found)
     return value
+
+
+# A flag whose name holds a credential word as the text patterns know them (`--tls-key /path` is not one).
+_SECRET_FLAG = re.compile(r"--?(?=[a-z])[a-z0-9_.-]*?(?:" + _PARAM_WORDS + r")[a-z0-9_.-]*")
+
+
+def _walk_list(value: list[Any], path: str, prefix: str, found: list[Redaction], parent_key: str | None) -> list[Any]:
+    """Items as `_walk` does them, and in an argument list (`["--token", "abc"]`) the value after a secret flag."""
+    out: list[Any] = []
+    flag: str | None = None
+    for index, item in enumerate(value):
+        child = f"{path}[{index}]"
+        if flag is not None and isinstance(item, str) and not item.startswith("-") and _worth_masking(item, flag):
+            found.append(Redaction(_param_kind(flag), f"{prefix}{child} (after {flag})", len(item)))
+            out.append(REPLACEMENT)
+            flag = None
+            continue
+        out.append(_walk(item, child, prefix, found, parent_key))
+        flag = item if isinstance(item, str) and item.startswith("-") and _secret_flag(item) else None
+    return out
+
+
+def _secret_flag(item: str) -> bool:
+    """`--token`, `-password`, `--api-key`: a flag, without `=value`, whose name says its value is a secret."""
+    return _SECRET_FLAG.fullmatch(item.lower()) is not None and secret_name(item)
 
 
 def _walk_mapping(
@@ -355,12 +541,21 @@ def _walk_mapping(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     pair_name = _pair_name(value)
-    pair_secret = pair_name is not None and secret_name(pair_name)
+    pair_kind: SecretKind | None = None
+    if pair_name is not None:
+        if secret_name(pair_name):
+            pair_kind = SecretKind.ENV_VALUE
+        elif pair_name.lower() in ("cookie", "set-cookie"):
+            pair_kind = SecretKind.COOKIE
     for raw_key, item in value.items():
         key = str(raw_key)
         child = _child_path(path, key)
-        if key == "value" and pair_secret and isinstance(item, str) and _worth_masking(item):
-            found.append(Redaction(SecretKind.ENV_VALUE, f"{prefix}{child} ({pair_name})", len(item)))
+        if key == "value" and pair_kind is not None and isinstance(item, str) and _worth_masking(item, pair_name or ""):
+            found.append(Redaction(pair_kind, f"{prefix}{child} ({pair_name})", len(item)))
+            out[raw_key] = REPLACEMENT
+            continue
+        if key in _INLINE_SOURCE_KEYS and isinstance(item, str) and _secret_source(parent_key) and _worth_masking(item):
+            found.append(Redaction(SecretKind.FIELD_VALUE, f"{prefix}{child}", len(item)))
             out[raw_key] = REPLACEMENT
             continue
         if parent_key == "annotations" and isinstance(item, str):
@@ -373,7 +568,7 @@ def _walk_mapping(
             else:
                 out[raw_key] = _scan_string(item, child, prefix, found)
             continue
-        if isinstance(item, str) and _worth_masking(item) and secret_name(key) and key not in _STRUCTURAL_KEYS:
+        if isinstance(item, str) and _worth_masking(item, key) and secret_name(key) and key not in _STRUCTURAL_KEYS:
             found.append(Redaction(SecretKind.FIELD_VALUE, f"{prefix}{child}", len(item)))
             out[raw_key] = REPLACEMENT
             continue
@@ -386,6 +581,15 @@ def _walk_mapping(
 
 # Keys that hold names of things, not secrets, even though the word test would match them.
 _STRUCTURAL_KEYS = frozenset({"key", "keys", "secretName", "tokenPath", "keyRef", "secretRef"})
+# The inline forms of an Envoy DataSource, and the forms that only point at the secret.
+_INLINE_SOURCE_KEYS = frozenset({"inline_string", "inline_bytes", "inlineString", "inlineBytes"})
+_SOURCE_REFERENCE_KEYS = frozenset({"filename", "environment_variable", "environmentVariable"})
+
+
+def _secret_source(name: str | None) -> bool:
+    """Whether an Envoy data source named so holds a secret: `generic_secret.secret`, `hmac_secret`, session ticket
+    `keys` (not `certificate_chain`, `trusted_ca`, a direct response `body` or Lua code)."""
+    return name is not None and (secret_name(name) or name == "keys")
 
 
 def _pair_name(value: Mapping[str, Any]) -> str | None:
@@ -426,7 +630,10 @@ def _last_applied(item: str, child: str, prefix: str, found: list[Redaction]) ->
 
 def _mask_leaves(value: Any, path: str, prefix: str, found: list[Redaction]) -> Any:
     if isinstance(value, Mapping):
-        return {k: _mask_leaves(v, _child_path(path, str(k)), prefix, found) for k, v in value.items()}
+        return {
+            k: v if k in _SOURCE_REFERENCE_KEYS else _mask_leaves(v, _child_path(path, str(k)), prefix, found)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_mask_leaves(v, f"{path}[{i}]", prefix, found) for i, v in enumerate(value)]
     if isinstance(value, str) and _worth_masking(value):
@@ -436,10 +643,37 @@ def _mask_leaves(value: Any, path: str, prefix: str, found: list[Redaction]) -> 
 
 
 def _scan_string(value: str, path: str, prefix: str, found: list[Redaction]) -> str:
+    if "users" in value and "clusters" in value and "contexts" in value:
+        embedded = _kubeconfig(value, path, prefix, found)
+        if embedded is not None:
+            return embedded
     masked, hits = redact_text(value)
     for kind, chars in hits:
         found.append(Redaction(kind, f"{prefix}{path}", chars))
     return masked
+
+
+def _kubeconfig(value: str, path: str, prefix: str, found: list[Redaction]) -> str | None:
+    """A whole kubeconfig in a string (an env var such as `KUBECONFIG_CONTENT`, a ConfigMap entry): redacted as an
+    object so `client-key-data`, `token`, `password`, exec env and args are found by their place. None when the
+    string is not a kubeconfig or nothing in it is secret (the caller then scans it as text)."""
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        parsed = yaml.load(value, Loader=loader)  # noqa: S506 - a safe loader, the C one when there is one
+    except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: a timestamp-looking scalar that is no date
+        return None
+    if not isinstance(parsed, Mapping) or not isinstance(parsed.get("users"), list):
+        return None
+    inner: list[Redaction] = []
+    redacted = _walk(parsed, "", "", inner, parent_key=None)
+    if not inner:
+        return None
+    for r in inner:
+        found.append(Redaction(r.kind, f"{prefix}{path} -> {r.where.strip()}", r.chars))
+    if value.lstrip().startswith("{"):
+        return json.dumps(redacted, ensure_ascii=False, default=str) + ("\n" if value.endswith("\n") else "")
+    text: str = yaml.safe_dump(redacted, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return text
 
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -27,6 +27,7 @@ from mlops_trace.gating import baseline as baselines
 from mlops_trace.gating.gates import GateResult, GateSettings, request_gates
 from mlops_trace.gating.report import SmokeReport, could_not_run, merge_findings
 from mlops_trace.gating.service_level import ServiceLevel
+from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
 from mlops_trace.model.findings import Report, Severity
 from mlops_trace.prometheus.client import PrometheusConfig
 
@@ -47,6 +48,8 @@ class SmokeArgs:
     kubeconfig: str | None = None
     context: str | None = None
     request_timeout: float = 10.0
+    live_deadline: float | None = None  # the whole live read of the cluster (None: DEFAULT_LIVE_DEADLINE)
+    limits: InputLimits = DEFAULT_LIMITS  # on the bundle (or the live collection) doctor reads
     envoy_admin: tuple[str, ...] = ()
     stack: bool = False
     state_dir: Path | None = None
@@ -298,9 +301,10 @@ def _doctor(
         kubeconfig=kubeconfig,
         context=None if args.stack else args.context,
         request_timeout=args.request_timeout,
+        deadline=args.live_deadline,
         envoy_admin=args.envoy_admin,
     )
-    with open_snapshot(args.bundle, None if args.bundle is not None else live) as snap:
+    with open_snapshot(args.bundle, None if args.bundle is not None else live, args.limits) as snap:
         fresh_after = run.ended_at + ENVOY_STATS_FLUSH_S if run is not None else None
         notes = service_level.prepare(snap, fresh_after=fresh_after, wait_s=args.prometheus_wait_s)
         report = service_level.run(snap, args.only, args.skip)

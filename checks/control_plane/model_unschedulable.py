@@ -11,7 +11,7 @@ from typing import Any
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.seldon import is_ready
 from mlops_trace.model.findings import Evidence, Finding, Severity
-from mlops_trace.parsers.logs import LogRecord, Needles, lines_mentioning, parse_line
+from mlops_trace.parsers.logs import LogRecord, Needles, parse_line
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource, Snapshot
@@ -231,7 +231,7 @@ def _log_rule(snap: Snapshot, log: LogSource, cases: dict[tuple[str | None, str]
     # Progress only matters for a model that failed before, and its line names that model: so the scan looks for
     # failures, and for a failed model's name from its failure on, not for every routine load line.
     needles = Needles(_FAILURE_NEEDLES)
-    for lineno, line in lines_mentioning(log.path, needles):
+    for lineno, line in log.lines_mentioning(needles):
         if not _may_count(line, last_failure):
             continue
         record = parse_line(lineno, line)

@@ -9,7 +9,7 @@ from typing import Any
 
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.container_args import VAR_REF, expand_vars, split_flag
-from mlops_trace.analysis.seldon import controller_workloads, workload_replicas
+from mlops_trace.analysis.seldon import controller_workloads, replicas_text, workload_replicas
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.parsers.logs import iter_records
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
@@ -99,8 +99,14 @@ def _held_resources(snap: Snapshot, namespace: str) -> str:
 
 def _scope(dep: KubeObject) -> Scope:
     own = dep.namespace or ""
-    if workload_replicas(dep) == 0:
+    replicas = workload_replicas(dep)
+    if replicas == 0:
         return Scope(dep, False, frozenset(), (Evidence(dep.field_where(".spec.replicas"), "replicas=0"),))
+    if replicas is None:
+        # Whether the controller runs at all is unknown, so is what it watches.
+        said = replicas_text(dep)
+        proof = (Evidence(dep.field_where(".spec.replicas"), said),)
+        return Scope(dep, False, frozenset(), proof, unknown=f"its {said} does not tell whether it runs")
     found = _manager_container(dep)
     if found is None:
         return Scope(dep, False, frozenset({own}), (), unknown="no containers in its pod template")

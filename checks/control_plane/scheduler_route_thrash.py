@@ -10,7 +10,7 @@ from datetime import datetime
 
 from mlops_trace.analysis.check import make_check
 from mlops_trace.model.findings import Evidence, Finding, Severity
-from mlops_trace.parsers.logs import LogRecord, iter_records, lines_mentioning
+from mlops_trace.parsers.logs import LogRecord, iter_records
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource, Snapshot
 
@@ -67,7 +67,7 @@ def run(snap: Snapshot) -> Iterator[Finding]:
 
 def _scan(log: LogSource) -> _LogScan:
     scan = _LogScan()
-    for record in iter_records(lines_mentioning(log.path, _NEEDLES)):
+    for record in iter_records(log.lines_mentioning(_NEEDLES)):
         text = _text(record)
         removed = _REMOVE.search(text)
         if removed is not None:

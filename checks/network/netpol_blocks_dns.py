@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from mlops_trace.analysis import fields
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.ingress import (
     PodEndpoint,
+    invalid_ports,
     namespace_labels_unknown,
     pod_endpoints,
     service_ports,
@@ -109,12 +111,14 @@ def _dns_port(snap: Snapshot, dns: Endpoint) -> int:
         if not selector or any(dns.labels.get(k) != v for k, v in selector.items()):
             continue
         for port in service_ports(svc):
-            if port.get("port") == DNS_PORT and str(port.get("protocol") or "TCP").upper() == "UDP":
-                target = port.get("targetPort")
+            udp = str(port.get("protocol") or "TCP").upper() == "UDP"
+            if fields.port_number(port.get("port")) == DNS_PORT and udp:
+                # A targetPort that is neither a port number nor a port name tells nothing: look further.
+                target = fields.port(port.get("targetPort"))
                 if isinstance(target, int):
                     return target
                 if isinstance(target, str):
-                    return dns.container_ports.get(target, int(target) if target.isdigit() else DNS_PORT)
+                    return dns.container_ports.get(target, DNS_PORT)
     return DNS_PORT
 
 
@@ -148,13 +152,12 @@ def _ports_admit_dns(ports: list[Any], dns: Endpoint, dns_port: int) -> bool:
         wanted = port.get("port")
         if wanted is None:
             return True
-        number = wanted if isinstance(wanted, int) else dns.container_ports.get(str(wanted))
-        if isinstance(wanted, str) and wanted.isdigit():
-            number = int(wanted)
+        parsed = fields.port(wanted)
+        number = dns.container_ports.get(parsed) if isinstance(parsed, str) else parsed
         if number is None:
             continue
-        end = port.get("endPort")
-        if number in (DNS_PORT, dns_port) or (isinstance(end, int) and number <= dns_port <= end):
+        end = fields.port_number(port.get("endPort"))
+        if number in (DNS_PORT, dns_port) or (end is not None and number <= dns_port <= end):
             return True
     return False
 
@@ -190,6 +193,11 @@ def _finding(
         evidence.append(
             Evidence(dns_source.field_where(".metadata.labels"), f"DNS pod {dns_source.name}: {_labels(dns)}")
         )
+        broken = invalid_ports(dns_source)
+        if broken:
+            problem = broken[0][1].problem
+            message += f" On DNS pod {dns_source.name}, {problem}: rules that name that port admit nothing."
+            evidence += [Evidence(where, bad.problem) for where, bad in broken[:3]]
     else:
         evidence.append(
             Evidence(

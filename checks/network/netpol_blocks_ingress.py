@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from mlops_trace.analysis import fields
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.ingress import (
     PodEndpoint,
@@ -12,6 +13,7 @@ from mlops_trace.analysis.ingress import (
     controller_pods,
     controller_workloads,
     controllers_for,
+    invalid_ports,
     namespace_labels_unknown,
     pod_endpoints,
     seldon_backends,
@@ -21,6 +23,7 @@ from mlops_trace.analysis.ingress import (
 from mlops_trace.analysis.netpol import (
     Direction,
     Endpoint,
+    InvalidPort,
     NetworkPolicyError,
     Protocol,
     Verdict,
@@ -74,6 +77,7 @@ class Blocked:
     ingresses: list[str] = field(default_factory=list)
     verdict: Verdict | None = None
     service_port: int | None = None  # the Service port the Ingress dials, a common wrong value in policies
+    broken_ports: list[tuple[str, str, InvalidPort]] = field(default_factory=list)  # (Envoy, where, port)
 
 
 def _is_envoy(obj: KubeObject, labels: Mapping[str, str]) -> bool:
@@ -138,6 +142,7 @@ def run(snap: Snapshot) -> Iterator[Finding]:
                     )
                     if envoy.label not in entry.envoys:
                         entry.envoys.append(envoy.label)
+                        entry.broken_ports += _broken_target_ports(seldon, envoy)
                     ingress_ref = f"{seldon.backend.namespace}/{seldon.backend.ingress.name}"
                     if ingress_ref not in entry.ingresses:
                         entry.ingresses.append(ingress_ref)
@@ -182,10 +187,19 @@ def _envoy_port(seldon: SeldonBackend, envoy: PodEndpoint) -> int:
     return ENVOY_HTTP_PORT
 
 
+def _broken_target_ports(seldon: SeldonBackend, envoy: PodEndpoint) -> list[tuple[str, str, InvalidPort]]:
+    """Envoy container ports named like the Service's targetPort that Kubernetes would not accept: the name then
+    resolves to nothing, and rules naming it admit nothing."""
+    name = target_port(seldon.resolution)
+    if not isinstance(name, str):
+        return []
+    return [(envoy.label, where, bad) for where, bad in invalid_ports(envoy.source) if bad.name == name]
+
+
 def _service_port(seldon: SeldonBackend) -> int | None:
     matched = seldon.resolution.final.service_port
     value = matched.get("port") if matched is not None else seldon.resolution.final.port.number
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return fields.port_number(value)
 
 
 def _names_port(policy: KubeObject, key: str, number: int) -> bool:
@@ -237,6 +251,9 @@ def _finding(entry: Blocked, by_name: Mapping[str, KubeObject]) -> Finding:
         f"{entry.port}/TCP: requests through Ingress {', '.join(entry.ingresses)} time out and ingress-nginx answers "
         f"504/502.{hint}"
     )
+    if entry.broken_ports:
+        label, _, bad = entry.broken_ports[0]
+        message += f" On {label}, {bad.problem}: rules that name that port admit nothing."
     evidence: list[Evidence] = []
     for name in entry.policies:
         policy = by_name.get(name)
@@ -244,6 +261,7 @@ def _finding(entry: Blocked, by_name: Mapping[str, KubeObject]) -> Finding:
             evidence.append(Evidence(policy.field_where(f".spec.{key}"), rules_text(policy.spec, key)))
     if entry.verdict is not None:
         evidence.append(Evidence("NetworkPolicy evaluation (ingress controller → Envoy)", entry.verdict.explanation))
+    evidence += [Evidence(where, bad.problem) for _, where, bad in entry.broken_ports[:3]]
     if source.member is not None:
         labels = ",".join(f"{k}={v}" for k, v in sorted(source.endpoint.labels.items()))
         evidence.append(Evidence(source.member.source.field_where(".metadata.labels"), f"{origin}: {labels}"))

@@ -10,11 +10,20 @@ from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.ingress import (
     PodEndpoint,
     container_port,
+    invalid_ports,
     namespace_labels_unknown,
     pod_endpoints,
     workload_members,
 )
-from mlops_trace.analysis.netpol import Direction, NetworkPolicyError, Protocol, Verdict, evaluate, rules_text
+from mlops_trace.analysis.netpol import (
+    Direction,
+    InvalidPort,
+    NetworkPolicyError,
+    Protocol,
+    Verdict,
+    evaluate,
+    rules_text,
+)
 from mlops_trace.analysis.seldon import (
     AGENT_PROXY_GRPC_PORT,
     AGENT_PROXY_HTTP_PORT,
@@ -191,10 +200,15 @@ def _finding(
     sources = sorted({s.label for s, _, _ in pairs})
     targets = sorted({t.label for _, t, _ in pairs})
     where = "ingress of the destination" if side is Direction.INGRESS else "egress of the source"
+    broken = _broken_flow_ports(flow, pairs)
     message = (
         f"NetworkPolicy {', '.join(short)} in {namespace} isolate(s) the {where} and none admits {flow.label} on "
         f"{port}/TCP ({', '.join(sources)} → {', '.join(targets)}): {flow.consequence}."
     )
+    if broken:
+        label, _, bad = broken[0]
+        default = f" ({port} is Seldon's default for it)" if port == flow.default_port else ""
+        message += f" On {label}, {bad.problem}: rules that name that port admit nothing{default}."
     evidence: list[Evidence] = []
     for name in names:
         policy = by_name.get(name)
@@ -203,6 +217,7 @@ def _finding(
     evidence.append(Evidence(f"NetworkPolicy evaluation ({flow.label})", pairs[0][2].explanation))
     for label, endpoint in ((sources[0], pairs[0][0]), (targets[0], pairs[0][1])):
         evidence.append(Evidence(endpoint.source.field_where(".metadata.labels"), f"{label}: {_labels(endpoint)}"))
+    evidence += [Evidence(where_port, bad.problem) for _, where_port, bad in broken[:3]]
     if side is Direction.INGRESS:
         fix = (
             f"Add an ingress rule `- from: [{{podSelector: {{}}}}]` (optionally `ports: [{{port: {port}, protocol: "
@@ -216,6 +231,22 @@ def _finding(
     return CHECK.finding(
         namespace=namespace, object=f"NetworkPolicy/{target_policy}", message=message, evidence=evidence, fix=fix
     )
+
+
+def _broken_flow_ports(
+    flow: Flow, pairs: list[tuple[PodEndpoint, PodEndpoint, Verdict]]
+) -> list[tuple[str, str, InvalidPort]]:
+    """(pod label, evidence location, port) of each destination container port named like the flow's port whose
+    number (or name) Kubernetes would not accept."""
+    found: list[tuple[str, str, InvalidPort]] = []
+    seen: set[int] = set()
+    for _, target, _ in pairs:
+        if id(target.source) in seen:
+            continue
+        seen.add(id(target.source))
+        broken = invalid_ports(target.source)
+        found += [(target.label, where, bad) for where, bad in broken if bad.name in flow.port_names]
+    return found
 
 
 def _labels(endpoint: PodEndpoint) -> str:

@@ -16,7 +16,7 @@ from mlops_trace.analysis.routing import (
     STICKY_HEADER,
     serving_route_configs,
 )
-from mlops_trace.analysis.seldon import experiment_route_name, iter_weighted_candidates
+from mlops_trace.analysis.seldon import experiment_candidates, experiment_route_name, iter_weighted_candidates
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.parsers.envoy_config import ClusterWeight, EnvoyConfig, Route
 from mlops_trace.snapshot.kube import KubeObject
@@ -94,9 +94,13 @@ def _split(route: Route, pipelines: bool) -> _Split:
 
 
 def _expected_shares(exp: KubeObject) -> dict[str, float]:
+    """Share (%) per candidate; empty when no weight is positive, or one is not a valid weight (MT304 reports both:
+    the split the Experiment asks for is then unknown)."""
     weights: dict[str, int] = defaultdict(int)
-    for name, weight in iter_weighted_candidates(exp):
-        weights[name] += max(weight, 0)
+    for cand in experiment_candidates(exp):
+        if cand.weight is None:
+            return {}
+        weights[cand.name] += cand.weight
     total = sum(weights.values())
     return {name: 100.0 * weight / total for name, weight in weights.items()} if total else {}
 
@@ -132,12 +136,15 @@ def run(snap: Snapshot) -> Iterator[Finding]:
     if not experiments:
         raise SkipCheck("no Experiment in the namespace(s) with an Envoy config_dump (" + ", ".join(namespaces) + ")")
     judged = 0
+    invalid: list[str] = []
     findings: list[Finding] = []
     split_routes = _SplitRoutes()
     for exp in sorted(experiments, key=lambda e: (e.namespace or "", e.name)):
         expected = _expected_shares(exp)
         if not expected:
-            continue  # no positive weight: MT304 reports it
+            if any(cand.weight is None for cand in experiment_candidates(exp)):
+                invalid.append(exp.ref)
+            continue  # no positive weight, or one that is no weight: MT304 reports either
         envoys = [(env, env.config) for env in snap.envoy_configs(exp.namespace) if env.config is not None]
         for value in _route_values(exp, envoys, split_routes):
             bad: list[tuple[EnvoySource, _Split, list[str]]] = []
@@ -151,9 +158,10 @@ def run(snap: Snapshot) -> Iterator[Finding]:
             if bad:
                 findings.append(_finding(exp, value, expected, bad))
     if not judged:
+        unknown = f" ({', '.join(invalid)}: a weight is not a valid one, MT304 reports it)" if invalid else ""
         raise SkipCheck(
             "Envoy has no route for any Experiment (or its default model) with positive weights; MT302 reports "
-            "missing routes"
+            f"missing routes{unknown}"
         )
     yield from findings
 

@@ -1,5 +1,5 @@
 """MT304 experiment-invalid: an Experiment the scheduler refuses or cannot route (bad default, missing or unready
-candidates, zero weights, duplicates, a baseline shared by two Experiments, nothing to route to)."""
+candidates, zero or invalid weights, duplicates, a baseline shared by two Experiments, nothing to route to)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 
 from mlops_trace.analysis.check import SkipCheck, make_check
-from mlops_trace.analysis.seldon import is_ready, iter_weighted_candidates
+from mlops_trace.analysis.fields import WEIGHT_RULE
+from mlops_trace.analysis.seldon import Candidate, experiment_candidates, is_ready
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_mapping
 from mlops_trace.snapshot.snapshot import Snapshot
@@ -63,19 +64,19 @@ def _mirror(exp: KubeObject) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _candidates_text(candidates: list[tuple[str, int]]) -> str:
+def _candidates_text(candidates: list[Candidate]) -> str:
     if not candidates:
         return "candidates: none"
-    return "candidates: " + ", ".join(f"{name} (weight {weight})" for name, weight in candidates)
+    return "candidates: " + ", ".join(f"{cand.name} (weight {cand.weight_text()})" for cand in candidates)
 
 
-def _finding(exp: KubeObject, message: str, evidence: list[Evidence]) -> Finding:
-    return CHECK.finding(namespace=exp.namespace, object=exp.ref, message=message, evidence=evidence)
+def _finding(exp: KubeObject, message: str, evidence: list[Evidence], fix: str | None = None) -> Finding:
+    return CHECK.finding(namespace=exp.namespace, object=exp.ref, message=message, evidence=evidence, fix=fix)
 
 
 def _spec_problems(exp: KubeObject) -> Iterator[Finding]:
-    candidates = list(iter_weighted_candidates(exp))
-    names = [name for name, _ in candidates]
+    candidates = experiment_candidates(exp)
+    names = [cand.name for cand in candidates]
     default = _default(exp)
     mirror = _mirror(exp)
     listed = Evidence(exp.field_where(".spec.candidates"), _candidates_text(candidates))
@@ -102,7 +103,20 @@ def _spec_problems(exp: KubeObject) -> Iterator[Finding]:
             "duplicate candidates",
             [listed],
         )
-    if candidates and all(weight <= 0 for _, weight in candidates):
+    invalid = [cand for cand in candidates if cand.weight is None]
+    if invalid:
+        named = ", ".join(f"{cand.name} ({cand.weight_text()})" for cand in invalid)
+        yield _finding(
+            exp,
+            f"Experiment {exp.name} gives candidate(s) {named} a weight that is not {WEIGHT_RULE} (Seldon's "
+            "weights are unsigned 32-bit integers): the Experiment is invalid and no traffic split can be built "
+            "from it",
+            [Evidence(exp.field_where(cand.field), f"{cand.name} weight: {cand.weight_text()}") for cand in invalid]
+            + [listed],
+            fix=f"Give every candidate of Experiment {exp.name} a weight that is {WEIGHT_RULE} (the shares are "
+            "the weights over their sum), and check the template or tool that wrote the Experiment.",
+        )
+    elif candidates and all(cand.weight == 0 for cand in candidates):
         yield _finding(
             exp,
             f"every candidate of Experiment {exp.name} has weight 0: no traffic split can be built",
@@ -113,9 +127,9 @@ def _spec_problems(exp: KubeObject) -> Iterator[Finding]:
 def _targets(exp: KubeObject) -> dict[str, list[str]]:
     """Name → its roles in the Experiment (`candidate`, `mirror`)."""
     roles: dict[str, list[str]] = defaultdict(list)
-    for name, _ in iter_weighted_candidates(exp):
-        if "candidate" not in roles[name]:
-            roles[name].append("candidate")
+    for cand in experiment_candidates(exp):
+        if "candidate" not in roles[cand.name]:
+            roles[cand.name].append("candidate")
     mirror = _mirror(exp)
     if mirror is not None:
         roles[mirror].append("mirror")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mlops_trace.analysis.check import SkipCheck, make_check
-from mlops_trace.analysis.seldon import iter_weighted_candidates
+from mlops_trace.analysis.seldon import experiment_candidates, iter_weighted_candidates
 from mlops_trace.gating.thresholds import DEFAULT_MIN_SPLIT_REQUESTS, DEFAULT_SPLIT_ALPHA, DEFAULT_SPLIT_TOLERANCE
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.prometheus.metrics import FAMILY_WORDS
@@ -34,11 +34,18 @@ def _shares_text(shares: dict[str, float]) -> str:
 
 
 def _expected(exp: KubeObject) -> dict[str, float]:
+    """Share per candidate; empty when a weight is not a valid one (the split asked for is unknown: MT304 names it)."""
     weights: dict[str, float] = {}
-    for name, weight in iter_weighted_candidates(exp):
-        weights[name] = weights.get(name, 0.0) + max(weight, 0)
+    for cand in experiment_candidates(exp):
+        if cand.weight is None:
+            return {}
+        weights[cand.name] = weights.get(cand.name, 0.0) + cand.weight
     total = sum(weights.values())
     return {name: weight / total for name, weight in weights.items()} if total > 0 else {}
+
+
+def _invalid_weights(exp: KubeObject) -> list[str]:
+    return [f"{cand.name} weight {cand.weight_text()}" for cand in experiment_candidates(exp) if cand.weight is None]
 
 
 def _observed(snap: Snapshot, exp: KubeObject, result: QueryResult) -> tuple[dict[str, float], list[Sample]]:
@@ -77,6 +84,10 @@ def run(
             continue
         if str(exp.spec.get("resourceType") or "model").lower() == "pipeline":
             not_judged.append(f"{exp.ref}: a pipeline experiment")
+            continue
+        invalid = _invalid_weights(exp)
+        if invalid:
+            not_judged.append(f"{exp.ref}: not a valid weight ({', '.join(invalid)})")
             continue
         expected = _expected(exp)
         if len([share for share in expected.values() if share > 0]) < 2:

@@ -11,7 +11,8 @@ Pure helpers over a Snapshot that the network checks share:
   `rewrite` with `$1..$9` captures, so a check can show the path that reaches the backend;
 - `controller_pods`/`controller_workloads` find the ingress-nginx controller (the source of proxied traffic), and
   `workload_members`/`pod_endpoints` turn Pods (or workload templates when Pods are missing) into NetworkPolicy
-  endpoints, for the network checks that follow traffic from the controller to Envoy and between Seldon pods.
+  endpoints, for the network checks that follow traffic from the controller to Envoy and between Seldon pods;
+  `invalid_ports` names the container ports of such a pod that no rule can admit traffic to.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from mlops_trace.analysis.netpol import METADATA_NAME_LABEL, Endpoint, endpoint_from_pod, endpoint_from_template
+from mlops_trace.analysis import fields
+from mlops_trace.analysis.netpol import (
+    METADATA_NAME_LABEL,
+    Endpoint,
+    InvalidPort,
+    endpoint_from_pod,
+    endpoint_from_template,
+    invalid_container_ports,
+)
 from mlops_trace.analysis.seldon import MESH_SERVICE, envoy_services
 from mlops_trace.snapshot.kube import (
     KubeObject,
@@ -264,17 +273,16 @@ def _service_backend(ingress: KubeObject, backend: Mapping[str, Any], field: str
 
 
 def _port_ref(number: Any, name: Any) -> PortRef:
-    if isinstance(number, bool):
-        number = None
-    if isinstance(number, int):
-        return PortRef(number=number)
-    if isinstance(number, str) and number.strip().isdigit():
-        return PortRef(number=int(number))
-    if isinstance(number, str) and number.strip():
-        return PortRef(name=number.strip())
-    if name:
-        text = str(name).strip()
-        return PortRef(number=int(text)) if text.isdigit() else PortRef(name=text)
+    """The port a backend asks for (`port.number`/`port.name`, or v1beta1's IntOrString `servicePort`); a value that
+    is neither a port number nor a name leaves the port unknown."""
+    for value in (number, name):
+        if isinstance(value, str):
+            value = value.strip()
+        found = fields.port_number(value)
+        if found is not None:
+            return PortRef(number=found)
+        if isinstance(value, str) and value and fields.integer(value) is None:
+            return PortRef(name=value)
     return PortRef()
 
 
@@ -367,9 +375,9 @@ def _match_dns_port(svc: KubeObject, number: int) -> Mapping[str, Any] | None:
     """The port a client reaching the Service by DNS name on `number` hits. A headless Service hands out pod IPs,
     so the pod port (targetPort) counts there too."""
     for item in service_ports(svc):
-        if _as_int(item.get("port")) == number:
+        if fields.port_number(item.get("port")) == number:
             return item
-        if is_headless(svc) and _as_int(item.get("targetPort")) == number:
+        if is_headless(svc) and fields.port_number(item.get("targetPort")) == number:
             return item
     return None
 
@@ -382,18 +390,18 @@ def _external_name_port(svc: KubeObject, port: PortRef) -> tuple[Mapping[str, An
     if port.name is not None:
         for item in ports:
             if str(item.get("name", "")) == port.name:
-                target = _as_int(item.get("targetPort")) or _as_int(item.get("port"))
+                target = fields.port_number(item.get("targetPort")) or fields.port_number(item.get("port"))
                 return item, PortRef(number=target), None
         declared = ", ".join(str(p.get("name") or p.get("port")) for p in ports) or "none"
         return None, PortRef(), f"port name {port.name!r} is not among its ports ({declared})"
     if port.number is None:
         return None, PortRef(), None
     for item in ports:
-        if _as_int(item.get("port")) == port.number:
+        if fields.port_number(item.get("port")) == port.number:
             raw_target = item.get("targetPort")
             if raw_target is None:
                 return item, PortRef(number=port.number), None
-            target = _as_int(raw_target)
+            target = fields.port_number(raw_target)
             # A named targetPort means nothing on a DNS name; we cannot tell what ingress-nginx dials then.
             return item, PortRef(number=target) if target else PortRef(), None
     return None, PortRef(number=port.number), None
@@ -468,14 +476,14 @@ def envoy_namespace(snap: Snapshot, resolution: Resolution) -> str | None:
 
 
 def target_port(resolution: Resolution) -> int | str | None:
-    """The pod port the last Service forwards to (number or container port name); None when unknown."""
+    """The pod port the last Service forwards to (number or container port name); None when unknown, or when the
+    Service holds no valid port there."""
     final = resolution.final
     if final.service_port is not None:
         raw = final.service_port.get("targetPort")
         if raw is None:
-            return _as_int(final.service_port.get("port"))
-        number = _as_int(raw)
-        return number if number is not None else str(raw)
+            return fields.port_number(final.service_port.get("port"))
+        return fields.port(raw.strip() if isinstance(raw, str) else raw)
     return None
 
 
@@ -542,16 +550,6 @@ def ready_endpoints(snap: Snapshot, namespace: str, name: str) -> tuple[bool, li
         ready = ready or ready_count > 0
         evidence.append((eps.field_where(".endpoints"), f"{ready_count} ready endpoint(s) of {total}"))
     return ready, evidence
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 # --- ingress controller ----------------------------------------------------------------------------------------------
@@ -689,8 +687,7 @@ def workload_members(
     found: list[KubeObject] = []
     for kind in _WORKLOAD_KINDS:
         for obj in snap.objects_of(kind, namespace):
-            replicas = obj.spec.get("replicas", 1)
-            if isinstance(replicas, int) and replicas == 0:
+            if fields.replicas(obj.spec.get("replicas")) == 0:
                 continue
             if wanted(obj, pod_template_labels(obj)):
                 found.append(obj)
@@ -748,10 +745,17 @@ def container_port(obj: KubeObject, container: str | None, names: Iterable[str],
         for name in wanted:
             for port in as_list(item.get("ports")):
                 entry = as_mapping(port)
-                number = _as_int(entry.get("containerPort"))
+                number = fields.port_number(entry.get("containerPort"))
                 if str(entry.get("name", "")) == name and number is not None:
                     return number
     return default
+
+
+def invalid_ports(obj: KubeObject) -> list[tuple[str, InvalidPort]]:
+    """The container ports of a Pod (or of a workload's pod template) Kubernetes would not accept, each with its
+    evidence location: NetworkPolicy rules that name such a port admit no traffic to it."""
+    prefix = ".spec" if obj.kind == "Pod" else ".spec.template.spec"
+    return [(obj.field_where(prefix + bad.path), bad) for bad in invalid_container_ports(pod_template_spec(obj))]
 
 
 # --- ingress-nginx path handling -------------------------------------------------------------------------------------
@@ -855,7 +859,8 @@ def simulate_path(path: str, path_type: str, client_path: str, *, regex: bool, r
         return PathSimulation(client_path, location, matched, None, client_path if matched else None)
     try:
         pattern = re.compile("^" + to_python_regex(path), re.IGNORECASE)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError) as exc:
+        # `a{99999999999}` overflows and deep nesting recurses past the limit: both are paths nginx would refuse too.
         return PathSimulation(client_path, location, False, None, None, f"not a regex Python can read ({exc})")
     match = pattern.match(client_path)
     if match is None:
@@ -877,7 +882,7 @@ def substitute_captures(target: str, match: re.Match[str]) -> str:
 
     def replace(found: re.Match[str]) -> str:
         name = found.group(1) or found.group(2)
-        if name[0].isdigit():
+        if name[0] in "0123456789":  # not isdigit(): `\w` also matches '²', which int() refuses
             # nginx reads one digit after `$`: `$10` is `$1` followed by "0".
             digit, rest = int(name[0]), name[1:]
             group = match.group(digit) if digit <= (match.re.groups or 0) else None

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mlops_trace.analysis import fields
 from mlops_trace.analysis.selectors import SelectorError, label_value, selector_matches
 
 __all__ = [
     "METADATA_NAME_LABEL",
     "Direction",
     "Endpoint",
+    "InvalidPort",
     "NetworkPolicyError",
     "PolicyType",
     "Protocol",
@@ -37,6 +39,7 @@ __all__ = [
     "endpoint_from_template",
     "evaluate",
     "ingress_allows",
+    "invalid_container_ports",
     "policy_types",
     "selects",
 ]
@@ -340,19 +343,22 @@ def _port_matches(policy: Mapping[str, Any], port_spec: Any, dst: Endpoint, port
     end_port = port_spec.get("endPort")
     if end_port is None:
         return port == first
-    return first <= port <= int(end_port)
+    last = fields.port_number(end_port)
+    if last is None:
+        raise NetworkPolicyError(f"{_policy_name(policy)}: endPort {fields.shown(end_port)} is not a port number")
+    return first <= port <= last
 
 
 def _port_number(policy: Mapping[str, Any], wanted: Any, dst: Endpoint) -> int | None:
-    if isinstance(wanted, bool):
-        raise NetworkPolicyError(f"{_policy_name(policy)}: port {wanted!r} is neither a number nor a port name")
-    if isinstance(wanted, int):
-        return wanted
-    text = str(wanted)
-    if text.isdigit():
-        return int(text)
+    parsed = fields.port(wanted)
+    if parsed is None:
+        raise NetworkPolicyError(
+            f"{_policy_name(policy)}: port {fields.shown(wanted)} is neither a port number (1-65535) nor a port name"
+        )
+    if isinstance(parsed, int):
+        return parsed
     # A named port exists only on pods that declare it; elsewhere the rule matches nothing.
-    return dst.container_ports.get(text)
+    return dst.container_ports.get(parsed)
 
 
 def _network(policy: Mapping[str, Any], cidr: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -389,10 +395,43 @@ def _named_ports(pod_spec: Mapping[str, Any]) -> dict[str, int]:
     for container in containers:
         for port in _as_sequence(_mapping(container).get("ports")):
             port_spec = _mapping(port)
-            name, number = port_spec.get("name"), port_spec.get("containerPort")
-            if name and number is not None:
-                ports.setdefault(str(name), int(number))
+            name = fields.port_name(port_spec.get("name"))
+            number = fields.port_number(port_spec.get("containerPort"))
+            # A name whose containerPort is no port number (`"9002x"`, `-1`) names no port: rules using it admit
+            # nothing, as `invalid_container_ports` tells the checks.
+            if name is not None and number is not None:
+                ports.setdefault(name, number)
     return ports
+
+
+@dataclass(frozen=True)
+class InvalidPort:
+    """A container port Kubernetes would not accept: NetworkPolicy rules that name it admit nothing."""
+
+    path: str  # below the pod spec: `.containers[0].ports[1]`
+    name: str | None  # the port's name as written, when it is one
+    problem: str  # `port xds: containerPort '9002x' is not a port number (1-65535)`
+
+
+def invalid_container_ports(pod_spec: Mapping[str, Any]) -> list[InvalidPort]:
+    """Container ports of a pod spec whose containerPort is no port number, or whose name is no valid port name."""
+    found: list[InvalidPort] = []
+    for key in ("containers", "initContainers"):
+        for c_index, container in enumerate(_as_sequence(pod_spec.get(key))):
+            for p_index, port in enumerate(_as_sequence(_mapping(container).get("ports"))):
+                port_spec = _mapping(port)
+                raw_name, raw_number = port_spec.get("name"), port_spec.get("containerPort")
+                name = raw_name if isinstance(raw_name, str) and raw_name else None
+                problems = []
+                if fields.port_number(raw_number) is None:
+                    problems.append(f"containerPort {fields.shown(raw_number)} is not a port number (1-65535)")
+                if raw_name not in (None, "") and fields.port_name(raw_name) is None:
+                    problems.append(f"name {fields.shown(raw_name)} is not a valid port name")
+                if problems:
+                    label = f"port {name}" if name is not None else "a port"
+                    path = f".{key}[{c_index}].ports[{p_index}]"
+                    found.append(InvalidPort(path, name, f"{label}: {'; '.join(problems)}"))
+    return found
 
 
 def _explain(
@@ -477,5 +516,17 @@ def rules_text(policy_spec: Mapping[str, Any], direction: str) -> str:
     """A policy's types and its `ingress`/`egress` rules as one evidence line."""
     types = policy_spec.get("policyTypes")
     rules = policy_spec.get(direction)
-    text = f"policyTypes={json.dumps(types) if types else 'default'} {direction}={json.dumps(rules, sort_keys=True)}"
+    text = f"policyTypes={_json(types) if types else 'default'} {direction}={_json(rules)}"
     return text if len(text) <= 220 else text[:217] + "..."
+
+
+def _json(value: Any) -> str:
+    """JSON of a field as written; a YAML date or an integer too long to print is quoted as text, and keys of mixed
+    types (`1:` beside `from:`) stay in their order."""
+    try:
+        return json.dumps(value, sort_keys=True, default=fields.shown)
+    except (TypeError, ValueError):
+        try:
+            return json.dumps(value, default=fields.shown)
+        except (TypeError, ValueError):
+            return fields.shown(value)

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_trace.analysis import fields
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping, container_env, pod_containers, pod_template_spec
 from mlops_trace.snapshot.roles import Role, pod_role
 from mlops_trace.snapshot.snapshot import Snapshot
@@ -65,10 +66,18 @@ def parse_service_host(host: str, default_namespace: str) -> ServiceAddress | No
 # --- workloads and pods ----------------------------------------------------------------------------------------------
 
 
-def workload_replicas(workload: KubeObject) -> int:
-    """Desired replicas of a Deployment/StatefulSet (Kubernetes defaults a missing field to 1)."""
-    value = workload.spec.get("replicas", 1)
-    return int(value) if isinstance(value, int) else 1
+def workload_replicas(workload: KubeObject) -> int | None:
+    """Desired replicas of a Deployment/StatefulSet (Kubernetes defaults a missing field to 1); None when the field
+    holds no count (`-1`, `.nan`, `"two"`), so nobody can tell how many pods it asks for."""
+    return fields.replicas(workload.spec.get("replicas"))
+
+
+def replicas_text(workload: KubeObject) -> str:
+    """`replicas=2`, or `replicas=.nan (not a count)` for evidence."""
+    count = workload_replicas(workload)
+    if count is not None:
+        return f"replicas={count}"
+    return f"replicas={fields.shown(workload.spec.get('replicas'))} (not a count)"
 
 
 def pod_running(pod: KubeObject) -> bool:
@@ -97,7 +106,8 @@ def runtime_disables_scheduler(snap: Snapshot, namespace: str) -> KubeObject | N
             item = as_mapping(override)
             if item.get("name") != SCHEDULER_SERVICE:
                 continue
-            if item.get("disable") is True or item.get("replicas") == 0:
+            # An override without replicas (read as 1) or with one that is no count does not scale it down.
+            if item.get("disable") is True or fields.replicas(item.get("replicas")) == 0:
                 return runtime
     return None
 
@@ -118,20 +128,22 @@ def local_scheduler(snap: Snapshot, namespace: str) -> LocalScheduler:
         pod = running_pods[0]
         return LocalScheduler(True, ((pod.field_where(".status.phase"), f"Pod {pod.name} is Running"),))
     workloads = scheduler_workloads(snap, namespace)
-    scaled_up = [w for w in workloads if workload_replicas(w) > 0]
+    scaled_up = [w for w in workloads if (workload_replicas(w) or 0) > 0]
     if scaled_up and not (pods and snap.covers("Pod", namespace)):
         w = scaled_up[0]
-        return LocalScheduler(
-            True, ((w.field_where(".spec.replicas"), f"{w.ref} has replicas={workload_replicas(w)}"),)
-        )
+        return LocalScheduler(True, ((w.field_where(".spec.replicas"), f"{w.ref} has {replicas_text(w)}"),))
     evidence: list[tuple[str, str]] = []
     for w in workloads:
-        evidence.append((w.field_where(".spec.replicas"), f"{w.ref} has replicas={workload_replicas(w)}"))
+        evidence.append((w.field_where(".spec.replicas"), f"{w.ref} has {replicas_text(w)}"))
     for p in pods:
         evidence.append((p.field_where(".status.phase"), f"Pod {p.name} is {p.status.get('phase', 'unknown')}"))
     runtime = runtime_disables_scheduler(snap, namespace)
     if runtime is not None:
         evidence.append((runtime.field_where(".spec.overrides"), "SeldonRuntime scales seldon-scheduler to 0"))
+    uncounted = [w for w in workloads if workload_replicas(w) is None]
+    if uncounted and runtime is None and not (pods and snap.covers("Pod", namespace)):
+        # A workload whose replicas are no count may run pods or not, and no Pod of the input tells.
+        return LocalScheduler(None, tuple(evidence))
     if workloads or pods or runtime is not None:
         return LocalScheduler(False, tuple(evidence))
     if snap.covers("StatefulSet", namespace) or snap.covers("Pod", namespace):
@@ -210,24 +222,40 @@ def envoy_services(snap: Snapshot, namespace: str | None = None) -> list[KubeObj
     return found
 
 
-def iter_weighted_candidates(experiment: KubeObject) -> Iterator[tuple[str, int]]:
-    """(candidate name, weight) of an Experiment; a missing weight counts as 0."""
-    for item in as_list(experiment.spec.get("candidates")):
+@dataclass(frozen=True)
+class Candidate:
+    """One named candidate of an Experiment, with its weight when that is a valid one."""
+
+    name: str
+    index: int  # position in spec.candidates, for evidence
+    weight: int | None  # None: not a whole number from 0 to 2**32-1 (see `fields.weight`)
+    written: Any  # the weight as the object holds it
+
+    @property
+    def field(self) -> str:
+        return f".spec.candidates[{self.index}].weight"
+
+    def weight_text(self) -> str:
+        return str(self.weight) if self.weight is not None else fields.shown(self.written)
+
+
+def experiment_candidates(experiment: KubeObject) -> list[Candidate]:
+    """The named candidates of an Experiment, in order; hand-written YAML may quote a weight (`weight: "70"`)."""
+    found: list[Candidate] = []
+    for index, item in enumerate(as_list(experiment.spec.get("candidates"))):
         cand = as_mapping(item)
         name = cand.get("name")
         if isinstance(name, str) and name:
-            yield name, _as_weight(cand.get("weight", 0))
+            written = cand.get("weight")
+            found.append(Candidate(name, index, fields.weight(written), written))
+    return found
 
 
-def _as_weight(value: Any) -> int:
-    """A candidate weight; hand-written YAML may quote it (`weight: "70"`). Anything else counts as 0."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return 0
+def iter_weighted_candidates(experiment: KubeObject) -> Iterator[tuple[str, int]]:
+    """(candidate name, weight) of an Experiment; a missing weight counts as 0, and so does one that is not a valid
+    weight (checks that must tell the two apart read `experiment_candidates`)."""
+    for cand in experiment_candidates(experiment):
+        yield cand.name, cand.weight if cand.weight is not None else 0
 
 
 def experiment_route_name(experiment_name: str) -> str:

@@ -62,7 +62,12 @@ def _expression_matches(expression: Any, labels: Mapping[str, str]) -> bool:
     except ValueError:
         known = ", ".join(member.value for member in Operator)
         raise SelectorError(f"unknown selector operator {raw_operator!r} for key {key!r} (expected {known})") from None
-    values = {label_value(value) for value in expression.get("values") or []}
+    raw_values = expression.get("values")
+    if raw_values is None:
+        raw_values = []
+    if not isinstance(raw_values, Sequence) or isinstance(raw_values, str):
+        raise SelectorError(f"values of the matchExpressions entry for key {key!r} must be a list")
+    values = {label_value(value) for value in raw_values}
     present = key in labels
     match operator:
         case Operator.IN:

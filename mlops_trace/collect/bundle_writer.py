@@ -2,9 +2,14 @@
 
 Layout written: `kube/<plural>.yaml` (one `kind: List` per kind), `logs/<ns>/<pod>/<container>.log`,
 `envoy/<ns>/<pod>/config_dump.json|stats.txt`, `bundle.yaml` (what was read, from where, and what could not be:
-`kinds`, `absent_kinds`, `forbidden`, `envoy_errors`, `log_errors`) and `redaction-report.yaml` (what was masked,
-where, how long; never the values). Secrets are never collected; objects a served bundle synthesized
-(`mlops-trace.io/synthesized: "true"`) are left out, their logs are kept.
+`kinds`, `absent_kinds`, `forbidden`, `not_collected`, `skipped_names`, `envoy_errors`, `log_errors`) and
+`redaction-report.yaml` (what was masked, where, how long; never the values). Secrets are never collected; objects a
+served bundle synthesized (`mlops-trace.io/synthesized: "true"`) are left out, their logs are kept.
+
+Names from the API become paths only through names.py: an object, pod or container whose name is not a valid
+Kubernetes name is skipped with a warning, and every path is checked to stay inside the bundle. The run is bounded
+by `--request-timeout` per call and `--timeout` in all (deadline.py); what was not read in time is recorded, and a
+run that read nothing at all in time is a `ClusterError`.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ import yaml
 
 from mlops_trace import __version__
 from mlops_trace.collect.client import ApiStatusError, KubeApi, connect
-from mlops_trace.collect.envoy import assign_urls, envoy_pods, fetch_envoy, parse_admin_urls
-from mlops_trace.collect.kinds import NEVER_COLLECTED, SYNTHESIZED_ANNOTATION
-from mlops_trace.collect.logs import DEFAULT_TAIL, fetch_logs, log_targets, parse_since
+from mlops_trace.collect.deadline import Clock, RunDeadlinePassed
+from mlops_trace.collect.envoy import DOCUMENTS, assign_urls, envoy_pods, fetch_envoy, parse_admin_urls
+from mlops_trace.collect.kinds import NAMESPACE_KIND, NEVER_COLLECTED, SYNTHESIZED_ANNOTATION
+from mlops_trace.collect.logs import DEFAULT_TAIL, WANTED_ROLES, fetch_logs, log_targets, parse_since
+from mlops_trace.collect.names import NameRule, UnsafePathError, bundle_path, name_problem, shown
 from mlops_trace.collect.objects import KindObjects, collect_objects
-from mlops_trace.collect.outcome import Outcome
-from mlops_trace.errors import InputError, UsageError
+from mlops_trace.collect.outcome import FetchError, NotCollected, Outcome, SkippedName
+from mlops_trace.errors import ClusterError, InputError, UsageError
 from mlops_trace.redaction import RedactionReport, redact_lines, redact_object
 
 if TYPE_CHECKING:
@@ -50,6 +57,7 @@ class CollectResult:
     envoys: int
     redacted: int
     warnings: tuple[str, ...]
+    notices: tuple[str, ...] = ()  # the warnings no check's skip reason repeats (names left out, --timeout passed)
 
     def describe(self, where: str) -> str:
         return (
@@ -103,26 +111,25 @@ def collect_to_dir(target: LiveTarget, root: Path) -> CollectResult:
     namespaces = _namespaces(target)
     since_seconds = parse_since(target.since)
     admin_urls = parse_admin_urls(target.envoy_admin)
-    api = connect(target.kubeconfig, target.context, target.request_timeout)
-    server_version = _server_version(api)
+    clock = Clock.start(target.request_timeout, target.deadline)
+    api = connect(target.kubeconfig, target.context, clock)
+    try:
+        server_version = _server_version(api)
+    except RunDeadlinePassed as exc:
+        raise ClusterError(f"{exc} before anything was collected from {_cluster(api)}") from None
     outcome = Outcome()
     report = RedactionReport()
     kinds = collect_objects(api, namespaces, target.all_namespaces, outcome)
     _check_namespaces(api, namespaces, kinds, outcome)
+    _skip_unsafe_names(kinds, outcome)
+    _note_pods_gap(outcome)
     pods = next((k.items for k in kinds if k.spec.kind == "Pod"), [])
 
     objects = _write_kube(root, kinds, outcome, report)
-
-    log_results = fetch_logs(api, log_targets(pods), root, target.tail, since_seconds)
-    for log in log_results:
-        if log.forbidden is not None and log.forbidden not in outcome.forbidden:
-            outcome.forbidden.append(log.forbidden)
-        if log.error is not None:
-            outcome.log_errors.append(log.error)
-        report.add(log.target.rel_path, log.redactions)
-    logs_written = sum(1 for log in log_results if log.error is None and log.forbidden is None)
-
+    logs_written = _write_logs(api, root, pods, target, since_seconds, outcome, report)
     envoy_written, envoy_via = _write_envoy(api, root, pods, admin_urls, outcome, report)
+    if not (objects or logs_written or envoy_written or outcome.forbidden):
+        _nothing_in_time(api, outcome)
 
     (root / "redaction-report.yaml").write_text(_yaml(report.to_dict()), encoding="utf-8")
     source = f"context {api.connection.context} ({api.connection.server})"
@@ -137,7 +144,23 @@ def collect_to_dir(target: LiveTarget, root: Path) -> CollectResult:
         envoys=envoy_written,
         redacted=report.total,
         warnings=tuple(outcome.warnings()),
+        notices=tuple(outcome.notices()),
     )
+
+
+def _cluster(api: KubeApi) -> str:
+    return f"the Kubernetes API server {api.connection.server} (context {api.connection.context})"
+
+
+def _nothing_in_time(api: KubeApi, outcome: Outcome) -> None:
+    """Nothing was read and nothing refused: when time ran out, say so in one line rather than write an empty
+    bundle (a cluster that refused everything still gives a bundle: each check then names the permission)."""
+    if outcome.deadline_passed is not None:
+        raise ClusterError(f"{outcome.deadline_passed} before anything was collected from {_cluster(api)}")
+    timed_out = [n.reason for n in outcome.not_collected if n.requirement.startswith("kube:")]
+    if timed_out:
+        first = timed_out[0].removeprefix("not collected: ")
+        raise ClusterError(f"nothing was collected from {_cluster(api)}: {first}")
 
 
 def _namespaces(target: LiveTarget) -> list[str]:
@@ -147,8 +170,9 @@ def _namespaces(target: LiveTarget) -> list[str]:
         raise UsageError("say what to read: -n NAMESPACE (repeatable) or -A")
     unique: list[str] = []
     for name in target.namespaces:
-        if not name or "/" in name:
-            raise UsageError(f"-n {name!r}: not a namespace name")
+        problem = name_problem(name, NameRule.LABEL)
+        if problem is not None:
+            raise UsageError(f"-n {shown(name)}: not a namespace name ({problem})")
         if name not in unique:
             unique.append(name)
     return unique
@@ -173,6 +197,49 @@ def _check_namespaces(api: KubeApi, namespaces: list[str], kinds: list[KindObjec
     if outcome.namespaces_not_found:
         missing = ", ".join(outcome.namespaces_not_found)
         raise UsageError(f"namespace {missing} not found (context {api.connection.context}, {api.connection.server})")
+
+
+def _skip_unsafe_names(kinds: list[KindObjects], outcome: Outcome) -> None:
+    """Leave out every object whose namespace or name is not a valid Kubernetes name (a real API server never
+    returns one): its name would reach the paths of the bundle (a pod's logs and Envoy dumps), or the reader would
+    take it for another object."""
+    for collected in kinds:
+        rule = NameRule.LABEL if collected.spec is NAMESPACE_KIND else NameRule.SUBDOMAIN
+        kept: list[dict[str, Any]] = []
+        for item in collected.items:
+            metadata = item.get("metadata")
+            metadata = metadata if isinstance(metadata, Mapping) else {}
+            name, namespace = metadata.get("name"), metadata.get("namespace")
+            problem = name_problem(name, rule)
+            if problem is None and namespace is not None:
+                problem = name_problem(namespace, NameRule.LABEL)
+            if problem is None:
+                kept.append(item)
+                continue
+            where = f" in namespace {shown(namespace)}" if namespace is not None else ""
+            outcome.skipped_names.append(SkippedName(f"{collected.spec.kind} {shown(name)}{where}", problem))
+        collected.items = kept
+
+
+def _note_pods_gap(outcome: Outcome) -> None:
+    """Logs and Envoy admin data are found through the pods: when the pods were not (all) listed, the checks that
+    need them say why rather than "not in the input"."""
+    if "Pod" in outcome.kinds_listed:
+        return
+    denied = [f.permission for f in outcome.forbidden if f.kind == "Pod"]
+    cut = [n for n in outcome.not_collected if n.requirement == "kube:Pod"]
+    if denied:
+        reason = f"not collected: the pods were not listed (forbidden: missing permission to {'; '.join(denied)})"
+    elif cut and cut[0].by_deadline:
+        reason = cut[0].reason
+    elif cut:
+        reason = f"not collected: the pods were not listed ({cut[0].reason.removeprefix('not collected: ')})"
+    else:
+        return
+    by_deadline = bool(cut) and cut[0].by_deadline and not denied
+    requirements = [f"logs:{role}" for role in sorted(WANTED_ROLES)] + [f"envoy:{what}" for what in DOCUMENTS]
+    for requirement in requirements:
+        outcome.add_not_collected(NotCollected(requirement, reason, by_deadline=by_deadline))
 
 
 def _namespace_of(item: Mapping[str, Any]) -> str | None:
@@ -212,7 +279,7 @@ def _write_kube(root: Path, kinds: list[KindObjects], outcome: Outcome, report: 
             found.extend(masked)
         if not items:
             continue
-        path = root / spec.file_name
+        path = bundle_path(root, *spec.file_name.split("/"))
         path.parent.mkdir(parents=True, exist_ok=True)
         document = {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
         path.write_text(_yaml(document), encoding="utf-8")
@@ -224,6 +291,40 @@ def _write_kube(root: Path, kinds: list[KindObjects], outcome: Outcome, report: 
 def _name_of(item: Mapping[str, Any]) -> str:
     metadata = item.get("metadata")
     return str(metadata.get("name", "")) if isinstance(metadata, Mapping) else ""
+
+
+def _write_logs(
+    api: KubeApi,
+    root: Path,
+    pods: list[dict[str, Any]],
+    target: LiveTarget,
+    since_seconds: int | None,
+    outcome: Outcome,
+    report: RedactionReport,
+) -> int:
+    targets = log_targets(pods, outcome.skipped_names)
+    written = 0
+    for log in fetch_logs(api, targets, root, target.tail, since_seconds):
+        where = log.target
+        requirement = f"logs:{where.role}"
+        if log.forbidden is not None:
+            if log.forbidden not in outcome.forbidden:
+                outcome.forbidden.append(log.forbidden)
+            reason = f"forbidden: missing permission to {log.forbidden.permission}"
+            outcome.add_not_collected(NotCollected(requirement, reason, where.namespace, where.pod, where.container))
+        if log.error is not None:
+            outcome.log_errors.append(log.error)
+            reason = f"not collected: log {where.namespace}/{where.pod}/{where.container}: {log.error.error}"
+            outcome.add_not_collected(NotCollected(requirement, reason, where.namespace, where.pod, where.container))
+        if log.deadline is not None:
+            outcome.deadline_passed = str(log.deadline)
+            reason = log.deadline.not_collected
+            entry = NotCollected(requirement, reason, where.namespace, where.pod, where.container, by_deadline=True)
+            outcome.add_not_collected(entry)
+        if log.written:
+            written += 1
+            report.add(where.rel_path, log.redactions)
+    return written
 
 
 def _write_envoy(
@@ -245,9 +346,24 @@ def _write_envoy(
         for forbidden in result.forbidden:
             if forbidden not in outcome.forbidden:
                 outcome.forbidden.append(forbidden)
+        for error in result.errors:
+            reason = f"not collected: Envoy admin {error.what} of {pod.namespace}/{pod.pod}: {error.error}"
+            outcome.add_not_collected(NotCollected(f"envoy:{error.what}", reason, pod.namespace, pod.pod, error.what))
+        if result.deadline is not None:
+            outcome.deadline_passed = str(result.deadline)
+            failed = {error.what for error in result.errors}
+            for what in DOCUMENTS:
+                if what not in result.documents and what not in failed:
+                    reason = result.deadline.not_collected
+                    entry = NotCollected(f"envoy:{what}", reason, pod.namespace, pod.pod, what, by_deadline=True)
+                    outcome.add_not_collected(entry)
         if not result.documents:
             continue
-        folder = root / "envoy" / pod.namespace / pod.pod
+        try:
+            folder = bundle_path(root, "envoy", pod.namespace, pod.pod)
+        except UnsafePathError as exc:
+            outcome.envoy_errors.append(FetchError(pod.namespace, pod.pod, "config_dump", f"not written: {exc}"))
+            continue
         folder.mkdir(parents=True, exist_ok=True)
         rel = f"envoy/{pod.namespace}/{pod.pod}"
         dump = result.documents.get("config_dump")
@@ -298,6 +414,13 @@ def _metadata(
         "logs": {
             "tail_lines": DEFAULT_TAIL if target.tail is None else (target.tail if target.tail >= 0 else None),
             "since_seconds": since_seconds,
+        },
+        "not_collected": [n.to_dict() for n in outcome.not_collected],
+        "skipped_names": [s.describe() for s in outcome.skipped_names],
+        "timeouts": {
+            "request_seconds": api.clock.request_timeout,
+            "run_seconds": api.clock.run_seconds,
+            "run_passed": outcome.deadline_passed is not None,
         },
         "synthesized_skipped": list(outcome.synthesized_skipped),
         "redacted_values": report.total,

@@ -1,9 +1,11 @@
 """A thin read-only client over the official `kubernetes` package: raw GETs on REST paths, errors in one line.
 
 Objects are read as raw JSON (no model classes), so they stay exactly as the API server returned them. The client's
-retries are off and every call carries the `--request-timeout`, so an unreachable server fails fast. Transport
-failures become `ClusterError` naming the server and the cause; HTTP error statuses become `ApiStatusError` for the
-caller to record (403: a missing permission, 404: an API that is not served).
+retries are off and every call is bounded as a whole (connect, headers and body) by the `--request-timeout` and by
+the run's `--timeout` (deadline.py): a watchdog shuts the call's socket when its time is up, so neither a dead
+server nor one that trickles its answer holds the run. Transport failures become `ClusterError` naming the server
+and the cause; HTTP error statuses become `ApiStatusError` for the caller to record (403: a missing permission,
+404: an API that is not served).
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_trace.collect.deadline import SOCKET_GRACE_SECONDS, CallBound, Clock, SocketWatch, Watchdog
 from mlops_trace.errors import ClusterError, UsageError
 
 Query = Sequence[tuple[str, str | int]]
@@ -41,12 +46,17 @@ class Connection:
 
 
 class KubeApi:
-    """GET-only access to one API server."""
+    """GET-only access to one API server, every call within the run's `Clock`."""
 
-    def __init__(self, api_client: Any, connection: Connection, timeout: float) -> None:
+    def __init__(self, api_client: Any, connection: Connection, clock: Clock) -> None:
         self.api_client = api_client
         self.connection = connection
-        self.timeout = timeout
+        self.clock = clock
+
+    @property
+    def timeout(self) -> float:
+        """The `--request-timeout` of one call."""
+        return self.clock.request_timeout
 
     # --- public calls ------------------------------------------------------------------------------------------
 
@@ -61,45 +71,79 @@ class KubeApi:
         return data
 
     def get_bytes(self, path: str, query: Query = (), accept: str = "*/*") -> bytes:
-        response = self._open(path, query, accept)
-        try:
-            return bytes(self._guard(lambda: response.read(), path))
-        finally:
-            response.release_conn()
+        with self._bounded(path) as (bound, watch):
+            response = self._open(path, query, accept, bound, watch)
+            try:
+                return bytes(self._guard(lambda: response.read(), path))
+            finally:
+                _finish(response, watch)
 
     def stream_lines(self, path: str, query: Query = ()) -> Iterator[bytes]:
         """The body line by line (with line endings), read as it arrives: container logs."""
-        response = self._open(path, query, "*/*")
-        try:
-            pending = b""
-            chunks = self._guard(lambda: response.stream(64 * 1024, decode_content=True), path)
-            while True:
-                chunk = self._guard(lambda: next(chunks, None), path)
-                if chunk is None:
-                    break
-                pending += chunk
-                *complete, pending = pending.split(b"\n")
-                for line in complete:
-                    yield line + b"\n"
-            if pending:
-                yield pending
-        finally:
-            response.release_conn()
+        with self._bounded(path) as (bound, watch):
+            response = self._open(path, query, "*/*", bound, watch)
+            try:
+                pending = b""
+                chunks = self._guard(lambda: response.stream(64 * 1024, decode_content=True), path)
+                while True:
+                    chunk = self._guard(lambda: next(chunks, None), path)
+                    if chunk is None:
+                        break
+                    pending += chunk
+                    *complete, pending = pending.split(b"\n")
+                    for line in complete:
+                        yield line + b"\n"
+                if watch.expired:
+                    return  # the body was cut short: _bounded raises the bound's error, not a last partial line
+                if pending:
+                    yield pending
+            finally:
+                _finish(response, watch)
 
     def describe_transport_error(self, exc: BaseException) -> str:
         return f"cannot reach the Kubernetes API server {self.connection.server}: {_cause(exc, self.timeout)}"
 
     # --- plumbing ----------------------------------------------------------------------------------------------
 
-    def _open(self, path: str, query: Query, accept: str) -> Any:
-        status, response = self._guard(lambda: _raw_get(self.api_client, path, query, accept, self.timeout), path)
+    @contextmanager
+    def _bounded(self, path: str) -> Iterator[tuple[CallBound, SocketWatch]]:
+        """One call within its bound: when the bound passes, its sockets are shut and the call ends in the
+        bound's error (`CallTimedOut` or `RunDeadlinePassed`), whatever the read it was blocked in raised."""
+        bound = self.clock.call()
+        watch = SocketWatch()
+        with Watchdog(bound, watch.expire):
+            try:
+                yield bound, watch
+            except Exception:
+                if watch.expired:
+                    raise bound.error(self._calling(path)) from None
+                raise
+            finally:
+                watch.close()
+            if watch.expired:
+                # A body without a length ends at the shut socket as if it were complete: it is not.
+                raise bound.error(self._calling(path))
+
+    def _calling(self, path: str) -> str:
+        return f"GET {path} on the Kubernetes API server {self.connection.server}"
+
+    def _open(self, path: str, query: Query, accept: str, bound: CallBound, watch: SocketWatch) -> Any:
+        socket_timeout = bound.remaining() + SOCKET_GRACE_SECONDS
+        _current.watch = watch
+        try:
+            status, response = self._guard(
+                lambda: _raw_get(self.api_client, path, query, accept, socket_timeout), path
+            )
+        finally:
+            _current.watch = None
+        # Also the connection a response holds, in case the client's connection classes could not be watched.
+        watch.attach(getattr(response, "connection", None))
         if 200 <= status <= 299:
             return response
         try:
             body = self._guard(lambda: response.read(), path) if hasattr(response, "read") else b""
         finally:
-            if hasattr(response, "release_conn"):
-                response.release_conn()
+            _finish(response, watch)
         message = _status_message(body if isinstance(body, bytes) else b"")
         if status == 401:
             raise ClusterError(
@@ -121,6 +165,61 @@ class KubeApi:
             raise ClusterError(self.describe_transport_error(exc)) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ClusterError(self.describe_transport_error(exc)) from None
+
+
+# The call the current thread is making: urllib3 opens (or reuses) the connection inside the client, where the
+# watched connection classes below find it.
+_current = threading.local()
+
+
+def _finish(response: Any, watch: SocketWatch) -> None:
+    """End the watch, then hand the connection back to the pool (closed first when the call was cut: it is shut)."""
+    if watch.close() and hasattr(response, "close"):
+        try:
+            response.close()
+        except (OSError, ValueError):
+            pass
+    if hasattr(response, "release_conn"):
+        response.release_conn()
+
+
+def _attach_to_current(connection: Any, sock: Any) -> None:
+    watch = getattr(_current, "watch", None)
+    if isinstance(watch, SocketWatch):
+        watch.attach(connection, sock)
+
+
+def _watched_connection_class(base: type[Any]) -> type[Any]:
+    """`base` (a urllib3 connection class) telling the current call about each socket it opens or reuses."""
+
+    def new_conn(self: Any) -> Any:
+        sock = base._new_conn(self)
+        _attach_to_current(self, sock)
+        return sock
+
+    def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _attach_to_current(self, None)
+        return base.request(self, *args, **kwargs)
+
+    return type(f"Watched{base.__name__}", (base,), {"_new_conn": new_conn, "request": request})
+
+
+def _watch_connections(api_client: Any) -> None:
+    """Make the client's urllib3 pools open watched connections (left as they are when the client is shaped
+    otherwise: the response's own connection is watched then, which covers the body but not the headers)."""
+    manager = getattr(getattr(api_client, "rest_client", None), "pool_manager", None)
+    pool_classes = getattr(manager, "pool_classes_by_scheme", None)
+    if manager is None or not isinstance(pool_classes, dict):
+        return
+    watched: dict[str, type[Any]] = {}
+    for scheme, pool_class in pool_classes.items():
+        connection_class = getattr(pool_class, "ConnectionCls", None)
+        if not isinstance(pool_class, type) or not isinstance(connection_class, type):
+            return
+        attributes = {"ConnectionCls": _watched_connection_class(connection_class)}
+        watched[scheme] = type(f"Watched{pool_class.__name__}", (pool_class,), attributes)
+    manager.clear()
+    manager.pool_classes_by_scheme = watched
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -179,15 +278,15 @@ class _BodyHolder:
 
 
 def _status_message(body: bytes) -> str:
-    """The `message` of a Kubernetes Status object, or the first line of a plain body."""
+    """The `message` of a Kubernetes Status object, or the first line of a plain body: one printable line."""
     text = body.decode("utf-8", "replace").strip()
     try:
         data = json.loads(text)
     except ValueError:
-        return text.splitlines()[0][:300] if text else ""
+        return _one_line(text.splitlines()[0]) if text else ""
     if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return str(data["message"])[:300]
-    return text[:300]
+        return _one_line(str(data["message"]))
+    return _one_line(text)
 
 
 def _cause(exc: BaseException, timeout: float) -> str:
@@ -226,14 +325,15 @@ def _cause(exc: BaseException, timeout: float) -> str:
 
 
 def _one_line(text: str) -> str:
-    line = " ".join(text.split())
-    return line[:300]
+    """At most 300 characters on one line, control characters (terminal escapes from a server) replaced."""
+    line = " ".join(text[:2000].split())
+    return "".join(c if c.isprintable() else "\ufffd" for c in line[:300])
 
 
 # --- connecting ------------------------------------------------------------------------------------------------------
 
 
-def connect(kubeconfig: str | None, context: str | None, timeout: float) -> KubeApi:
+def connect(kubeconfig: str | None, context: str | None, clock: Clock) -> KubeApi:
     """Load credentials the way kubectl does (--kubeconfig, $KUBECONFIG, ~/.kube/config), else in-cluster."""
     from kubernetes import client
     from kubernetes import config as kube_config
@@ -241,8 +341,6 @@ def connect(kubeconfig: str | None, context: str | None, timeout: float) -> Kube
 
     # Some releases of the client are partly annotated and some are not: call it as untyped either way.
     config: Any = kube_config
-    if timeout <= 0:
-        raise UsageError(f"--request-timeout must be above 0 seconds (got {timeout:g})")
     configuration = client.Configuration()
     if kubeconfig is not None or _default_kubeconfig_exists():
         source = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
@@ -272,7 +370,8 @@ def connect(kubeconfig: str | None, context: str | None, timeout: float) -> Kube
     configuration.retries = False
     api_client = client.ApiClient(configuration)
     api_client.user_agent = "mlops-trace (read-only collector)"
-    return KubeApi(api_client, Connection(str(configuration.host), context_name, used), timeout)
+    _watch_connections(api_client)
+    return KubeApi(api_client, Connection(str(configuration.host), context_name, used), clock)
 
 
 def _default_kubeconfig_exists() -> bool:

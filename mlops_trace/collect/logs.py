@@ -1,5 +1,10 @@
 """Container logs of the components the checks read (scheduler, controller, agent, MLServer, Envoy, ingress, model
-gateway), streamed line by line through the redactor into `logs/<namespace>/<pod>/<container>.log`."""
+gateway), streamed line by line through the redactor into `logs/<namespace>/<pod>/<container>.log`.
+
+The three names of that path come from the API: a container whose names are not valid Kubernetes names is skipped
+(names.py). Each log is one call, bounded as a whole by `--request-timeout` and by the run's `--timeout`; a log cut
+by either is not written (its newest lines would be missing), and is recorded.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops_trace.collect.client import ApiStatusError, KubeApi
-from mlops_trace.collect.outcome import FetchError, Forbidden
+from mlops_trace.collect.deadline import RunDeadlinePassed
+from mlops_trace.collect.names import NameRule, UnsafePathError, bundle_path, name_problem, shown
+from mlops_trace.collect.outcome import FetchError, Forbidden, SkippedName
 from mlops_trace.errors import ClusterError, UsageError
 from mlops_trace.redaction import LineRedactor, Redaction
 from mlops_trace.snapshot.roles import Role, container_role
@@ -54,8 +61,12 @@ class LogTarget:
     role: Role
 
     @property
+    def path_parts(self) -> tuple[str, ...]:
+        return ("logs", self.namespace, self.pod, f"{self.container}.log")
+
+    @property
     def rel_path(self) -> str:
-        return f"logs/{self.namespace}/{self.pod}/{self.container}.log"
+        return "/".join(self.path_parts)
 
 
 @dataclass(frozen=True)
@@ -65,10 +76,16 @@ class LogResult:
     redactions: tuple[Redaction, ...]
     error: FetchError | None = None
     forbidden: Forbidden | None = None
+    deadline: RunDeadlinePassed | None = None  # the run's --timeout passed before this log was read
+
+    @property
+    def written(self) -> bool:
+        return self.error is None and self.forbidden is None and self.deadline is None
 
 
-def log_targets(pods: Iterable[Mapping[str, Any]]) -> list[LogTarget]:
-    """The containers whose logs the checks read, by role (labels first, names otherwise)."""
+def log_targets(pods: Iterable[Mapping[str, Any]], skipped: list[SkippedName] | None = None) -> list[LogTarget]:
+    """The containers whose logs the checks read, by role (labels first, names otherwise). A container whose
+    namespace, pod or container name is not a valid Kubernetes name is left out and added to `skipped`."""
     targets: list[LogTarget] = []
     for pod in pods:
         metadata = pod.get("metadata")
@@ -81,8 +98,19 @@ def log_targets(pods: Iterable[Mapping[str, Any]]) -> list[LogTarget]:
         labels = {str(k): str(v) for k, v in raw_labels.items()} if isinstance(raw_labels, Mapping) else {}
         for container in _containers(pod):
             role = container_role(name, container, labels)
-            if role in WANTED_ROLES:
-                targets.append(LogTarget(namespace, name, container, role))
+            if role not in WANTED_ROLES:
+                continue
+            problem = (
+                name_problem(namespace, NameRule.LABEL)
+                or name_problem(name, NameRule.SUBDOMAIN)
+                or name_problem(container, NameRule.LABEL)
+            )
+            if problem is not None:
+                if skipped is not None:
+                    where = f"of pod {shown(name)} in namespace {shown(namespace)}"
+                    skipped.append(SkippedName(f"the log of container {shown(container)} {where}", problem))
+                continue
+            targets.append(LogTarget(namespace, name, container, role))
     return targets
 
 
@@ -128,7 +156,10 @@ def _fetch_one(api: KubeApi, target: LogTarget, root: Path, tail: int | None, si
     if since_seconds is not None:
         query.append(("sinceSeconds", since_seconds))
     path = f"/api/v1/namespaces/{target.namespace}/pods/{target.pod}/log"
-    out_path = root / target.rel_path
+    try:
+        out_path = bundle_path(root, *target.path_parts)
+    except UnsafePathError as exc:
+        return LogResult(target, 0, (), error=FetchError(target.namespace, target.pod, target.container, str(exc)))
     part_path = out_path.with_name(out_path.name + ".part")
     redactor = LineRedactor()
     count = 0
@@ -154,6 +185,9 @@ def _fetch_one(api: KubeApi, target: LogTarget, root: Path, tail: int | None, si
             return LogResult(target, 0, (), forbidden=forbidden)
         error = FetchError(target.namespace, target.pod, target.container, f"HTTP {exc.status}: {exc.message}")
         return LogResult(target, 0, (), error=error)
+    except RunDeadlinePassed as exc:
+        part_path.unlink(missing_ok=True)
+        return LogResult(target, 0, (), deadline=exc)
     except ClusterError as exc:
         part_path.unlink(missing_ok=True)
         return LogResult(target, 0, (), error=FetchError(target.namespace, target.pod, target.container, str(exc)))

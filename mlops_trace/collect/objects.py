@@ -2,7 +2,9 @@
 
 List items come back without `apiVersion`/`kind` (the List carries them); both are put back on every item, as
 `kubectl get -o yaml` does, so the bundle reader sees complete objects. A 404 on a kind = the API is not served
-(CRD not installed), a 403 = a missing permission; both are recorded in the Outcome and the run goes on.
+(CRD not installed), a 403 = a missing permission; both are recorded in the Outcome and the run goes on. So is a
+list that does not finish within `--request-timeout`; once the run's `--timeout` has passed, no more lists are
+started and the kinds left are recorded as not collected.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_trace.collect.client import ApiStatusError, KubeApi
+from mlops_trace.collect.deadline import CallTimedOut, RunDeadlinePassed
 from mlops_trace.collect.kinds import KINDS, NAMESPACE_KIND, NEVER_COLLECTED, KindSpec, Scope
-from mlops_trace.collect.outcome import AbsentKind, Forbidden, Outcome
+from mlops_trace.collect.outcome import AbsentKind, Forbidden, NotCollected, Outcome
 from mlops_trace.errors import ClusterError
 
 PAGE_SIZE = 500
@@ -28,9 +31,15 @@ class KindObjects:
 def collect_objects(
     api: KubeApi, namespaces: Sequence[str], all_namespaces: bool, outcome: Outcome
 ) -> list[KindObjects]:
-    """Namespaces first (as objects), then every kind; returns the kinds in a stable order."""
+    """Namespaces first (as objects), then every kind; returns the kinds in a stable order. Once the run's --timeout
+    has passed, the kinds not listed yet are recorded as not collected."""
     collected = [_namespaces(api, namespaces, all_namespaces, outcome)]
     for spec in KINDS:
+        if outcome.deadline_passed is not None:
+            reason = f"not collected: {outcome.deadline_passed}"
+            outcome.add_not_collected(NotCollected(f"kube:{spec.kind}", reason, by_deadline=True))
+            collected.append(KindObjects(spec))
+            continue
         collected.append(_one_kind(api, spec, namespaces, all_namespaces, outcome))
     return collected
 
@@ -43,11 +52,18 @@ def _namespaces(api: KubeApi, namespaces: Sequence[str], all_namespaces: bool, o
             result.items = _list(api, NAMESPACE_KIND, NAMESPACE_KIND.list_path(None))
         except ApiStatusError as exc:
             complete = _record(exc, NAMESPACE_KIND, None, outcome)
+        except (CallTimedOut, RunDeadlinePassed) as exc:
+            complete = _cut(exc, NAMESPACE_KIND, None, outcome)
     else:
         for name in namespaces:
             path = f"/api/v1/namespaces/{name}"
             try:
                 obj = api.get_json(path)
+            except (CallTimedOut, RunDeadlinePassed) as exc:
+                complete = _cut(exc, NAMESPACE_KIND, name, outcome)
+                if outcome.deadline_passed is not None:
+                    break
+                continue
             except ApiStatusError as exc:
                 if exc.status == 404:
                     outcome.namespaces_not_found.append(name)
@@ -86,6 +102,10 @@ def _one_kind(
             complete = _record(exc, spec, namespace, outcome) and complete
             if exc.status == 404:
                 break  # the API is not served: other namespaces would say the same
+        except (CallTimedOut, RunDeadlinePassed) as exc:
+            complete = _cut(exc, spec, namespace, outcome)
+            if outcome.deadline_passed is not None:
+                break
     if complete:
         outcome.kinds_listed.append(spec.kind)
     return result
@@ -110,6 +130,19 @@ def _record(exc: ApiStatusError, spec: KindSpec, namespace: str | None, outcome:
         )
         return False
     raise ClusterError(f"listing {spec.plural} ({spec.api_version}) failed: {exc}")
+
+
+def _cut(exc: CallTimedOut | RunDeadlinePassed, spec: KindSpec, namespace: str | None, outcome: Outcome) -> bool:
+    """A list that did not finish in time: the kind is not (completely) collected, and the run goes on with the
+    next one (a slow list is a gap, not a broken cluster). Returns False, as `_record` does."""
+    if isinstance(exc, RunDeadlinePassed):
+        outcome.deadline_passed = str(exc)
+        outcome.add_not_collected(NotCollected(f"kube:{spec.kind}", exc.not_collected, namespace, by_deadline=True))
+        return False
+    where = f" in namespace {namespace}" if namespace is not None else ""
+    reason = f"not collected: listing {spec.plural}{where}: {exc.detail}"
+    outcome.add_not_collected(NotCollected(f"kube:{spec.kind}", reason, namespace))
+    return False
 
 
 def _unexpected(api: KubeApi, exc: ApiStatusError) -> ClusterError:

@@ -88,6 +88,10 @@ def render_text(smoke: SmokeReport) -> str:
 
 
 def _result_line(smoke: SmokeReport) -> str:
+    errored = smoke.report.errored_checks() if smoke.report is not None else []
+    if errored:
+        names = ", ".join(f"{c.id} ({one_line(c.reason)})" for c in errored)
+        return f"result: ERROR (exit 2): not every check could run: {names}"
     parts: list[str] = []
     failed = smoke.failed_gates
     if failed:

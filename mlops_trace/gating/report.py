@@ -2,7 +2,7 @@
 request run and Prometheus said, and the one exit code every output format shares.
 
 Exit code: 2 when the run could not happen (`error` set: bad flags, unreadable bundle, unreachable endpoint,
-cluster or Prometheus), 1 when a gate failed or a finding is at or above `--fail-on`, else 0.
+cluster or Prometheus) or a check crashed (not every check could run), 1 when a gate failed or a finding is at or above `--fail-on`, else 0.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class SmokeReport:
 
     @property
     def exit_code(self) -> int:
-        if self.error is not None:
+        if self.error is not None or (self.report is not None and self.report.errored_checks()):
             return EXIT_COULD_NOT_RUN
         return EXIT_FAILED if self.failed_gates or self.failing_findings else EXIT_OK
 

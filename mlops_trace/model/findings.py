@@ -114,6 +114,10 @@ class Report:
         """True when a finding is at or above `fail_on` (exit code 1)."""
         return any(f.severity.at_least(fail_on) for f in self.findings)
 
+    def errored_checks(self) -> list[CheckResult]:
+        """Checks that crashed: the run could not run all checks (exit code 2, whatever else it found)."""
+        return [c for c in self.checks if c.status is CheckStatus.ERROR]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": self.SCHEMA_VERSION,

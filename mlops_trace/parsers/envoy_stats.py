@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops_trace.errors import InputError
+from mlops_trace.limits import DEFAULT_LIMITS
 
 __all__ = ["EnvoyStats", "load_stats", "parse_stats"]
 
@@ -51,7 +52,7 @@ def parse_stats(lines: Iterable[str]) -> EnvoyStats:
         if not name or " " in name:
             continue
         value = value.strip()
-        if _INTEGER.fullmatch(value):
+        if _INTEGER.fullmatch(value) and len(value) <= 40:  # a counter is 64-bit; more digits is not one
             counters[name] = int(value)
         elif _HISTOGRAM_VALUE.match(value):
             histograms[name] = value
@@ -60,10 +61,13 @@ def parse_stats(lines: Iterable[str]) -> EnvoyStats:
     return EnvoyStats(counters=counters, histograms=histograms, text_readouts=text_readouts)
 
 
-def load_stats(path: Path) -> EnvoyStats:
-    """Read a saved `/stats` file. Raises InputError naming the file when it cannot be read."""
+def load_stats(path: Path, max_line_chars: int = DEFAULT_LIMITS.line_chars) -> EnvoyStats:
+    """Read a saved `/stats` file, a line at most `max_line_chars` at a time (a longer one is no stat line).
+    Raises InputError naming the file when it cannot be read."""
+    from mlops_trace.parsers.logs import read_line_pieces
+
     try:
         with path.open("r", encoding="utf-8", errors="replace") as handle:
-            return parse_stats(handle)
+            return parse_stats(text for _, text in read_line_pieces(handle, max_line_chars))
     except OSError as error:
         raise InputError(f"{path}: cannot read Envoy stats ({error.strerror or error})") from error

@@ -6,18 +6,14 @@ API (`PodList`) carry items without `kind`, which we take from the list's kind.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlops_trace.errors import InputError
-
-# libyaml is several times faster on large dumps; fall back to the pure-Python loader when pyyaml lacks it.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
+from mlops_trace.parsers.structured import load_json, load_yaml_documents, read_bounded_text
 
 
 @dataclass(frozen=True)
@@ -26,25 +22,16 @@ class KubeDocument:
     body: Mapping[str, Any]
 
 
-def read_documents(path: Path) -> Iterator[KubeDocument]:
-    """Every Kubernetes object in the file; InputError (naming the file and line) when it does not parse."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from exc
+def read_documents(path: Path, limits: InputLimits = DEFAULT_LIMITS) -> Iterator[KubeDocument]:
+    """Every Kubernetes object in the file; InputError (naming the line, or the limit broken) when it does not parse.
+
+    The file is read whole, so `file-bytes`, `nesting-depth` and `yaml-alias-nodes` bound it (see limits.py).
+    """
+    text = read_bounded_text(path, limits)
     if path.suffix == ".json":
-        try:
-            raw_docs: list[Any] = [json.loads(text)] if text.strip() else []
-        except json.JSONDecodeError as exc:
-            raise InputError(f"JSON error at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        raw_docs: list[Any] = [load_json(text, limits)] if text.strip() else []
     else:
-        try:
-            raw_docs = list(yaml.load_all(text, Loader=_Loader))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise InputError(f"YAML error{where}: {problem}") from exc
+        raw_docs = list(load_yaml_documents(text, limits))
     index = 0
     for doc in raw_docs:
         for item in _flatten(doc):

@@ -7,18 +7,25 @@ MLServer configures it (`2025-07-12 18:30:09,123 [mlserver.rest] INFO - …`); u
 lines of uvicorn also yield `method`, `path` and `status` fields. A `kubectl logs --timestamps` prefix is removed first
 and gives the time when the line itself has none (klog lines have no year, so they always take the prefix time).
 Anything else becomes a record whose message is the line and whose level is None.
+
+Reading: `read_line_pieces` gives the lines of a file in pieces of bounded length (a log line may be hundreds of
+megabytes), and `lines_mentioning` gives, in the same pieces, the few lines of a large log a check needs.
 """
 
 from __future__ import annotations
 
+import codecs
+import heapq
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from mlops_trace.limits import DEFAULT_LIMITS
 from mlops_trace.parsers._common import (
     parse_epoch,
     parse_timestamp,
@@ -30,7 +37,15 @@ from mlops_trace.parsers._common import (
     strip_line_end,
 )
 
-__all__ = ["LogRecord", "iter_records", "lines_mentioning", "message_contains", "parse_line"]
+__all__ = [
+    "LogRecord",
+    "Needles",
+    "iter_records",
+    "lines_mentioning",
+    "message_contains",
+    "parse_line",
+    "read_line_pieces",
+]
 
 
 @dataclass(frozen=True)
@@ -321,6 +336,59 @@ def _parse_uvicorn(body: str) -> _Parsed | None:
 _PARSERS = (_parse_json, _parse_logfmt, _parse_klog, _parse_zap_console, _parse_python_logging, _parse_uvicorn)
 
 
+# ---- reading lines of any length ----------------------------------------------------------------------------------
+
+
+def read_line_pieces(
+    handle: TextIO,
+    max_chars: int,
+    *,
+    first_lineno: int = 1,
+    on_long_line: Callable[[int], None] | None = None,
+    partial_last: bool = True,
+) -> Iterator[tuple[int, str]]:
+    """`(line number, text)` for each line of the text `handle`, without its line end; a line longer than
+    `max_chars` characters comes as pieces of `max_chars` (the last one shorter), in order, all with its number, so
+    that joining them gives the line back and no more than about one piece is ever held.
+
+    `on_long_line` is called with the number of the first such line (once). A trailing `\\r` is removed too, for
+    handles opened with `newline="\\n"`. With `partial_last` False, a last line without a line end (still being
+    written) is left out, but pieces of it read before its end was seen have already been returned.
+    """
+    if max_chars < 1:
+        raise ValueError(f"max_chars must be positive (got {max_chars})")
+    lineno = first_lineno - 1
+    held: str | None = None  # a full-size piece: whether its line goes on is known only from the next read
+    noted = False
+    for chunk in iter(partial(handle.readline, max_chars), ""):
+        ended = chunk[-1] == "\n"
+        if held is None:
+            lineno += 1
+            if ended:
+                yield lineno, chunk.rstrip("\r\n")
+                continue
+        else:
+            text = chunk.rstrip("\r\n") if ended else chunk
+            if ended and not text:  # the line ended right after the held piece: it was not too long
+                yield lineno, held.rstrip("\r")
+                held = None
+                continue
+            if on_long_line is not None and not noted:
+                noted = True
+                on_long_line(lineno)
+            yield lineno, held
+            held = None
+            if ended:
+                yield lineno, text
+                continue
+        if len(chunk) >= max_chars:
+            held = chunk
+        elif partial_last:  # the last line, without a line end
+            yield lineno, chunk
+    if held is not None and partial_last:
+        yield lineno, held
+
+
 # ---- finding the few lines a check needs in a large log ------------------------------------------------------------
 
 _SCAN_BLOCK = 1 << 22
@@ -329,6 +397,8 @@ _SCAN_BLOCK = 1 << 22
 # escape: a backslash before one of _LETTER_ESCAPES) and terminal colour codes (stripped before parsing).
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
 _LETTER_ESCAPES = frozenset(b"xuU01234567")
+_LF = ord("\n")
+_CR = ord("\r")
 
 
 class Needles:
@@ -351,36 +421,128 @@ class Needles:
         return len(self.items)
 
 
-def lines_mentioning(path: Path, needles: Iterable[str] | Needles) -> Iterator[tuple[int, str]]:
-    """The `(line number, line)` pairs of `path` that may mention one of `needles`, numbered and decoded exactly as
-    `LogSource.lines()` gives them (UTF-8 with replacement, universal newlines, line end stripped).
+def lines_mentioning(
+    path: Path,
+    needles: Iterable[str] | Needles,
+    *,
+    max_line_chars: int = DEFAULT_LIMITS.line_chars,
+    on_long_line: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, str]]:
+    """The `(line number, line)` pairs of `path` that may mention one of `needles`, numbered, decoded and cut into
+    pieces exactly as `LogSource.lines()` gives them (UTF-8 with replacement, universal newlines, line end stripped;
+    a line longer than `max_line_chars` characters in pieces of that many, each with the line's number).
 
-    Every line whose parsed message or raw text contains a needle case-insensitively is returned, so a check that
-    only acts on such lines sees the same lines through this as through `lines()`; a few more may come back (lines
-    with non-ASCII bytes, letter escapes or colour codes are always returned, as their parsed text may differ from
-    their bytes). The file is read in large binary blocks and searched with `bytes.find`, so a scan costs about what
-    `grep -c -i` costs, and only the returned lines are decoded. Needles must be ASCII without line breaks; given as
-    a `Needles`, they may be added to between lines.
+    Every line (or piece) whose parsed message or raw text contains a needle case-insensitively is returned, so a
+    check that only acts on such lines sees the same lines through this as through `lines()`; a few more may come
+    back (lines with non-ASCII bytes, letter escapes or colour codes are always returned, as their parsed text may
+    differ from their bytes, and so is every piece that a needle running across pieces touches). The file is read
+    in large binary blocks and searched with `bytes.find`, so a scan costs about what `grep -c -i` costs whatever
+    the line lengths, and only the returned lines are decoded. `on_long_line` is called once, with the number of
+    the first line longer than `max_line_chars`. Needles must be ASCII without line breaks; given as a `Needles`,
+    they may be added to between lines (a long line's pieces already cut are not searched again).
     """
     wanted = needles if isinstance(needles, Needles) else Needles(needles)
-    lineno = 0  # lines before the current block
-    carry = b""
+    limit = max_line_chars
+    noted = False
+
+    def note(lineno: int) -> None:
+        nonlocal noted
+        if on_long_line is not None and not noted:
+            noted = True
+            on_long_line(lineno)
+
+    if limit < 1:
+        raise ValueError(f"max_line_chars must be positive (got {limit})")
+    # Every complete line of a block then lies within one read, except its first (which began in an earlier read
+    # and is checked), so no line longer than `limit` bytes ever reaches `_block_candidates`.
+    read_size = min(_SCAN_BLOCK, limit)
+    lineno = 0  # lines before `carry`, or before the long line being read
+    # The start of a line that began in earlier reads, in parts joined once its end is read: never longer than
+    # `limit` + 1 bytes, nor holding a line end but maybe a CR at its very end.
+    carry: list[bytes] = []
+    carry_size = 0
+    long_line: _LongLine | None = None
+    after_cr = False  # the last read ended a line with a CR: a LF opening this one is the rest of that line end
     with path.open("rb") as handle:
         while True:
-            data = handle.read(_SCAN_BLOCK)
-            block = carry + data if carry else data
+            data = handle.read(read_size)
+            if after_cr:
+                after_cr = False
+                if data[:1] == b"\n":
+                    data = data[1:]
+                    if not data:
+                        continue
+            if long_line is not None:
+                stop = _line_end(data, 0, len(data))
+                if stop < 0:
+                    yield from long_line.feed(data, final=not data)
+                    if not data:
+                        return
+                    continue
+                yield from long_line.feed(data[:stop], final=True)
+                long_line = None
+                lineno += 1
+                data, after_cr = _past_line_end(data, stop)
+                if not data:
+                    continue
+            if (
+                carry
+                and data
+                and carry_size + len(data) <= limit
+                and not carry[-1].endswith(b"\r")
+                and _line_end(data, 0, len(data)) < 0
+            ):
+                carry.append(data)
+                carry_size += len(data)
+                continue
+            block = b"".join([*carry, data]) if carry else data
+            carry = []
             if not block:
                 return
+            if len(block) > limit and _line_end(block, 0, limit + 1) < 0:
+                long_line = _LongLine(lineno + 1, limit, wanted, note)
+                stop = _line_end(block, limit + 1, len(block))
+                if stop < 0:
+                    yield from long_line.feed(block, final=not data)
+                    if not data:
+                        return
+                    continue
+                yield from long_line.feed(block[:stop], final=True)
+                long_line = None
+                lineno += 1
+                block, after_cr = _past_line_end(block, stop)
+                if not block:
+                    continue
+            carriage = b"\r" in block
             end = _last_line_end(block) + 1 if data else len(block)
             if end <= 0:
-                carry = block  # no complete line yet
+                carry, carry_size = [block], len(block)  # no complete line yet
                 continue
-            carriage = b"\r" in block
             yield from _block_candidates(block, end, lineno, wanted, carriage)
             if not data:
                 return
             lineno += _count_line_ends(block, 0, end, carriage)
-            carry = block[end:]
+            if end < len(block):
+                carry, carry_size = [block[end:]], len(block) - end
+
+
+def _line_end(data: bytes, start: int, end: int) -> int:
+    """Index of the first LF or CR in `data[start:end]`, or -1."""
+    newline = data.find(b"\n", start, end)
+    carriage = data.find(b"\r", start, newline if newline >= 0 else end)
+    return carriage if carriage >= 0 else newline
+
+
+def _past_line_end(data: bytes, stop: int) -> tuple[bytes, bool]:
+    """What follows the line end at `data[stop]` (CRLF counting as one), and whether `data` ends in that line end's
+    CR, so that a LF opening the next read still belongs to it."""
+    after = stop + 1
+    if data[stop] == _CR:
+        if after == len(data):
+            return b"", True
+        if data[after] == _LF:
+            after += 1
+    return data[after:], False
 
 
 def _last_line_end(block: bytes) -> int:
@@ -397,51 +559,50 @@ def _count_line_ends(block: bytes, start: int, end: int, carriage: bool) -> int:
     return count
 
 
-def _positions(lowered: bytes, needles: Iterable[bytes], start: int, end: int) -> list[int]:
-    found: list[int] = []
-    for needle in needles:
-        position = lowered.find(needle, start, end)
-        while position >= 0:
-            found.append(position)
-            position = lowered.find(needle, position + len(needle), end)
-    return found
+def _next_letter_escape(data: bytes, start: int, end: int) -> int:
+    """Index of the first backslash in `data[start:end]` that opens an escape which may spell a letter, or -1."""
+    position = data.find(b"\\", start, end)
+    while position >= 0 and not (position + 1 < end and data[position + 1] in _LETTER_ESCAPES):
+        position = data.find(b"\\", position + 1, end)
+    return position
 
 
-def _unsure_positions(block: bytes, end: int) -> Iterator[int]:
-    """Where `block[:end]` holds a byte that may make a line's parsed text differ from its bytes."""
-    if not block.isascii():
-        yield from (match.start() for match in _NON_ASCII.finditer(block, 0, end))
-    for byte in (b"\\", b"\x1b"):
-        position = block.find(byte, 0, end)
-        while position >= 0:
-            if byte == b"\x1b" or (position + 1 < end and block[position + 1] in _LETTER_ESCAPES):
-                yield position
-            position = block.find(byte, position + 1, end)
+def _unsure_finders(block: bytes) -> list[Callable[[int, int], int]]:
+    """Functions `(start, end)` giving the next place in `block[start:end]` of a byte that may make a line's parsed
+    text differ from its bytes (see _NON_ASCII), or -1."""
+
+    def next_escape(start: int, end: int) -> int:
+        return _next_letter_escape(block, start, end)
+
+    def next_non_ascii(start: int, end: int) -> int:
+        match = _NON_ASCII.search(block, start, end)
+        return match.start() if match is not None else -1
+
+    finders: list[Callable[[int, int], int]] = [partial(block.find, b"\x1b"), next_escape]
+    return finders if block.isascii() else [*finders, next_non_ascii]
 
 
 def _block_candidates(
     block: bytes, end: int, lineno: int, needles: Needles, carriage: bool
 ) -> Iterator[tuple[int, str]]:
-    """Candidate lines among the complete lines `block[:end]`, the first of which is line `lineno + 1`."""
+    """Candidate lines among the complete lines `block[:end]`, the first of which is line `lineno + 1`.
+
+    Each kind of hit (a needle, a colour code, ...) has a cursor, kept in a heap by its next place and moved on only
+    past the line last returned, so the hits inside one line are not visited one by one and every byte is searched
+    about once per needle, however long the line."""
     lowered = block.lower()
+    finders: list[Callable[[int, int], int]] = [partial(lowered.find, needle) for needle in needles.items]
+    finders += _unsure_finders(block)
     searched = len(needles)
-    hits = _positions(lowered, needles.items, 0, end)
-    hits.extend(_unsure_positions(block, end))
-    if not hits:
-        return
-    hits.sort()
+    cursors = [(hit, index) for index, find in enumerate(finders) if (hit := find(0, end)) >= 0]
+    heapq.heapify(cursors)
     counted_to = 0
-    last_start = -1
-    index = 0
-    while index < len(hits):
-        position = hits[index]
-        index += 1
-        start = block.rfind(b"\n", 0, position) + 1
+    while cursors:
+        position = cursors[0][0]
+        # The previous line returned ended before `position`, and `counted_to` is its start.
+        start = block.rfind(b"\n", counted_to, position) + 1
         if carriage:
-            start = max(start, block.rfind(b"\r", 0, position) + 1)
-        if start == last_start:
-            continue
-        last_start = start
+            start = max(start, block.rfind(b"\r", counted_to, position) + 1)
         stop = block.find(b"\n", position, end)
         stop = end if stop < 0 else stop
         if carriage:
@@ -451,8 +612,75 @@ def _block_candidates(
         counted_to = start
         yield lineno + 1, block[start:stop].decode("utf-8", errors="replace")
         if len(needles) > searched:  # the caller added needles: find them in the rest of the block too
-            added = _positions(lowered, needles.items[searched:], stop, end)
+            for needle in needles.items[searched:]:
+                finders.append(partial(lowered.find, needle))
+                hit = finders[-1](stop, end)
+                if hit >= 0:
+                    heapq.heappush(cursors, (hit, len(finders) - 1))
             searched = len(needles)
-            if added:
-                hits = sorted(hits[index:] + added)
-                index = 0
+        while cursors and cursors[0][0] < stop:
+            index = cursors[0][1]
+            hit = finders[index](stop, end)
+            if hit >= 0:
+                heapq.heapreplace(cursors, (hit, index))
+            else:
+                heapq.heappop(cursors)
+
+
+class _LongLine:
+    """A line of `lines_mentioning` longer than its limit in bytes, fed in byte chunks as the scan reads it and cut,
+    as `read_line_pieces` cuts it, into pieces of `limit` characters; `feed` yields the pieces that may mention a
+    needle. Holds one piece and a needle's length of what follows it, which is needed to see a needle run across
+    the end of a piece (every piece it touches is then returned)."""
+
+    def __init__(self, lineno: int, limit: int, needles: Needles, on_long_line: Callable[[int], None]) -> None:
+        self.lineno = lineno
+        self.limit = limit
+        self.needles = needles
+        self.on_long_line = on_long_line
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.text = ""  # decoded and not yet cut
+        self.spill = 0  # characters after the last piece cut that a needle begun in it (or before) still covers
+
+    def feed(self, chunk: bytes, final: bool) -> Iterator[tuple[int, str]]:
+        # Decoded at most `limit` bytes at a time, so `text` never holds much more than a piece.
+        for begin in range(0, len(chunk), self.limit):
+            self.text += self.decoder.decode(chunk[begin : begin + self.limit])
+            yield from self._cut(final=False)
+        if final:
+            self.text += self.decoder.decode(b"", final=True)
+            yield from self._cut(final=True)
+
+    def _cut(self, final: bool) -> Iterator[tuple[int, str]]:
+        while True:
+            reach = max((len(needle) for needle in self.needles.items), default=1) - 1
+            more = len(self.text) > self.limit  # the line goes on after a piece
+            if more and (final or len(self.text) >= self.limit + reach):
+                self.on_long_line(self.lineno)
+                piece_end = self.limit
+            elif final and self.text:
+                piece_end = len(self.text)
+            else:
+                return
+            piece = self.text[:piece_end]
+            if self._wanted(piece, self.text[piece_end : piece_end + reach]):
+                yield self.lineno, piece
+            self.text = self.text[piece_end:]
+
+    def _wanted(self, piece: str, after: str) -> bool:
+        """Whether `piece` (followed in the line by `after`) may mention a needle; notes how far a needle runs on."""
+        # One byte per character, so that positions in `window` are positions in the text.
+        window = (piece + after).encode("ascii", "replace").lower()
+        size = len(piece)
+        wanted = self.spill > 0 or not piece.isascii()
+        spill = self.spill - size
+        for needle in self.needles.items:
+            reach = size + len(needle) - 1
+            crossing = window.rfind(needle, max(0, size - len(needle) + 1), reach) if after else -1
+            if crossing >= 0:
+                wanted = True
+                spill = max(spill, crossing + len(needle) - size)
+            elif not wanted and window.find(needle, 0, reach) >= 0:
+                wanted = True
+        self.spill = max(spill, 0)
+        return wanted or window.find(b"\x1b", 0, size) >= 0 or _next_letter_escape(window, 0, size) >= 0

@@ -12,15 +12,19 @@ named by its path; the other files are still used.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_trace.errors import InputError
+from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
 from mlops_trace.model.findings import InputProblem
+from mlops_trace.parsers.structured import load_json, read_bounded_text
 from mlops_trace.prometheus.metrics import Family, family_of_query, unit_of_query
+
+from mlops_trace.snapshot.files import bundle_files, is_plain_file
 
 if TYPE_CHECKING:
     from mlops_trace.snapshot.snapshot import Snapshot
@@ -85,7 +89,7 @@ def parse_value(raw: Any) -> float | None:
         return None
     try:
         return float(raw[1])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond a float's range
         return None
 
 
@@ -113,14 +117,12 @@ def parse_result(raw: Any) -> list[Sample]:
     return samples
 
 
-def read_query_file(path: Path, display: str) -> QueryResult:
+def read_query_file(path: Path, display: str, limits: InputLimits = DEFAULT_LIMITS) -> QueryResult:
     """One `prometheus/<name>.json`; ValueError (with a one-line reason) when it cannot be used."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"JSON error: {exc}") from exc
+        document = load_json(read_bounded_text(path, limits), limits)
+    except InputError as exc:
+        raise ValueError(str(exc)) from exc
     if not isinstance(document, Mapping):
         raise ValueError("not a JSON object with query, window and result")
     query = document.get("query")
@@ -131,11 +133,13 @@ def read_query_file(path: Path, display: str) -> QueryResult:
     samples = parse_result(document["result"])
     window = document.get("window")
     family_name = document.get("family")
-    family = Family(family_name) if family_name in {f.value for f in Family} else family_of_query(query)
+    known_families = {f.value for f in Family}
+    family = Family(family_name) if isinstance(family_name, str) and family_name in known_families else None
+    family = family or family_of_query(query)
     return QueryResult(
         name=path.stem,
         query=" ".join(query.split()),
-        window=str(window) if window else "",
+        window=window if isinstance(window, str) else "",
         samples=tuple(samples),
         display=display,
         family=family,
@@ -143,24 +147,27 @@ def read_query_file(path: Path, display: str) -> QueryResult:
     )
 
 
-def load_prometheus_dir(root: Path) -> PrometheusData | None:
+def load_prometheus_dir(root: Path, limits: InputLimits = DEFAULT_LIMITS) -> PrometheusData | None:
     """The `prometheus/` folder of a bundle root; None when the bundle has none."""
     folder = root / FOLDER
-    if not folder.is_dir():
-        return None
+    if folder.is_symlink() or not folder.is_dir():
+        return None if not folder.is_symlink() else PrometheusData(
+            problems=(InputProblem(FOLDER, "symbolic link: not followed"),))
     results: dict[str, QueryResult] = {}
     problems: list[InputProblem] = []
     source = ""
-    for path in sorted(folder.glob("*.json")):
+    for path in bundle_files(root, FOLDER, problems):
+        if path.parent != folder or path.suffix != ".json":
+            continue
         display = f"{FOLDER}/{path.name}"
         try:
-            result = read_query_file(path, display)
+            result = read_query_file(path, display, limits)
         except ValueError as exc:
             problems.append(InputProblem(display, str(exc).splitlines()[0]))
             continue
         results[result.name] = result
     meta = folder / "source.txt"
-    if meta.is_file():
+    if is_plain_file(meta) and meta.stat().st_size < 64 * 1024:
         try:
             source = meta.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError):
@@ -176,9 +183,9 @@ def attach(snap: Snapshot, data: PrometheusData | None) -> None:
     snap.problems.extend(data.problems)
 
 
-def attach_prometheus_dir(root: Path, snap: Snapshot) -> None:
+def attach_prometheus_dir(root: Path, snap: Snapshot, limits: InputLimits = DEFAULT_LIMITS) -> None:
     """Read `<root>/prometheus/` (if any) into `snap`: the one call the bundle reader makes."""
-    attach(snap, load_prometheus_dir(root))
+    attach(snap, load_prometheus_dir(root, limits))
 
 
 def finite(value: float) -> bool:

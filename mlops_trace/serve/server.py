@@ -1,29 +1,47 @@
 """`mlops-trace bundle serve`: a read-only Kubernetes REST API over a bundle, bound to 127.0.0.1.
 
 Like troubleshoot's sbctl, it lets kubectl and the official `kubernetes` client read an offline bundle as if it were a
-cluster: discovery (`/api`, `/apis`, resource lists), list and get (per namespace and cluster-wide, with label
-selectors), pod logs (`container`, `tailLines`), Envoy admin output through the pod proxy subresource, and `watch`
-requests that end at once. Anything that would write (POST, PUT, PATCH, DELETE) is answered 405. Every request is
-recorded (verb and path) so tests can prove a client only read.
+cluster: discovery (`/api`, `/apis`, resource lists), list and get (per namespace and cluster-wide, with label and
+field selectors), pod logs (`container`, `tailLines`, `limitBytes`), Envoy admin output through the pod proxy
+subresource, and `watch` requests that end at once. Only GET and HEAD are served: a write (POST, PUT, PATCH, DELETE)
+or any other method is answered 405, and a malformed selector, parameter or path 400, each as a `kind: Status`.
+Every request is recorded (verb and path) so tests can prove a client only read. Files are opened only inside the
+bundle and never through a link (`files.py`); the HTTP side, with its bounds on hostile clients, is `httpd.py`.
 """
 
 from __future__ import annotations
 
-import json
+import io
+import re
 import signal
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from mlops_trace.errors import InputError
+from mlops_trace.serve.files import RefusedFile, open_in_bundle
+from mlops_trace.serve.httpd import (
+    BundleHTTPServer,
+    Response,
+    json_response,
+    log_line,
+    printable,
+    serving,
+    status_response,
+)
 from mlops_trace.serve.resources import NEVER_SERVED, Resource, ResourceTable
+from mlops_trace.serve.selectors import SelectorError, labels_match, parse_field_selector, parse_label_selector
 from mlops_trace.snapshot.kube import as_mapping
 from mlops_trace.snapshot.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from mlops_trace.limits import InputLimits
 
 SYNTHESIZED_ANNOTATION = "mlops-trace.io/synthesized"
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -106,60 +124,33 @@ class ServedBundle:
 # --- request handling --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Response:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
+class BadRequest(Exception):
+    """A request the API server would answer 400: its message becomes the Status message."""
 
 
-def _json(status: int, payload: Mapping[str, Any]) -> Response:
-    return Response(status, json.dumps(payload).encode())
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP method is a token
+_INT64_MAX = 2**63 - 1
 
 
-def _status(code: int, reason: str, message: str) -> Response:
-    return _json(
-        code,
-        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-         "reason": reason, "code": code},
-    )
+def _int_param(query: Mapping[str, str], name: str, minimum: int) -> int | None:
+    """An integer query parameter the way the API server reads it (an int64), or None when absent."""
+    text = query.get(name)
+    if text is None:
+        return None
+    if not re.fullmatch(r"-?[0-9]{1,19}", text.strip()) or int(text) > _INT64_MAX:
+        raise BadRequest(f"{name}: invalid value {printable(text[:40])!r}: must be an integer")
+    value = int(text)
+    if value < minimum:
+        raise BadRequest(f"{name}: invalid value {value}: must be greater than or equal to {minimum}")
+    return value
 
 
-def _label_selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
-    """`a=b,c!=d,e` (equality and existence terms; set-based terms are accepted when they are `in (...)`)."""
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            if labels.get(key.strip()) == value.strip():
-                return False
-        elif "==" in term or "=" in term:
-            key, value = term.replace("==", "=").split("=", 1)
-            if labels.get(key.strip()) != value.strip():
-                return False
-        elif " in " in term:
-            key, values = term.split(" in ", 1)
-            allowed = {v.strip() for v in values.strip(" ()").split(",")}
-            if labels.get(key.strip()) not in allowed:
-                return False
-        elif term.startswith("!"):
-            if term[1:].strip() in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
-
-
-def _field_selector_matches(selector: str, obj: Mapping[str, Any]) -> bool:
-    meta = as_mapping(obj.get("metadata"))
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        negate = "!=" in term
-        key, value = term.replace("!=", "=").replace("==", "=").split("=", 1)
-        actual: Any = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace")}.get(key)
-        if key == "status.phase":
-            actual = as_mapping(obj.get("status")).get("phase")
-        if (str(actual) == value) == negate:
-            return False
-    return True
+def _path_segments(path: str) -> list[str]:
+    """The non-empty segments of a request path, each percent-decoded (so `%2F` stays inside its segment)."""
+    segments = [unquote(raw, errors="replace") for raw in path.split("/") if raw]
+    if any(segment in (".", "..") for segment in segments):
+        raise BadRequest(f"the path {printable(path)!r} holds a '.' or '..' segment")
+    return segments
 
 
 class BundleApi:
@@ -170,31 +161,42 @@ class BundleApi:
         self.server_address = server_address
 
     def handle(self, method: str, raw_path: str, accept: str = "") -> Response:
+        if not _METHOD.fullmatch(method):
+            return status_response(400, f"{printable(method)!r} is not an HTTP method")
         if method in WRITE_METHODS:
-            return _status(405, "MethodNotAllowed", f"{method} is not allowed: this API serves a bundle read-only")
+            return status_response(405, f"{method} is not allowed: this API serves a bundle read-only")
         if method not in ("GET", "HEAD"):
-            return _status(405, "MethodNotAllowed", f"{method} is not supported")
-        url = urlsplit(raw_path)
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        parts = [p for p in url.path.split("/") if p]
+            return status_response(405, f"{method} is not supported: this API serves GET and HEAD only")
+        try:
+            return self._route(raw_path, accept)
+        except BadRequest as exc:
+            return status_response(400, str(exc))
+
+    def _route(self, raw_path: str, accept: str) -> Response:
+        try:
+            url = urlsplit(raw_path)
+        except ValueError as exc:
+            raise BadRequest(f"the request target is not a URL path: {exc}") from None
+        query = {k: v[-1] for k, v in parse_qs(url.query, errors="replace").items()}
+        parts = _path_segments(url.path)
         if parts == ["version"]:
-            return _json(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0+mlops-trace-bundle",
-                               "platform": "linux/amd64"})
+            return json_response(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0+mlops-trace-bundle",
+                                       "platform": "linux/amd64"})
         if parts in (["healthz"], ["readyz"], ["livez"]):
             return Response(200, b"ok", "text/plain")
         if parts == ["api"]:
-            return _json(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+            return json_response(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": self.server_address}]})
         if parts == ["apis"]:
-            return _json(200, self._group_list())
+            return json_response(200, self._group_list())
         if parts and parts[0] == "api":
             return self._resource_request("", parts[1:], query, accept)
         if parts and parts[0] == "apis" and len(parts) >= 2:
             if len(parts) == 2:
                 group = self._group(parts[1])
-                return _json(200, group) if group else _status(404, "NotFound", f"group {parts[1]} not found")
+                return json_response(200, group) if group else status_response(404, f"group {parts[1]} not found")
             return self._resource_request(parts[1], parts[2:], query, accept)
-        return _status(404, "NotFound", f"the server could not find the requested resource ({url.path})")
+        return status_response(404, f"the server could not find the requested resource ({printable(url.path)})")
 
     # discovery
 
@@ -223,15 +225,16 @@ class BundleApi:
                 resources.append({"name": "pods/proxy", "singularName": "", "namespaced": True,
                                   "kind": "PodProxyOptions", "verbs": ["get"]})
         if not resources:
-            return _status(404, "NotFound", f"no resources in {group or 'core'}/{version}")
+            return status_response(404, f"no resources in {group or 'core'}/{version}")
         gv = f"{group}/{version}" if group else version
-        return _json(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
+        return json_response(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+                                   "resources": resources})
 
     # objects
 
     def _resource_request(self, group: str, rest: list[str], query: Mapping[str, str], accept: str) -> Response:
         if not rest:
-            return _status(404, "NotFound", "no version given")
+            return status_response(404, "no version given")
         version, path = rest[0], rest[1:]
         if not path:
             return self._resource_list(group, version)
@@ -239,30 +242,29 @@ class BundleApi:
         if path[0] == "namespaces" and len(path) >= 3:
             namespace, path = path[1], path[2:]
         plural, name, sub = path[0], path[1] if len(path) > 1 else None, path[2:] if len(path) > 2 else []
-        if plural == "namespaces" and name is not None and namespace is None and not sub:
-            # GET /api/v1/namespaces/<name>: the Namespace object itself.
-            pass
         resource = self.served.table.lookup(group, version, plural)
         if resource is None:
-            return _status(404, "NotFound", f"the server could not find the requested resource ({plural})")
+            return status_response(404, f"the server could not find the requested resource ({plural})")
         if not self.served.holds(resource.kind):
             # The bundle never collected this kind: answering with an empty list would claim "none exist".
-            return _status(404, "NotFound", f"the bundle holds no {resource.plural} (not collected)")
+            return status_response(404, f"the bundle holds no {resource.plural} (not collected)")
         if name is None:
             if query.get("watch") in ("1", "true"):
                 return Response(200, b"")  # a watch that ends at once: the bundle never changes
             return self._list(resource, namespace, query, accept)
-        pod_name, _, port = name.partition(":")
-        obj = self._find(resource, namespace, pod_name)
         if sub == ["log"] and resource.kind == "Pod":
-            return self._log(namespace, pod_name, query)
+            return self._log(namespace, name, query)
         if sub and sub[0] == "proxy" and resource.kind == "Pod":
-            return self._proxy(namespace, pod_name, port, sub[1:])
+            # `[scheme:]name[:port]`, as the API server reads a proxy target.
+            pieces = name.split(":")
+            pod, port = (pieces[1], pieces[2]) if len(pieces) == 3 else (pieces[0], pieces[1] if len(pieces) > 1 else "")
+            return self._proxy(namespace, pod, port, sub[1:])
         if sub:
-            return _status(404, "NotFound", f"subresource {'/'.join(sub)} is not served")
+            return status_response(404, f"subresource {'/'.join(sub)} is not served")
+        obj = self._find(resource, namespace, name)
         if obj is None:
-            return _status(404, "NotFound", f'{resource.plural} "{name}" not found')
-        return _json(200, obj)
+            return status_response(404, f'{resource.plural} "{name}" not found')
+        return json_response(200, obj)
 
     def _find(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         for obj in self.served.items(resource, namespace):
@@ -271,56 +273,90 @@ class BundleApi:
         return None
 
     def _list(self, resource: Resource, namespace: str | None, query: Mapping[str, str], accept: str) -> Response:
-        items = self.served.items(resource, namespace)
-        if query.get("labelSelector"):
-            items = [o for o in items if _label_selector_matches(
-                query["labelSelector"], {str(k): str(v) for k, v in as_mapping(
-                    as_mapping(o.get("metadata")).get("labels")).items()})]
-        if query.get("fieldSelector"):
-            items = [o for o in items if _field_selector_matches(query["fieldSelector"], o)]
+        try:
+            by_labels = parse_label_selector(query.get("labelSelector", ""))
+            by_fields = parse_field_selector(query.get("fieldSelector", ""), resource.kind)
+        except SelectorError as exc:
+            raise BadRequest(str(exc)) from None
+        items = [
+            o for o in self.served.items(resource, namespace)
+            if labels_match(by_labels, {str(k): str(v) for k, v in as_mapping(
+                as_mapping(o.get("metadata")).get("labels")).items()})
+            and all(term.matches(o) for term in by_fields)
+        ]
         if "as=Table" in accept:
-            return _json(200, _table(items, resource))
-        return _json(200, {"kind": f"{resource.kind}List", "apiVersion": resource.group_version,
-                           "metadata": {"resourceVersion": "1"}, "items": items})
+            return json_response(200, _table(items, resource))
+        return json_response(200, {"kind": f"{resource.kind}List", "apiVersion": resource.group_version,
+                                   "metadata": {"resourceVersion": "1"}, "items": items})
 
     def _log(self, namespace: str | None, pod: str, query: Mapping[str, str]) -> Response:
+        tail = _int_param(query, "tailLines", minimum=0)
+        limit = _int_param(query, "limitBytes", minimum=1)
         logs = [log for log in self.served.snap.logs if log.namespace == namespace and log.pod == pod]
         if not logs:
-            return _status(404, "NotFound", f'no logs for pod "{pod}" in the bundle')
+            return status_response(404, f'no logs for pod "{pod}" in the bundle')
         container = query.get("container")
         if container:
             logs = [log for log in logs if log.container == container]
             if not logs:
-                return _status(400, "BadRequest", f'container "{container}" is not valid for pod "{pod}"')
+                return status_response(400, f'container "{container}" is not valid for pod "{pod}"')
         elif len(logs) > 1:
             names = " ".join(sorted(log.container for log in logs))
-            return _status(400, "BadRequest", f'a container name must be specified for pod {pod}, choose one of: [{names}]')
-        lines = [line for _, line in logs[0].lines()]
-        tail = query.get("tailLines")
-        if tail is not None and tail.lstrip("-").isdigit() and int(tail) >= 0:
-            lines = lines[-int(tail):] if int(tail) else []
-        text = "".join(line + "\n" for line in lines)
-        return Response(200, text.encode(), "text/plain")
+            return status_response(400, f"a container name must be specified for pod {pod}, choose one of: [{names}]")
+        handle = self._open(logs[0].display)
+        if isinstance(handle, Response):
+            return handle
+        with handle:
+            return Response(200, _log_text(handle, tail, limit), "text/plain")
 
     def _proxy(self, namespace: str | None, pod: str, port: str, path: list[str]) -> Response:
         envoy = next((e for e in self.served.snap.envoys if e.namespace == namespace and e.pod == pod), None)
         target = "/".join(path)
         if envoy is None:
-            return _status(503, "ServiceUnavailable", f"no admin data for pod {pod} in the bundle")
+            return status_response(503, f"no admin data for pod {pod} in the bundle")
         if port not in ("", "9901"):
-            return _status(503, "ServiceUnavailable", f"only the Envoy admin port 9901 is served, not {port}")
+            return status_response(503, f"only the Envoy admin port 9901 is served, not {port}")
         source = None
         if target in ("config_dump", "config_dump.json") and envoy.config_display:
             source = envoy.config_display
         elif target in ("stats", "stats.txt") and envoy.stats_display:
             source = envoy.stats_display
         if source is None:
-            return _status(404, "NotFound", f"{target} is not in the bundle for pod {pod}")
+            return status_response(404, f"{target} is not in the bundle for pod {pod}")
+        handle = self._open(source)
+        if isinstance(handle, Response):
+            return handle
+        with handle:
+            body = handle.read()
+        return Response(200, body, "application/json" if source.endswith(".json") else "text/plain")
+
+    def _open(self, relative: str) -> BinaryIO | Response:
+        """A bundle file opened for reading, or the 404 that says why it is not served."""
         root = self.served.snap.root
         if root is None:
-            return _status(404, "NotFound", f"{target} is not on disk for pod {pod}")
-        body = (root / source).read_bytes()
-        return Response(200, body, "application/json" if source.endswith(".json") else "text/plain")
+            return status_response(404, f"{relative} is not on disk")
+        try:
+            return open_in_bundle(root, relative)
+        except RefusedFile as exc:
+            log_line(f"not serving {printable(exc.relative)}: {exc.reason}")
+            return status_response(404, f"{exc.relative} is not served: {exc.reason}")
+
+
+def _log_text(handle: BinaryIO, tail: int | None, limit: int | None) -> bytes:
+    """The log as the bundle reader sees it (UTF-8 with replacement, one `\n` per line), its last `tail` lines, at
+    most `limit` bytes; only `tail` lines are held while reading."""
+    text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace")
+    lines: Iterable[str] = (line.rstrip("\r\n") for line in text)
+    if tail is not None:
+        lines = deque(lines, maxlen=min(tail, sys.maxsize)) if tail else ()
+    out = bytearray()
+    for line in lines:
+        out += line.encode("utf-8") + b"\n"
+        if limit is not None and len(out) >= limit:
+            del out[limit:]
+            break
+    text.detach()  # the caller closes the file
+    return bytes(out)
 
 
 def _table(items: Iterable[Mapping[str, Any]], resource: Resource) -> dict[str, Any]:
@@ -341,35 +377,7 @@ def _table(items: Iterable[Mapping[str, Any]], resource: Resource) -> dict[str, 
             "columnDefinitions": columns, "rows": rows}
 
 
-# --- the HTTP server -------------------------------------------------------------------------------------------
-
-
-def _handler(api: BundleApi, record: Callable[[str, str], None]) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "mlops-trace-bundle-serve"
-        # Small answers on a kept-alive connection otherwise wait ~40 ms for Nagle to meet the client's delayed ACK.
-        disable_nagle_algorithm = True
-
-        def _answer(self) -> None:
-            record(self.command, self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            response = api.handle(self.command, self.path, self.headers.get("Accept", ""))
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(response.body)
-
-        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _answer
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return  # requests are recorded by `record`, not printed
-
-    return Handler
+# --- serving -----------------------------------------------------------------------------------------------------
 
 
 def kubeconfig_text(server_url: str, name: str = "mlops-trace-bundle") -> str:
@@ -390,14 +398,19 @@ def serve_bundle(
     request_log: Path | None = None,
     duration: float | None = None,
     ready: Callable[[str], None] | None = None,
+    limits: InputLimits | None = None,
 ) -> None:
-    """Serve until Ctrl-C/SIGTERM or `duration` seconds; prints the kubeconfig on stdout once listening."""
+    """Serve until Ctrl-C/SIGTERM or `duration` seconds; prints the kubeconfig on stdout once listening. `limits`
+    bound what reading the bundle may take (`--limit`); the bounds on clients are `ServeLimits`."""
     from mlops_trace.snapshot.bundle import open_bundle
 
-    with open_bundle(bundle) as snap:
+    with open_bundle(bundle) if limits is None else open_bundle(bundle, limits) as snap:
         served = ServedBundle.build(snap)
         lock = threading.Lock()
-        log_handle = request_log.open("a", encoding="utf-8") if request_log else None
+        try:
+            log_handle = request_log.open("a", encoding="utf-8") if request_log else None
+        except OSError as exc:
+            raise InputError(f"cannot write the request log {request_log}: {exc.strerror or exc}") from exc
 
         def record(method: str, path: str) -> None:
             if log_handle is not None:
@@ -406,42 +419,44 @@ def serve_bundle(
                     log_handle.flush()
 
         try:
-            httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(BundleApi(served, ""), record))
-        except OSError as exc:
-            raise InputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from exc
-        httpd.daemon_threads = True
-        address = f"127.0.0.1:{httpd.server_address[1]}"
-        handler_api = BundleApi(served, address)
-        httpd.RequestHandlerClass = _handler(handler_api, record)
-        url = f"http://{address}"
-        config = kubeconfig_text(url)
-        if kubeconfig_out is not None:
-            tmp = kubeconfig_out.with_suffix(kubeconfig_out.suffix + ".tmp")
-            tmp.write_text(config, encoding="utf-8")
-            tmp.replace(kubeconfig_out)  # atomic: a waiting test never reads half a file
-        print(config, end="", flush=True)
-        if ready is not None:
-            ready(url)
-        stop = threading.Event()
-
-        def _stop(*_: Any) -> None:
-            stop.set()
-
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _stop)
-            signal.signal(signal.SIGINT, _stop)
-        worker = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-        worker.start()
-        deadline = time.monotonic() + duration if duration else None
-        try:
-            while not stop.is_set():
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    break
-                stop.wait(0.5 if remaining is None else min(0.5, remaining))
+            try:
+                httpd = BundleHTTPServer(port, record)
+            except (OSError, OverflowError) as exc:
+                raise InputError(f"cannot listen on 127.0.0.1:{port}: {getattr(exc, 'strerror', None) or exc}") from exc
+            address = f"127.0.0.1:{httpd.port}"
+            httpd.api = BundleApi(served, address)
+            with serving(httpd):
+                url = f"http://{address}"
+                config = kubeconfig_text(url)
+                if kubeconfig_out is not None:
+                    tmp = kubeconfig_out.with_suffix(kubeconfig_out.suffix + ".tmp")
+                    try:
+                        tmp.write_text(config, encoding="utf-8")
+                        tmp.replace(kubeconfig_out)  # atomic: a waiting test never reads half a file
+                    except OSError as exc:
+                        raise InputError(f"cannot write {kubeconfig_out}: {exc.strerror or exc}") from exc
+                print(config, end="", flush=True)
+                if ready is not None:
+                    ready(url)
+                _wait(duration)
         finally:
-            httpd.shutdown()
-            httpd.server_close()
             if log_handle is not None:
                 log_handle.close()
 
+
+def _wait(duration: float | None) -> None:
+    """Until SIGTERM or Ctrl-C, or `duration` seconds."""
+    stop = threading.Event()
+
+    def _stop(*_: Any) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    deadline = time.monotonic() + duration if duration else None
+    while not stop.is_set():
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            break
+        stop.wait(0.5 if remaining is None else min(0.5, remaining))

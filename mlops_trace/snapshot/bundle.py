@@ -8,21 +8,22 @@ bundle with nothing usable left raises `InputError`.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlops_trace.errors import InputError
+from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
 from mlops_trace.model.findings import InputProblem
 from mlops_trace.parsers.kube_docs import read_documents
+from mlops_trace.parsers.structured import load_json, load_yaml, read_bounded_text
 from mlops_trace.prometheus.snapshot import attach_prometheus_dir
+from mlops_trace.snapshot.archive import unpack_archive
+from mlops_trace.snapshot.files import bundle_files, is_plain_file
 from mlops_trace.snapshot.kube import KubeObject, as_mapping
 from mlops_trace.snapshot.roles import Role, container_role
 from mlops_trace.snapshot.snapshot import BundleMetadata, EnvoySource, LogSource, RequestRecord, Snapshot
@@ -32,23 +33,21 @@ _TOP_LEVEL = ("kube", "logs", "envoy", "requests", "prometheus", "bundle.yaml")
 
 
 @contextmanager
-def open_bundle(path: Path) -> Iterator[Snapshot]:
-    """Load a bundle; a tarball is unpacked into a temporary directory that lives as long as the context."""
+def open_bundle(path: Path, limits: InputLimits = DEFAULT_LIMITS) -> Iterator[Snapshot]:
+    """Load a bundle; an archive is unpacked (within `limits`) into a temporary directory that lives as long as
+    the context, and is removed however the context ends."""
     if not path.exists():
         raise InputError(f"{path}: no such bundle (expected a directory or a .tar.gz)")
     if path.is_dir():
-        yield load_bundle_dir(path, display=str(path))
+        yield load_bundle_dir(path, display=str(path), limits=limits)
         return
-    if not tarfile.is_tarfile(path):
+    if not path.is_file() or not tarfile.is_tarfile(path):
         raise InputError(f"{path}: not a bundle directory and not a tar archive")
     tmp = Path(tempfile.mkdtemp(prefix="mlops-trace-bundle-"))
     try:
-        try:
-            with tarfile.open(path, "r:*") as archive:
-                archive.extractall(tmp, filter="data")
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise InputError(f"{path}: cannot unpack: {exc}") from exc
-        yield load_bundle_dir(_bundle_root(tmp), display=str(path))
+        unpack_problems: list[InputProblem] = []
+        unpack_archive(path, tmp, limits, unpack_problems)
+        yield load_bundle_dir(_bundle_root(tmp), display=str(path), limits=limits, early_problems=unpack_problems)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -60,21 +59,29 @@ def _bundle_root(unpacked: Path) -> Path:
         if any((current / name).exists() for name in _TOP_LEVEL):
             return current
         entries = [p for p in current.iterdir() if not p.name.startswith(".")]
-        if len(entries) != 1 or not entries[0].is_dir():
+        if len(entries) != 1 or entries[0].is_symlink() or not entries[0].is_dir():
             return current
         current = entries[0]
     return current
 
 
-def load_bundle_dir(root: Path, display: str | None = None) -> Snapshot:
+def load_bundle_dir(
+    root: Path,
+    display: str | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
+    early_problems: Iterable[InputProblem] = (),
+) -> Snapshot:
+    """Read a bundle directory. Only regular files inside it are read (links are named, never followed), each within
+    `limits`; a file that breaks one is an input problem and the rest is still read."""
     snap = Snapshot(source=display or str(root), root=root)
-    snap.metadata = _read_metadata(root, snap)
-    _read_kube(root, snap)
-    _read_logs(root, snap)
-    _read_envoy(root, snap)
-    _read_requests(root, snap)
-    attach_prometheus_dir(root, snap)
-    if not (snap.objects or snap.logs or snap.envoys or snap.requests or snap.prometheus):
+    snap.problems.extend(early_problems)
+    snap.metadata = _read_metadata(root, snap, limits)
+    _read_kube(root, snap, limits)
+    _read_logs(root, snap, limits)
+    _read_envoy(root, snap, limits)
+    _read_requests(root, snap, limits)
+    attach_prometheus_dir(root, snap, limits)
+    if not (snap.objects or snap.logs or snap.envoys or snap.requests or snap.prometheus or _forbidden(snap)):
         if snap.problems:
             first = snap.problems[0]
             raise InputError(
@@ -89,15 +96,24 @@ def _rel(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def _read_metadata(root: Path, snap: Snapshot) -> BundleMetadata:
+def _forbidden(snap: Snapshot) -> bool:
+    """A collector that was refused everything (or ran out of time) still says what it could not collect and why:
+    each check then skips naming the permission or the deadline, which is a usable answer."""
+    return bool(snap.metadata.extra.get("forbidden") or snap.metadata.extra.get("not_collected"))
+
+
+def _read_metadata(root: Path, snap: Snapshot, limits: InputLimits) -> BundleMetadata:
     meta_path = root / "bundle.yaml"
     meta = BundleMetadata(source=snap.source)
-    if not meta_path.is_file():
+    if meta_path.is_symlink():
+        snap.problems.append(InputProblem("bundle.yaml", "symbolic link: not followed"))
+        return meta
+    if not is_plain_file(meta_path):
         return meta
     try:
-        raw = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        snap.problems.append(InputProblem("bundle.yaml", f"ignored: {str(exc).splitlines()[0]}"))
+        raw = load_yaml(read_bounded_text(meta_path, limits), limits)
+    except InputError as exc:
+        snap.problems.append(InputProblem("bundle.yaml", f"ignored: {exc}"))
         return meta
     data = as_mapping(raw)
     namespaces = data.get("namespaces")
@@ -108,22 +124,28 @@ def _read_metadata(root: Path, snap: Snapshot) -> BundleMetadata:
     kinds = data.get("kinds")
     if isinstance(kinds, list):
         meta.kinds = tuple(str(k) for k in kinds)
-    meta.collected_at = str(data["collected_at"]) if data.get("collected_at") is not None else None
-    meta.context = str(data["context"]) if data.get("context") is not None else None
-    meta.source = str(data.get("source") or snap.source)
+    meta.collected_at = _scalar_text(data.get("collected_at"))
+    meta.context = _scalar_text(data.get("context"))
+    meta.source = _scalar_text(data.get("source")) or snap.source
     meta.extra = {str(k): v for k, v in data.items()}
     return meta
 
 
-def _read_kube(root: Path, snap: Snapshot) -> None:
-    kube_dir = root / "kube"
-    if not kube_dir.is_dir():
-        return
-    for path in sorted(p for p in kube_dir.rglob("*") if p.is_file() and p.suffix in KUBE_SUFFIXES):
+def _scalar_text(value: Any) -> str | None:
+    """A metadata value shown as text: scalars only (a nested value would be printed whole, however large)."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)
+
+
+def _read_kube(root: Path, snap: Snapshot, limits: InputLimits) -> None:
+    for path in bundle_files(root, "kube", snap.problems):
+        if path.suffix not in KUBE_SUFFIXES:
+            continue
         rel = _rel(root, path)
         objects: list[KubeObject] = []
         try:
-            for doc in read_documents(path):
+            for doc in read_documents(path, limits):
                 obj = _to_object(doc.body, f"{rel}#{doc.index}")
                 if obj is None:
                     snap.problems.append(InputProblem(rel, f"document {doc.index} has no kind or metadata.name"))
@@ -167,12 +189,9 @@ def _to_object(body: Mapping[str, Any], source: str) -> KubeObject | None:
     )
 
 
-def _read_logs(root: Path, snap: Snapshot) -> None:
-    logs_dir = root / "logs"
-    if not logs_dir.is_dir():
-        return
-    for path in sorted(logs_dir.glob("*/*/*.log")):
-        if not path.is_file():
+def _read_logs(root: Path, snap: Snapshot, limits: InputLimits) -> None:
+    for path in bundle_files(root, "logs", snap.problems):
+        if path.suffix != ".log" or len(path.relative_to(root).parts) != 4:
             continue
         namespace, pod, container = path.parent.parent.name, path.parent.name, path.stem
         pod_obj = snap.get("Pod", namespace, pod)
@@ -185,38 +204,43 @@ def _read_logs(root: Path, snap: Snapshot) -> None:
                 role=container_role(pod, container, labels),
                 path=path,
                 display=_rel(root, path),
+                max_line_chars=limits.line_chars,
+                problems=snap.problems,
             )
         )
 
 
-def _read_envoy(root: Path, snap: Snapshot) -> None:
-    envoy_dir = root / "envoy"
-    if not envoy_dir.is_dir():
-        return
+def _read_envoy(root: Path, snap: Snapshot, limits: InputLimits) -> None:
     from mlops_trace.parsers.envoy_config import load_config_dump
     from mlops_trace.parsers.envoy_stats import load_stats
-    for pod_dir in sorted(p for p in envoy_dir.glob("*/*") if p.is_dir()):
+
+    files_by_pod: dict[Path, set[str]] = {}
+    for path in bundle_files(root, "envoy", snap.problems):
+        if len(path.relative_to(root).parts) == 4:
+            files_by_pod.setdefault(path.parent, set()).add(path.name)
+    for pod_dir, names in sorted(files_by_pod.items()):
         namespace, pod = pod_dir.parent.name, pod_dir.name
         config = stats = None
         config_display = stats_display = None
         dump_path = pod_dir / "config_dump.json"
-        if dump_path.is_file():
+        if dump_path.name in names:
             config_display = _rel(root, dump_path)
             try:
                 config = load_config_dump(dump_path)
             except InputError as exc:
                 snap.problems.append(InputProblem(config_display, _strip_path(str(exc), dump_path)))
         stats_path = pod_dir / "stats.txt"
-        if stats_path.is_file():
+        if stats_path.name in names:
             stats_display = _rel(root, stats_path)
             try:
-                stats = load_stats(stats_path)
+                stats = load_stats(stats_path, limits.line_chars)
             except (InputError, OSError, UnicodeDecodeError) as exc:
                 snap.problems.append(InputProblem(stats_display, _strip_path(str(exc), stats_path)))
         access_path = pod_dir / "access.log"
         access = None
-        if access_path.is_file():
-            access = LogSource(namespace, pod, "access", Role.ENVOY, access_path, _rel(root, access_path))
+        if access_path.name in names:
+            access = LogSource(namespace, pod, "access", Role.ENVOY, access_path, _rel(root, access_path),
+                               max_line_chars=limits.line_chars, problems=snap.problems)
         if config is None and stats is None and access is None:
             continue
         snap.envoys.append(EnvoySource(namespace, pod, config, config_display, stats, stats_display, access))
@@ -227,16 +251,15 @@ def _strip_path(message: str, path: Path) -> str:
     return message.replace(f"{path}: ", "").replace(str(path), path.name)
 
 
-def _read_requests(root: Path, snap: Snapshot) -> None:
-    req_dir = root / "requests"
-    if not req_dir.is_dir():
-        return
-    for path in sorted(req_dir.glob("*.json")):
+def _read_requests(root: Path, snap: Snapshot, limits: InputLimits) -> None:
+    for path in bundle_files(root, "requests", snap.problems):
+        if path.suffix != ".json" or path.parent != root / "requests":
+            continue
         rel = _rel(root, path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            snap.problems.append(InputProblem(rel, f"JSON error: {exc}"))
+            data = load_json(read_bounded_text(path, limits), limits)
+        except InputError as exc:
+            snap.problems.append(InputProblem(rel, str(exc)))
             continue
         records = data if isinstance(data, list) else [data]
         for index, item in enumerate(records):

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_trace.limits import DEFAULT_LIMITS, human_size
 from mlops_trace.model.findings import InputProblem
+from mlops_trace.parsers.logs import Needles, lines_mentioning, read_line_pieces
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.roles import Role
 
@@ -27,7 +29,10 @@ SELDON_KINDS = ("Model", "Server", "Experiment", "Pipeline", "SeldonRuntime")
 
 @dataclass(frozen=True)
 class LogSource:
-    """One container log of the bundle: `logs/<namespace>/<pod>/<container>.log`."""
+    """One container log of the bundle: `logs/<namespace>/<pod>/<container>.log`.
+
+    A line longer than `max_line_chars` characters is read in pieces of that many, each with the line's number; the
+    first such line is named once in `problems` (the Snapshot's, when the bundle loader passes it)."""
 
     namespace: str
     pod: str
@@ -35,15 +40,34 @@ class LogSource:
     role: Role
     path: Path
     display: str  # path relative to the bundle root, used in evidence
+    max_line_chars: int = DEFAULT_LIMITS.line_chars
+    problems: list[InputProblem] | None = field(default=None, compare=False, repr=False)
 
     def lines(self) -> Iterator[tuple[int, str]]:
-        """(1-based line number, line without newline), streamed from disk."""
+        """(1-based line number, line without newline), streamed from disk; a long line as several pieces."""
         with self.path.open("r", encoding="utf-8", errors="replace") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                yield lineno, line.rstrip("\r\n")
+            yield from read_line_pieces(handle, self.max_line_chars, on_long_line=self._note_long_line)
+
+    def lines_mentioning(self, needles: Iterable[str] | Needles) -> Iterator[tuple[int, str]]:
+        """The lines (or pieces) of `lines()` that may mention one of `needles`, found fast (see
+        `parsers.logs.lines_mentioning`)."""
+        return lines_mentioning(
+            self.path, needles, max_line_chars=self.max_line_chars, on_long_line=self._note_long_line
+        )
 
     def where(self, lineno: int) -> str:
         return f"{self.display}:{lineno}"
+
+    def _note_long_line(self, lineno: int) -> None:
+        # Every reader meets the same first long line, so an equal problem means this file is already named.
+        limit = human_size(self.max_line_chars)
+        if limit.endswith(" B"):  # the limit counts characters, not bytes
+            limit = f"{self.max_line_chars} characters"
+        problem = InputProblem(
+            self.display, f"line {lineno} is longer than {limit} (limit line-chars): read in pieces of {limit}"
+        )
+        if self.problems is not None and problem not in self.problems:
+            self.problems.append(problem)
 
 
 @dataclass(frozen=True)
@@ -216,14 +240,26 @@ class Snapshot:
 def missing_reason(snap: Snapshot, requirement: str) -> str:
     """Why a requirement is not met: forbidden by RBAC (when the collector recorded it), else not in the input."""
     parts = [part.strip() for part in requirement.split("|")]
-    forbidden = {
-        str(entry.get("kind")): str(entry.get("permission") or "")
-        for entry in snap.metadata.extra.get("forbidden") or []
-        if isinstance(entry, dict) and entry.get("kind")
-    }
-    denied = [forbidden[p.partition(":")[2]] for p in parts if p.startswith("kube:") and p.partition(":")[2] in forbidden]
+    forbidden: dict[str, list[str]] = {}
+    for entry in snap.metadata.extra.get("forbidden") or []:
+        if isinstance(entry, dict) and entry.get("kind"):
+            forbidden.setdefault(str(entry.get("kind")), []).append(str(entry.get("permission") or ""))
+    denied = [
+        permission
+        for p in parts
+        if p.startswith("kube:")
+        for permission in forbidden.get(p.partition(":")[2], [])
+    ]
     if denied:
         return "forbidden: missing permission to " + "; ".join(sorted(set(denied)))
+    # A live run that ran out of time (or was refused the pods) says what it did not collect, and why.
+    not_collected = [
+        entry["reason"]
+        for entry in snap.metadata.extra.get("not_collected") or []
+        if isinstance(entry, dict) and entry.get("requirement") in parts and isinstance(entry.get("reason"), str)
+    ]
+    if not_collected:
+        return "; ".join(list(dict.fromkeys(not_collected))[:3])
     return "needs " + describe_requirement(requirement) + ": not in the input"
 
 

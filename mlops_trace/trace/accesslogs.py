@@ -9,14 +9,17 @@ wait is over.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from mlops_trace.limits import DEFAULT_LIMITS
 from mlops_trace.parsers import envoy_access, nginx_access
 from mlops_trace.parsers.envoy_access import EnvoyAccessRecord
+from mlops_trace.parsers.logs import read_line_pieces
 from mlops_trace.parsers.nginx_access import NginxAccessRecord
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import Snapshot
@@ -34,6 +37,7 @@ class LogFile:
     kind: LogKind
     path: Path
     display: str  # bundle-relative path, for evidence
+    max_line_chars: int = DEFAULT_LIMITS.line_chars  # a longer line is read in pieces of this many characters
 
 
 @dataclass(frozen=True)
@@ -63,15 +67,17 @@ def log_files(snap: Snapshot) -> list[LogFile]:
     """Ingress controller logs and Envoy access logs of a Snapshot (container logs and `envoy/*/access.log`)."""
     files: list[LogFile] = []
     for log in snap.logs_of(Role.INGRESS):
-        files.append(LogFile(LogKind.INGRESS, log.path, log.display))
+        files.append(LogFile(LogKind.INGRESS, log.path, log.display, log.max_line_chars))
     seen: set[Path] = set()
     for env in snap.envoys:
         if env.access_log is not None:
             seen.add(env.access_log.path)
-            files.append(LogFile(LogKind.ENVOY, env.access_log.path, env.access_log.display))
+            files.append(
+                LogFile(LogKind.ENVOY, env.access_log.path, env.access_log.display, env.access_log.max_line_chars)
+            )
     for log in snap.logs_of(Role.ENVOY):
         if log.path not in seen:
-            files.append(LogFile(LogKind.ENVOY, log.path, log.display))
+            files.append(LogFile(LogKind.ENVOY, log.path, log.display, log.max_line_chars))
     return files
 
 
@@ -100,7 +106,8 @@ def _count_lines(path: Path, limit: int) -> int:
     return count
 
 
-def _lines_from(path: Path, offset: int) -> Iterator[tuple[int, str]]:
+def _lines_from(path: Path, offset: int, max_line_chars: int) -> Iterator[tuple[int, str]]:
+    """Lines (a long one in pieces) from byte `offset` on; a last line still being written is left to the next poll."""
     try:
         size = path.stat().st_size
     except OSError:
@@ -110,15 +117,14 @@ def _lines_from(path: Path, offset: int) -> Iterator[tuple[int, str]]:
     first = _count_lines(path, offset) + 1 if offset else 1
     with path.open("rb") as handle:
         handle.seek(offset)
-        for lineno, raw in enumerate(handle, start=first):
-            if not raw.endswith(b"\n"):
-                return  # a line still being written: the next poll reads it whole
-            yield lineno, raw.decode("utf-8", "replace").rstrip("\r\n")
+        # LF only ends a line, as in the line count above.
+        with io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="\n") as text:
+            yield from read_line_pieces(text, max_line_chars, first_lineno=first, partial_last=False)
 
 
 def _scan(item: LogFile, offset: int, prefix: str, wanted: set[str], found: AccessLogs) -> None:
     target = found.ingress if item.kind is LogKind.INGRESS else found.envoy
-    for lineno, line in _lines_from(item.path, offset):
+    for lineno, line in _lines_from(item.path, offset, item.max_line_chars):
         if prefix not in line:
             continue
         where = f"{item.display}:{lineno}"

@@ -1,6 +1,8 @@
 """A scriptable Kubernetes API stand-in for collector tests: fixed answers per path, 403s and 404s on demand,
-paginated lists, and a real websocket port-forward (the v4.channel.k8s.io framing the official client speaks) that
-answers HTTP requests as an Envoy admin would."""
+paginated lists, answers trickled a byte at a time, and a real websocket port-forward (the v4.channel.k8s.io framing
+the official client speaks) that answers HTTP requests as an Envoy admin would.
+
+Everything it starts ends with `serving`: a trickle stops when the server is stopped (or the client goes away)."""
 
 from __future__ import annotations
 
@@ -27,11 +29,25 @@ def status_body(code: int, message: str) -> bytes:
     ).encode()
 
 
+@dataclass(frozen=True)
+class Trickle:
+    """Answer 200 with `body`, one byte every `interval` seconds (the headers too when `headers_too`)."""
+
+    body: bytes
+    interval: float
+    headers_too: bool = False
+
+
 @dataclass
 class FakeApi:
     """What the fake answers. `routes`: path (no query) -> (status, body, content type)."""
 
     routes: dict[str, tuple[int, bytes, str]] = field(default_factory=dict)
+    trickles: dict[str, Trickle] = field(default_factory=dict)
+    default_status: int = 404  # what a path with no route answers (403: a cluster that refuses everything)
+    any_log: str | None = None  # when set, every `.../log` path with no route answers this (a server that lies)
+    admin_interval: float = 0.0  # > 0: the port-forwarded admin answers one byte per frame, this far apart
+    stopped: threading.Event = field(default_factory=threading.Event)
     pages: dict[str, list[list[dict[str, Any]]]] = field(default_factory=dict)  # path -> pages of items
     admin: dict[str, bytes] = field(default_factory=dict)  # Envoy admin path -> body, over port-forward
     portforward_status: int = 101  # anything else refuses the websocket upgrade with that status
@@ -49,6 +65,9 @@ class FakeApi:
 
     def text(self, path: str, body: str) -> None:
         self.routes[path] = (200, body.encode(), "text/plain")
+
+    def trickle(self, path: str, body: bytes, interval: float, headers_too: bool = False) -> None:
+        self.trickles[path] = Trickle(body, interval, headers_too)
 
 
 def _handler(api: FakeApi, lock: threading.Lock) -> type[BaseHTTPRequestHandler]:
@@ -71,10 +90,36 @@ def _handler(api: FakeApi, lock: threading.Lock) -> type[BaseHTTPRequestHandler]
             if url.path in api.pages:
                 self._page(url.path, query)
                 return
+            if url.path in api.trickles:
+                self._trickle(api.trickles[url.path])
+                return
+            if api.any_log is not None and url.path.endswith("/log") and url.path not in api.routes:
+                self._send(200, api.any_log.encode(), "text/plain")
+                return
+            code = api.default_status
             status, body, content_type = api.routes.get(
-                url.path, (404, status_body(404, f"{url.path} not found"), "application/json")
+                url.path, (code, status_body(code, f"{url.path}: answered {code}"), "application/json")
             )
             self._send(status, body, content_type)
+
+        def _trickle(self, trickle: Trickle) -> None:
+            head = (
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(trickle.body)}\r\n\r\n"
+            ).encode()
+            slow = head + trickle.body if trickle.headers_too else trickle.body
+            self.close_connection = True
+            try:
+                if not trickle.headers_too:
+                    self.wfile.write(head)
+                    self.wfile.flush()
+                for index in range(len(slow)):
+                    if api.stopped.wait(trickle.interval):
+                        return
+                    self.wfile.write(slow[index : index + 1])
+                    self.wfile.flush()
+            except OSError:
+                return  # the client gave up: what the tests want
 
         def _any(self) -> None:
             with lock:
@@ -115,7 +160,7 @@ def _handler(api: FakeApi, lock: threading.Lock) -> type[BaseHTTPRequestHandler]
             port_bytes = struct.pack("<H", port)
             _send_frame(sock, b"\x00" + port_bytes)
             _send_frame(sock, b"\x01" + port_bytes)
-            _serve_admin(sock, api.admin)
+            _serve_admin(sock, api)
             self.close_connection = True
 
     return Handler
@@ -158,8 +203,9 @@ def _frames(sock: socket.socket) -> Iterator[tuple[int, bytes]]:
         yield opcode, payload
 
 
-def _serve_admin(sock: socket.socket, admin: Mapping[str, bytes]) -> None:
+def _serve_admin(sock: socket.socket, api: FakeApi) -> None:
     """Channel 0 carries raw HTTP: answer each request like Envoy's admin (keep-alive, chunked for big bodies)."""
+    admin: Mapping[str, bytes] = api.admin
     buffer = b""
     for opcode, payload in _frames(sock):
         if opcode == 0x8:
@@ -179,7 +225,16 @@ def _serve_admin(sock: socket.socket, admin: Mapping[str, bytes]) -> None:
                     for i in range(0, len(body), 1000)
                 )
                 response = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + chunked + b"0\r\n\r\n"
-            _send_frame(sock, b"\x00" + response)
+            if api.admin_interval <= 0:
+                _send_frame(sock, b"\x00" + response)
+                continue
+            for index in range(len(response)):
+                if api.stopped.wait(api.admin_interval):
+                    return
+                try:
+                    _send_frame(sock, b"\x00" + response[index : index + 1])
+                except OSError:
+                    return
 
 
 @contextmanager
@@ -192,6 +247,7 @@ def serving(api: FakeApi) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        api.stopped.set()
         server.shutdown()
         server.server_close()
 

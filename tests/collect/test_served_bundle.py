@@ -5,8 +5,6 @@ collector only ever sends GET, planted secrets never reach the bundle, and a dea
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.serve_process import stop_by_pid
 from tests.fixture_walk import FIXTURES, REPO
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -84,12 +83,7 @@ def _serving(bundle: Path, tmp: Path) -> Iterator[Served]:
         assert kubeconfig.is_file()
         yield Served(bundle, kubeconfig, request_log)
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_by_pid(proc)
 
 
 @pytest.fixture(scope="module", params=BUNDLES, ids=lambda p: p.name)

@@ -75,3 +75,9 @@ def test_empty_input() -> None:
     stats = parse_stats([])
     assert stats.counters == {} and stats.histograms == {}
     assert stats.get("anything") == 0
+
+
+def test_a_counter_too_long_for_an_integer_is_no_counter() -> None:
+    # Python refuses int() of more than 4,300 digits; a stats file from a hostile bundle must not crash the reader.
+    stats = parse_stats(["cluster.x.upstream_rq_total: " + "9" * 5000, "server.live: 1"])
+    assert stats.counters == {"server.live": 1}
