@@ -5,6 +5,10 @@ collection with what it has, records the rest as not collected, or fails in one 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +28,7 @@ from mlops_trace.errors import ClusterError, UsageError
 from mlops_trace.model.findings import CheckStatus
 from mlops_trace.snapshot.bundle import load_bundle_dir
 from tests.collect.fake_apiserver import FakeApi, serving, write_kubeconfig
+from tests.serve_process import stop_by_pid
 
 NS = "serving"
 TRICKLE = 0.5  # seconds between two bytes
@@ -241,3 +246,49 @@ def test_a_trickled_envoy_admin_url_is_bounded(api: FakeApi, kube: str, tmp_path
         "stats": f"{admin_url}/stats: no complete answer within 1 s (--request-timeout)",
     }
     assert result.envoys == 0
+
+
+# --- the CLI: --timeout, and SIGTERM during a live run ----------------------------------------------------------------
+
+
+def _doctor_process(kubeconfig: str, temp: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlops_trace", "doctor", "-n", NS, "--kubeconfig", kubeconfig, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(temp)},
+    )
+
+
+def test_cli_timeout_ends_a_trickled_live_run(api: FakeApi, kube: str, tmp_path: Path) -> None:
+    api.trickle(f"/api/v1/namespaces/{NS}/pods", SLOW_BODY, TRICKLE)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    started = time.monotonic()
+    proc = _doctor_process(kube, temp, "--timeout", "3", "--request-timeout", "30", "-o", "json")
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        stop_by_pid(proc)
+    assert time.monotonic() - started < 20
+    assert "Traceback" not in stderr
+    assert proc.returncode in (0, 1), stderr
+    assert any("--timeout of 3 s passed" in c["reason"] for c in json.loads(stdout)["checks"] if c["status"] == "skip")
+    assert not any(temp.iterdir())
+
+
+def test_sigterm_during_a_live_run_removes_its_temporary_bundle(api: FakeApi, kube: str, tmp_path: Path) -> None:
+    api.trickle(f"/api/v1/namespaces/{NS}/pods", SLOW_BODY, TRICKLE)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = _doctor_process(kube, temp)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(temp.iterdir()) and time.monotonic() < deadline:  # the live bundle is being written
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        stop_by_pid(proc)
+    assert proc.returncode == 2, stderr
+    assert "terminated (SIGTERM)" in stderr and "Traceback" not in stderr
+    assert not any(temp.iterdir())
