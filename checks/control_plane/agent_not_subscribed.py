@@ -44,7 +44,16 @@ _FAILURES = (
     "failed to create connection to scheduler",
     "subscribe ended",
     "failed to start client",
+    # The stream itself broke (scheduler/pkg/agent/client.go ≤v2.8, agent_svc_manager.go v2.9+), gRPC status in
+    # `error`. The agent logs `Subscribed to scheduler` as soon as the request is sent, before the scheduler (or a
+    # proxy in front of it) has answered, so a refused stream shows as `Subscribed` then `event recv failed`.
+    "event recv failed",
 )
+# gRPC statuses that no resubscription changes: a later `Subscribed to scheduler` does not mend them, only model
+# work arriving on the stream does. PermissionDenied (`RBAC: access denied`) is a mesh authorization policy,
+# Unauthenticated mTLS, Unimplemented/InvalidArgument something other than a matching scheduler on the port.
+_NON_TRANSIENT = frozenset({"PermissionDenied", "Unauthenticated", "Unimplemented", "InvalidArgument"})
+_GRPC_CODE = re.compile(r"\bcode = ([A-Za-z]+)")
 _SELDON_WORDS = ("scheduler", "agentservicemanager", "load model", "seldon")
 _SERVER_CONTAINERS = frozenset({"mlserver", "triton", "rclone"})
 _DIALS = re.compile(r"connecting \(non-blocking\) to scheduler at (\S+)", re.IGNORECASE)
@@ -58,6 +67,7 @@ class _Scan:
     first_work: str = ""
     dial: tuple[int, str] | None = None
     failures: list[tuple[int, str]] = field(default_factory=list)
+    refused: list[tuple[int, str, str]] = field(default_factory=list)  # (lineno, text, gRPC code)
     seldon_words: bool = False
 
 
@@ -90,6 +100,9 @@ def _scan(log: LogSource) -> _Scan:
             scan.first_work = scan.first_work or _short(text)
         elif any(needle in lowered for needle in _FAILURES):
             scan.failures.append((record.lineno, _describe(record)))
+            code = _GRPC_CODE.search(record.fields.get("error") or record.fields.get("err") or record.raw)
+            if code is not None and code.group(1) in _NON_TRANSIENT:
+                scan.refused.append((record.lineno, _describe(record), code.group(1)))
         dial = _DIALS.search(text)
         if dial is not None:
             scan.dial = (record.lineno, dial.group(1))
@@ -99,6 +112,9 @@ def _scan(log: LogSource) -> _Scan:
 def _judge(snap: Snapshot, log: LogSource, scan: _Scan) -> Finding | None:
     target, target_evidence = _dial_target(snap, log, scan)
     evidence: list[Evidence] = []
+    refused = [r for r in scan.refused if r[0] > scan.last_work]
+    if refused:
+        return _refused(log, scan, refused, target, target_evidence)
     if scan.last_subscribed == 0 and scan.last_work == 0:
         ready = _agent_ready(snap, log)
         if ready is not None and ready[0] and not scan.failures:
@@ -129,6 +145,34 @@ def _judge(snap: Snapshot, log: LogSource, scan: _Scan) -> Finding | None:
         evidence.append(Evidence(log.where(lineno), f"(last of {len(scan.failures)}) {text}"))
     evidence += target_evidence
     return CHECK.finding(namespace=log.namespace, object=f"Pod/{log.pod}", message=message, evidence=evidence)
+
+
+def _refused(
+    log: LogSource, scan: _Scan, refused: list[tuple[int, str, str]], target: str, target_evidence: list[Evidence]
+) -> Finding:
+    codes = ", ".join(sorted({code for _, _, code in refused}))
+    since = f"after its last model work at line {scan.last_work}" if scan.last_work else "and no model work ever came"
+    message = (
+        f"The agent of {log.pod} has its scheduler stream refused with gRPC {codes}"
+        f"{' (dials ' + target + ')' if target else ''}: {len(refused)} refused line(s) from line {refused[0][0]} "
+        f"{since}. Its `Subscribed to scheduler` lines only mean the request was sent; no retry changes "
+        "the answer, so the scheduler does not know this server replica and no model can be placed on it."
+    )
+    evidence = [Evidence(log.where(lineno), text) for lineno, text, _ in refused[:EVIDENCE_LINES]]
+    if len(refused) > EVIDENCE_LINES:
+        lineno, text, _ = refused[-1]
+        evidence.append(Evidence(log.where(lineno), f"(last of {len(refused)}) {text}"))
+    if scan.last_subscribed > refused[0][0]:
+        last = Evidence(log.where(scan.last_subscribed), "Subscribed to scheduler (request sent, not answered)")
+        evidence.append(last)
+    fix = (
+        "Let the agent through to the scheduler's agent port (9005, 9055 with mTLS): `RBAC: access denied` is a "
+        "service-mesh authorization policy (e.g. Istio AuthorizationPolicy) on the scheduler; Unauthenticated is "
+        "control-plane mTLS/credentials; Unimplemented means something other than a matching scheduler answers there."
+    )
+    return CHECK.finding(
+        namespace=log.namespace, object=f"Pod/{log.pod}", message=message, evidence=evidence + target_evidence, fix=fix
+    )
 
 
 def _server_pod(snap: Snapshot, log: LogSource) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from mlops_trace.analysis.check import make_check
@@ -47,6 +47,14 @@ class _Event:
     label: str  # which log string it was
     key: str | None  # the namespace whose scheduler the line is about, when the line says
     text: str
+    code: str | None = None  # the gRPC status code in the line's error, when it has one
+    logger: str | None = None
+    error: str = ""
+
+    @property
+    def fatal(self) -> bool:
+        """A failure whose gRPC status no retry changes (the scheduler, or a proxy in front of it, refuses)."""
+        return self.kind is Kind.FAILURE and self.code in _NON_TRANSIENT
 
 
 # (needle, label); matched case-insensitively on the message.
@@ -55,10 +63,22 @@ _FAILURES = (
     ("scheduler not ready", "Scheduler not ready"),
     ("failed smoke test on scheduler", "Failed smoke test on scheduler"),
     ("subscribe ended for", "Subscribe ended"),
+    # A subscription stream that broke: operator/scheduler/{model,server,experiment}.go (v2.5+, and control_plane.go
+    # in v2.8.x-v2.9.x) log `event recv failed`, pipeline.go `failed to receive pipeline event`, each with the gRPC
+    # status in `error`.
+    ("event recv failed", "event recv failed"),
+    ("failed to receive pipeline event", "failed to receive pipeline event"),
 )
+_RECV = frozenset({"event recv failed", "failed to receive pipeline event"})
 # A subscription stream that broke comes back silently or with events that name no namespace; a failed connection or
 # smoke test only counts as mended by a `Connected`/`Starting event handling` line for the same namespace.
-_STREAM = frozenset({"Scheduler not ready", "Subscribe ended"})
+_STREAM = frozenset({"Scheduler not ready", "Subscribe ended"}) | _RECV
+# gRPC statuses that retrying cannot change: one line is enough. `RBAC: access denied` (PermissionDenied) is a mesh
+# authorization policy refusing the controller; Unauthenticated is mTLS or a token; Unimplemented and InvalidArgument
+# are a scheduler of another version or something else answering on :9004. Unavailable, Canceled, DeadlineExceeded
+# and the rest also happen while a scheduler restarts, so they count only when they repeat.
+_NON_TRANSIENT = frozenset({"PermissionDenied", "Unauthenticated", "Unimplemented", "InvalidArgument"})
+_GRPC_CODE = re.compile(r"\bcode = ([A-Za-z]+)")
 _SUCCESSES = (
     ("connected to scheduler", "Connected to scheduler"),
     ("starting event handling", "Starting event handling"),
@@ -110,18 +130,32 @@ def _events(log: LogSource, owners: dict[tuple[str, str], set[str]]) -> list[_Ev
         if event is None:
             continue
         if event.key is None and event.kind is Kind.FAILURE and record.logger in logger_namespace:
-            event = _Event(event.lineno, event.kind, event.label, logger_namespace[record.logger], event.text)
+            event = replace(event, key=logger_namespace[record.logger])
         elif event.key is None and event.kind is Kind.SUCCESS:
             owner = _owner_namespace(record, owners)
             if owner is not None:
-                event = _Event(event.lineno, event.kind, event.label, owner, event.text)
+                event = replace(event, key=owner)
+        if _repeats_recv_failure(event, events):
+            continue
         events.append(event)
     named = {e.key for e in events if e.key is not None}
     if len(named) == 1:
         # A controller that talks to one scheduler: every line is about it, also those that do not name it.
         only = next(iter(named))
-        events = [_Event(e.lineno, e.kind, e.label, only, e.text) for e in events]
+        events = [replace(e, key=only) for e in events]
     return _drop_failed_connects(events)
+
+
+def _repeats_recv_failure(event: _Event, events: list[_Event]) -> bool:
+    """v2.8+ retries a broken stream with a backoff whose notify logs `Scheduler not ready` with the very error the
+    stream's `event recv failed` line just logged: one failure, written twice. The first line is the one kept."""
+    if event.label != "Scheduler not ready" or not event.error or event.logger is None:
+        return False
+    for earlier in reversed(events):
+        if earlier.logger != event.logger:
+            continue
+        return earlier.label in _RECV and earlier.error == event.error
+    return False
 
 
 def _owner_namespace(record: LogRecord, owners: dict[tuple[str, str], set[str]]) -> str | None:
@@ -142,7 +176,18 @@ def _classify(record: LogRecord) -> _Event | None:
     message = (record.message or record.raw).lower()
     for needle, label in _FAILURES:
         if needle in message:
-            return _Event(record.lineno, Kind.FAILURE, label, _key(record), _describe(record))
+            error = record.fields.get("error") or record.fields.get("err") or ""
+            code = _GRPC_CODE.search(error or record.raw)
+            return _Event(
+                record.lineno,
+                Kind.FAILURE,
+                label,
+                _key(record),
+                _describe(record),
+                code.group(1) if code else None,
+                record.logger,
+                error,
+            )
     for needle, label in _SUCCESSES:
         if needle in message:
             return _Event(record.lineno, Kind.SUCCESS, label, _key(record), _describe(record))
@@ -180,9 +225,16 @@ def _drop_failed_connects(events: list[_Event]) -> list[_Event]:
 def _judge(snap: Snapshot, log: LogSource, events: list[_Event]) -> Iterator[Finding]:
     keys = sorted({e.key for e in events if e.kind is Kind.FAILURE}, key=lambda k: (k is None, k or ""))
     unpinned = max((e.lineno for e in events if e.kind is Kind.SUCCESS and e.key is None), default=0)
+    # A refused stream is only mended by events arriving on a stream: `Connected to scheduler` and `Starting event
+    # handling` come before any stream is opened (≤v2.7 dials again after every broken stream), so they prove nothing.
+    unpinned_stream = max((e.lineno for e in events if _on_stream(e) and e.key is None), default=0)
+    # A log whose only scheduler lines are failures: nothing says the controller ever got through.
+    nothing_worked = not any(e.kind is Kind.SUCCESS for e in events)
     for key in keys:
         # Lines that name no namespace are judged against every success.
-        own = max((e.lineno for e in events if e.kind is Kind.SUCCESS and (key is None or e.key == key)), default=0)
+        mine = [e for e in events if e.kind is Kind.SUCCESS and (key is None or e.key == key)]
+        own = max((e.lineno for e in mine), default=0)
+        own_stream = max((e.lineno for e in mine if _on_stream(e)), default=0)
         after = [
             e
             for e in events
@@ -191,25 +243,62 @@ def _judge(snap: Snapshot, log: LogSource, events: list[_Event]) -> Iterator[Fin
             and e.lineno > own
             and (e.label not in _STREAM or e.lineno > unpinned)
         ]
+        refused = [e for e in events if e.fatal and e.key == key and e.lineno > max(own_stream, unpinned_stream)]
+        failures = sorted(set(after) | set(refused), key=lambda e: e.lineno)
         hard = [e for e in after if e.label == "Failed to connect to scheduler"]
-        if len(after) < MIN_FAILURES and not hard:
+        if not refused and not hard and len(after) < MIN_FAILURES and not (nothing_worked and after):
             continue
-        yield _finding(
-            snap, log, key, after, max(own, unpinned if all(e.label in _STREAM for e in after) else 0), events
+        first = failures[0].lineno
+        last_success = max(
+            (
+                e.lineno
+                for e in events
+                if e.kind is Kind.SUCCESS
+                and e.lineno < first
+                and (key is None or e.key == key or (e.key is None and all(f.label in _STREAM for f in failures)))
+            ),
+            default=0,
         )
+        yield _finding(snap, log, key, failures, refused, last_success, events)
+
+
+def _on_stream(event: _Event) -> bool:
+    return event.kind is Kind.SUCCESS and event.label == "stream event"
 
 
 def _finding(
-    snap: Snapshot, log: LogSource, key: str | None, failures: list[_Event], last_success: int, events: list[_Event]
+    snap: Snapshot,
+    log: LogSource,
+    key: str | None,
+    failures: list[_Event],
+    refused: list[_Event],
+    last_success: int,
+    events: list[_Event],
 ) -> Finding:
     labels = sorted({f.label for f in failures})
     target = f"seldon-scheduler.{key}:9004" if key else "its scheduler"
     since = f"since the last success at line {last_success}" if last_success else "and never succeeded in this log"
-    message = (
-        f"Controller {log.pod} failed {len(failures)} time(s) to reach {target} {since} "
-        f"({', '.join(labels)}): Model, Server and Experiment changes "
-        f"{'of namespace ' + key + ' ' if key else ''}do not reach the scheduler."
-    )
+    scope = f"of namespace {key} " if key else ""
+    changes = f"Model, Server and Experiment changes {scope}do not reach the scheduler"
+    fix = None
+    if refused:
+        codes = ", ".join(sorted({e.code for e in refused if e.code}))
+        message = (
+            f"Controller {log.pod}'s subscription to {target} is refused with gRPC {codes} "
+            f"({len(refused)} line(s) {since}, first at line {refused[0].lineno}): no retry changes that answer, so "
+            f"{changes} and the resources' status is not updated."
+        )
+        fix = (
+            "Let the controller through to seldon-scheduler:9004: `RBAC: access denied` is a service-mesh "
+            "authorization policy (e.g. an Istio AuthorizationPolicy) on the scheduler; Unauthenticated is "
+            "control-plane mTLS or credentials; Unimplemented means something other than a matching scheduler "
+            "answers on :9004."
+        )
+    else:
+        message = (
+            f"Controller {log.pod} failed {len(failures)} time(s) to reach {target} {since} "
+            f"({', '.join(labels)}): {changes}."
+        )
     evidence = [Evidence(log.where(f.lineno), f.text) for f in failures[:EVIDENCE_LINES]]
     if len(failures) > EVIDENCE_LINES:
         tail = failures[-1]
@@ -217,7 +306,7 @@ def _finding(
     success = next((e for e in reversed(events) if e.lineno == last_success), None)
     if success is not None:
         evidence.insert(0, Evidence(log.where(success.lineno), f"last success: {success.text}"))
-    return CHECK.finding(namespace=key, object=_object(snap, log), message=message, evidence=evidence)
+    return CHECK.finding(namespace=key, object=_object(snap, log), message=message, evidence=evidence, fix=fix)
 
 
 def _object(snap: Snapshot, log: LogSource) -> str:

@@ -50,7 +50,9 @@ _CONDITION_SIGNS = re.compile(
     r"schedulefailed|no matching server|failed to schedule|requirementsreplicafilter", re.IGNORECASE
 )
 _LOG_FAILURE = re.compile(r"failed to schedule model|no matching server", re.IGNORECASE)
-_LOG_NAMED = re.compile(r"failed to schedule model ([A-Za-z0-9][\w.-]*)", re.IGNORECASE)
+# ≤v2.6 writes `failed to schedule model <name>. [<filter trail>]` (scheduler/pkg/scheduler/scheduler.go), v2.9+
+# `Failed to schedule model <name>` (scheduler/pkg/server/server.go): a name may hold dots but never ends in one.
+_LOG_NAMED = re.compile(r"failed to schedule model ([A-Za-z0-9](?:[\w.-]*[\w-])?)", re.IGNORECASE)
 _LOG_PROGRESS = re.compile(
     r"sending load model request for ([A-Za-z0-9][\w.-]*)|scheduled model onto server"
     r"|updating state for model ([A-Za-z0-9][\w.-]*) to (?:loaded|available)\b",
@@ -237,8 +239,13 @@ def _log_rule(snap: Snapshot, log: LogSource, cases: dict[tuple[str | None, str]
         record = parse_line(lineno, line)
         text = record.message or record.raw
         field_model = record.fields.get("model") or ""
-        if _LOG_FAILURE.search(text) and "managed to schedule" not in text.lower():
-            named = _LOG_NAMED.search(text)
+        # ≤v2.6 returns the failure as an error that the caller logs under its own message (`Failed to reschedule
+        # model … for server …` in scheduler/pkg/server/server.go, `… from agent starting with state` in
+        # scheduler/pkg/agent/server.go), so the failure text is in `error`.
+        error = record.fields.get("error") or record.fields.get("err") or ""
+        said = text if _LOG_FAILURE.search(text) else error if _LOG_FAILURE.search(error) else ""
+        if said and "managed to schedule" not in said.lower():
+            named = _LOG_NAMED.search(said)
             name = field_model or (named.group(1) if named and named.group(1).lower() != "as" else "")
             if name:
                 last_failure[name] = (record.lineno, _describe(record))

@@ -21,7 +21,7 @@ from mlops_trace.analysis.seldon import (
 from mlops_trace.analysis.selectors import SelectorError, selector_matches
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
-from mlops_trace.snapshot.snapshot import Snapshot
+from mlops_trace.snapshot.snapshot import Existence, Snapshot
 
 CHECK = make_check(
     id="MT103",
@@ -97,10 +97,18 @@ def _dangling_alias(snap: Snapshot, namespace: str, svc: KubeObject) -> tuple[st
     if not external:
         return f"Service {SCHEDULER_SERVICE} in {namespace} is an ExternalName without a target.", proof
     target = parse_service_host(external, namespace)
-    if target is None or not snap.covers("Service", target.namespace):
-        return None  # outside the cluster domain, or a namespace the input does not cover: cannot tell
-    if snap.get("Service", target.namespace, target.service) is not None:
-        return None
+    if target is None or snap.existence("Service", target.namespace, target.service) is not Existence.ABSENT:
+        return None  # outside the cluster domain, there, or a namespace the input does not cover: cannot tell
+    if snap.namespace_exists(target.namespace) is Existence.ABSENT:
+        namespaces = snap.objects_of("Namespace")
+        listed = ", ".join(sorted(n.name for n in namespaces)[:_MAX_LISTED])
+        where = namespaces[0].source.partition("#")[0] if namespaces else "kube/ Namespaces"
+        proof.append(Evidence(where, f"no Namespace {target.namespace} in the cluster's Namespace list ({listed})"))
+        message = (
+            f"Service {SCHEDULER_SERVICE} in {namespace} aliases {external}, but namespace {target.namespace} does "
+            "not exist: the alias leads nowhere, so controller and agents cannot reach a scheduler."
+        )
+        return message, proof
     proof.append(
         Evidence(
             f"kube/ (namespace {target.namespace})", f"no Service {target.service} in namespace {target.namespace}"

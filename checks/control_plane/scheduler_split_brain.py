@@ -22,7 +22,7 @@ from mlops_trace.analysis.seldon import (
 )
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
-from mlops_trace.snapshot.snapshot import Snapshot
+from mlops_trace.snapshot.snapshot import Existence, Snapshot
 
 CHECK = make_check(
     id="MT101",
@@ -128,9 +128,7 @@ def _may_be_live(snap: Snapshot, namespace: str, target: ServiceAddress, local_r
     """Whether an agent's scheduler address can be a working scheduler: a dead address is MT103's business."""
     if target.namespace == namespace and local_running is False and target.service == SCHEDULER_SERVICE:
         return False
-    return not (
-        snap.covers("Service", target.namespace) and snap.get("Service", target.namespace, target.service) is None
-    )
+    return snap.existence("Service", target.namespace, target.service) is not Existence.ABSENT
 
 
 # --- pointers --------------------------------------------------------------------------------------------------------

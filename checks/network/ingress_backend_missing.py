@@ -21,7 +21,7 @@ from mlops_trace.analysis.ingress import (
     service_type,
 )
 from mlops_trace.model.findings import Evidence, Finding, Severity
-from mlops_trace.snapshot.snapshot import Snapshot
+from mlops_trace.snapshot.snapshot import Existence, Snapshot
 
 CHECK = make_check(
     id="MT205",
@@ -58,6 +58,19 @@ def _judge(snap: Snapshot, backends: list[IngressBackend], resolution: Resolutio
     final = resolution.final
     first_hop = len(resolution.hops) == 1
     if resolution.stop is Stop.SERVICE_MISSING:
+        if snap.namespace_exists(final.namespace) is Existence.ABSENT:
+            target = f"Service {final.name} in namespace {final.namespace}, a namespace that does not exist"
+            if first_hop:
+                problem = target
+            else:
+                previous = resolution.hops[-2]
+                problem = f"ExternalName Service {previous.namespace}/{previous.name} points at {target}"
+            fix = (
+                f"Point the backend at the namespace that really holds {final.name} (for Seldon: the namespace of "
+                "the seldon-mesh Service, seldon-mesh.<namespace>.svc.cluster.local), or create the namespace and "
+                "the Service."
+            )
+            return _finding(backends, resolution, problem, fix, _missing_namespace_evidence(snap, final))
         if first_hop:
             problem = f"Service {final.name} does not exist in namespace {final.namespace}"
             fix = (
@@ -147,6 +160,14 @@ def _missing_evidence(snap: Snapshot, hop: Hop) -> list[Evidence]:
             f"no Service {hop.name} (Services collected there: {shown})",
         )
     ]
+
+
+def _missing_namespace_evidence(snap: Snapshot, hop: Hop) -> list[Evidence]:
+    namespaces = snap.objects_of("Namespace")
+    names = sorted(ns.name for ns in namespaces)
+    shown = ", ".join(names[:12]) + (" …" if len(names) > 12 else "")
+    where = namespaces[0].source.partition("#")[0] if namespaces else "kube/ Namespaces"
+    return [Evidence(where, f"no Namespace {hop.namespace} in the cluster's Namespace list ({shown})")]
 
 
 def _ports_evidence(hop: Hop, detail: str) -> list[Evidence]:

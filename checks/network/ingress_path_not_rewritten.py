@@ -26,7 +26,7 @@ from mlops_trace.analysis.ingress import (
     uses_regex_annotations,
 )
 from mlops_trace.model.findings import Evidence, Finding, Severity
-from mlops_trace.snapshot.kube import KubeObject
+from mlops_trace.snapshot.kube import KubeObject, as_list
 from mlops_trace.snapshot.snapshot import Snapshot
 
 CHECK = make_check(
@@ -44,12 +44,26 @@ CHECK = make_check(
 
 
 def run(snap: Snapshot) -> Iterator[Finding]:
-    candidates = [sb for sb in seldon_backends(snap) if sb.backend.path is not None]
-    if not candidates:
-        raise SkipCheck("no ingress-nginx Ingress path in the bundle leads to Seldon's Envoy (seldon-mesh)")
+    leading = seldon_backends(snap)
+    candidates = [sb for sb in leading if sb.backend.path is not None]
+    defaults = [sb for sb in leading if sb.backend.path is None]
+    if not candidates and not defaults:
+        raise SkipCheck(
+            "no ingress-nginx Ingress path or defaultBackend in the bundle leads to Seldon's Envoy (seldon-mesh)"
+        )
     hosts_with_regex = regex_hosts(snap)
     judged = 0
     unreadable: list[str] = []
+    for seldon in defaults:
+        if not is_envoy_data_port(seldon.resolution):
+            continue
+        verdict = _judge_default(seldon, candidates)
+        if isinstance(verdict, str):
+            unreadable.append(verdict)
+            continue
+        judged += 1
+        if verdict is not None:
+            yield verdict
     for seldon in candidates:
         if not is_envoy_data_port(seldon.resolution):
             continue
@@ -65,6 +79,42 @@ def run(snap: Snapshot) -> Iterator[Finding]:
     if judged == 0:
         reason = "; ".join(unreadable) if unreadable else "the Ingress paths leading to Seldon target a non-data port"
         raise SkipCheck(f"could not simulate any Ingress path leading to Seldon: {reason}")
+
+
+def _judge_default(seldon: SeldonBackend, paths: list[SeldonBackend]) -> Finding | str | None:
+    """A defaultBackend that leads to Envoy: ingress-nginx serves it in the catch-all server's `location /` and
+    applies no rewrite-target there, so the path reaches Envoy as the client sent it. That is right for clients that
+    call `/v2/…`; a rewrite-target on a catch-all Ingress (no rules) shows the path was meant to be rewritten and is
+    not. Returns a finding, None (fine), or why it cannot be judged."""
+    backend = seldon.backend
+    ingress = backend.ingress
+    rewrite = rewrite_target(ingress)
+    if rewrite is None:
+        return None
+    if as_list(ingress.spec.get("rules")):
+        if any(p.backend.ingress is ingress for p in paths):
+            return None  # the rewrite is for its rule paths, which are judged one by one
+        return f"{ingress.ref} defaultBackend: its rules and rewrite-target ({rewrite}) lead elsewhere"
+    grpc = is_grpc_backend(ingress)
+    expected = GRPC_PREFIX if grpc else REST_PREFIX
+    client = sample_client_path(f"/{seldon.namespace}", grpc)
+    message = (
+        f"Ingress {ingress.namespace}/{ingress.name} sends every request to Seldon's Envoy in {seldon.namespace} "
+        f"through its defaultBackend, where ingress-nginx applies no rewrite: its rewrite-target {rewrite} is "
+        f"ignored, so a prefixed path such as {client} reaches Envoy unchanged. Envoy's Seldon routes only match "
+        f"paths starting with {expected}, so it answers 404 (no route) for such requests."
+    )
+    evidence = [
+        Evidence(backend.where, f"defaultBackend → {seldon.resolution.chain()} (Seldon Envoy of {seldon.namespace})"),
+        Evidence(ingress.field_where(".metadata.annotations"), _annotations(ingress)),
+        Evidence(ingress.field_where(".spec.rules"), "no rules: the Ingress is ingress-nginx's catch-all"),
+    ]
+    fix = (
+        "A defaultBackend forwards paths unchanged: either have clients call /v2/… (and drop the rewrite-target), or "
+        "replace the defaultBackend by a rule path `/<prefix>(/|$)(.*)` with rewrite-target `/$2` and "
+        '`use-regex: "true"`.'
+    )
+    return CHECK.finding(namespace=ingress.namespace, object=ingress.ref, message=message, evidence=evidence, fix=fix)
 
 
 def _simulate(seldon: SeldonBackend, hosts_with_regex: set[str]) -> PathSimulation:

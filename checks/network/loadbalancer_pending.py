@@ -50,7 +50,7 @@ def run(snap: Snapshot) -> Iterator[Finding]:
     if not candidates:
         raise SkipCheck(
             "no LoadBalancer Service on the request path in the bundle (an ingress-nginx controller Service in front "
-            "of Ingresses leading to Seldon, or seldon-mesh where no Ingress leads)"
+            "of Ingresses leading to Seldon, or a LoadBalancer seldon-mesh where no Ingress leads)"
         )
     for svc, role in candidates:
         if _assigned(svc):
@@ -87,13 +87,17 @@ def _services_on_path(snap: Snapshot) -> list[tuple[KubeObject, str]]:
             ):
                 continue
             add(svc, role)
-    if _ingresses_visible(snap):
-        for svc in envoy_services(snap):
-            if svc.namespace is not None and svc.namespace not in led_to:
-                add(
-                    svc,
-                    f"Seldon's Envoy entry point in {svc.namespace}, which clients call directly (no Ingress leads there)",
-                )
+    # A LoadBalancer seldon-mesh asks for an external address whatever fronts it; a bundle that does not show every
+    # Ingress (namespace-scoped) still shows the Service and its status, so judge what it shows and say what it lacks.
+    visible = _ingresses_visible(snap)
+    for svc in envoy_services(snap):
+        if svc.namespace is not None and svc.namespace not in led_to:
+            unseen = "" if visible else "; the bundle holds no Ingress from every namespace, so one may front it"
+            add(
+                svc,
+                f"Seldon's Envoy entry point in {svc.namespace}, which clients call directly (no Ingress in the "
+                f"bundle leads there{unseen})",
+            )
     return found
 
 

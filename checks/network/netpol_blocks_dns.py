@@ -7,15 +7,16 @@ from typing import Any
 
 from mlops_trace.analysis import fields
 from mlops_trace.analysis.check import SkipCheck, make_check
-from mlops_trace.analysis.ingress import (
-    PodEndpoint,
-    invalid_ports,
-    namespace_labels_unknown,
-    pod_endpoints,
-    service_ports,
-    workload_members,
+from mlops_trace.analysis.ingress import PodEndpoint, invalid_ports, pod_endpoints, service_ports, workload_members
+from mlops_trace.analysis.netpol import (
+    Direction,
+    Endpoint,
+    NetworkPolicyError,
+    Protocol,
+    egress_allows,
+    rules_text,
+    undecided_rules,
 )
-from mlops_trace.analysis.netpol import Endpoint, NetworkPolicyError, Protocol, egress_allows, rules_text
 from mlops_trace.analysis.seldon import runs_seldon_agent
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
@@ -69,17 +70,39 @@ def run(snap: Snapshot) -> Iterator[Finding]:
             reasons.append(f"NetworkPolicies of {namespace} not collected")
             continue
         blocked: dict[tuple[str, ...], list[PodEndpoint]] = {}
+        decided = 0
+        unknown: list[str] = []
         try:
             for member in pod_endpoints(snap, workload_members(snap, namespace, _is_seldon)):
                 allowed, isolating = egress_allows(policies, member.endpoint, dns, dns_port, Protocol.UDP)
                 if allowed or not isolating:
+                    decided += 1
                     continue
                 in_play = [by_name[n] for n in isolating if n in by_name]
-                if _dns_rule_unverifiable(snap, in_play, dns, dns_port, real_dns=dns_source is not None):
+                if _dns_by_ip_block(in_play, dns, dns_port):
+                    decided += 1
                     continue
+                why = undecided_rules(
+                    [p.raw for p in in_play],
+                    Direction.EGRESS,
+                    member.endpoint,
+                    dns,
+                    dns_port,
+                    Protocol.UDP,
+                    peer_labels_known=dns_source is not None,
+                    peer_namespace_labels_known=snap.get("Namespace", None, DNS_NAMESPACE) is not None,
+                )
+                if why:
+                    unknown += [item for item in why if item not in unknown]
+                    continue
+                decided += 1
                 blocked.setdefault(isolating, []).append(member)
         except NetworkPolicyError as exc:
             reasons.append(f"{namespace}: {exc}")
+            continue
+        if unknown:
+            reasons.append(f"{namespace}: DNS may be admitted by {'; '.join(unknown[:3])}")
+        if not decided:
             continue
         judged.append(namespace)
         for names, members in blocked.items():
@@ -122,24 +145,31 @@ def _dns_port(snap: Snapshot, dns: Endpoint) -> int:
     return DNS_PORT
 
 
-def _dns_rule_unverifiable(
-    snap: Snapshot, policies: list[KubeObject], dns: Endpoint, dns_port: int, *, real_dns: bool
-) -> bool:
-    """Be lenient where the evaluator cannot be sure: a rule that opens UDP 53 (or every port) counts as DNS when its
-    peer is an ipBlock (node-local DNS caches, CIDR-based rules) or selects the DNS pods by labels we had to assume."""
-    labels_known = real_dns and snap.get("Namespace", None, DNS_NAMESPACE) is not None
+def _dns_by_ip_block(policies: list[KubeObject], dns: Endpoint, dns_port: int) -> bool:
+    """Whether a rule opens UDP 53 (or every port) to an ipBlock: pods may resolve through a node-local DNS cache
+    (169.254.20.10) or a CIDR the bundle cannot tie to the DNS pods, so such a rule counts as a DNS rule."""
     for policy in policies:
         for rule_value in as_list(policy.spec.get("egress")):
             rule = as_mapping(rule_value)
-            if not _ports_admit_dns(as_list(rule.get("ports")), dns, dns_port):
+            if _ports_admit_dns(as_list(rule.get("ports")), dns, dns_port) and any(
+                "ipBlock" in as_mapping(peer) for peer in as_list(rule.get("to"))
+            ):
+                return True
+    return False
+
+
+def _pod_selector_only_dns_rule(policy: KubeObject) -> bool:
+    """Whether an egress rule picks DNS pods (`k8s-app: kube-dns`) by podSelector with no namespaceSelector, which
+    selects pods of the policy's own namespace only."""
+    for rule_value in as_list(policy.spec.get("egress")):
+        for peer in as_list(as_mapping(rule_value).get("to")):
+            peer_spec = as_mapping(peer)
+            if "namespaceSelector" in peer_spec or "podSelector" not in peer_spec:
                 continue
-            for peer in as_list(rule.get("to")):
-                peer_spec = as_mapping(peer)
-                if "ipBlock" in peer_spec:
-                    return True
-                if not labels_known and ("namespaceSelector" in peer_spec or "podSelector" in peer_spec):
-                    return True
-    return namespace_labels_unknown(snap, policies, "egress", DNS_NAMESPACE)
+            labels = as_mapping(as_mapping(peer_spec.get("podSelector")).get("matchLabels"))
+            if any(str(labels.get(key)) == value for key, value in DNS_LABELS.items()):
+                return True
+    return False
 
 
 def _ports_admit_dns(ports: list[Any], dns: Endpoint, dns_port: int) -> bool:
@@ -180,6 +210,11 @@ def _finding(
         f"({dns_port}/UDP to kube-dns in {DNS_NAMESPACE}): every lookup of seldon-scheduler, seldon-mesh or the model "
         "storage fails, so agents never subscribe, Envoy gets no configuration and models do not load."
     )
+    if any(_pod_selector_only_dns_rule(by_name[n]) for n in names if n in by_name):
+        message += (
+            f" A rule selects k8s-app=kube-dns by podSelector without a namespaceSelector: that selects pods of "
+            f"{namespace} only, never the DNS pods of {DNS_NAMESPACE}."
+        )
     if any(_opens_dns_tcp_only(by_name[n], dns_port) for n in names if n in by_name):
         message += f" A rule opens {dns_port} for TCP only (a port without protocol means TCP); lookups use UDP first."
     evidence: list[Evidence] = []
@@ -222,15 +257,14 @@ def _finding(
 
 
 def _opens_dns_tcp_only(policy: KubeObject, dns_port: int) -> bool:
+    """Whether a rule opens the DNS port for TCP and no rule of the policy opens it for UDP."""
+    protocols: set[str] = set()
     for rule in as_list(policy.spec.get("egress")):
         for item in as_list(as_mapping(rule).get("ports")):
             port = as_mapping(item)
-            if (
-                str(port.get("port")) in (str(DNS_PORT), str(dns_port))
-                and str(port.get("protocol") or "TCP").upper() == "TCP"
-            ):
-                return True
-    return False
+            if str(port.get("port")) in (str(DNS_PORT), str(dns_port)):
+                protocols.add(str(port.get("protocol") or "TCP").upper())
+    return "TCP" in protocols and "UDP" not in protocols
 
 
 def _labels(endpoint: Endpoint) -> str:

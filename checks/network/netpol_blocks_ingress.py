@@ -14,7 +14,6 @@ from mlops_trace.analysis.ingress import (
     controller_workloads,
     controllers_for,
     invalid_ports,
-    namespace_labels_unknown,
     pod_endpoints,
     seldon_backends,
     target_port,
@@ -29,8 +28,10 @@ from mlops_trace.analysis.netpol import (
     Verdict,
     evaluate,
     rules_text,
+    undecided_rules,
 )
 from mlops_trace.analysis.seldon import ENVOY_HTTP_PORT
+from mlops_trace.analysis.selectors import SelectorError, selector_matches
 from mlops_trace.model.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.roles import Role, pod_role
@@ -118,13 +119,9 @@ def run(snap: Snapshot) -> Iterator[Finding]:
                     names = (
                         verdict.ingress_policies if verdict.blocked_by is Direction.INGRESS else verdict.egress_policies
                     )
-                    if source.endpoint.ip is None and _uses_ip_blocks(by_name, names, verdict.blocked_by):
-                        reasons.append(f"{', '.join(names)} admit by ipBlock and the controller's IP is unknown")
-                        continue
-                    peer_ns = source.endpoint.namespace if verdict.blocked_by is Direction.INGRESS else namespace
-                    in_play = [by_name[n] for n in names if n in by_name]
-                    if namespace_labels_unknown(snap, in_play, verdict.blocked_by.value, peer_ns):
-                        reasons.append(f"{', '.join(names)} select namespace labels of {peer_ns}, not in the bundle")
+                    why = _undecided(snap, policies, verdict.blocked_by, source, envoy.endpoint, port)
+                    if why:
+                        reasons.append(f"the controller may be admitted by {'; '.join(why[:3])}")
                         continue
                     judged += 1
                     key = (namespace, source.endpoint.display, verdict.blocked_by, names, port)
@@ -210,16 +207,38 @@ def _names_port(policy: KubeObject, key: str, number: int) -> bool:
     return False
 
 
-def _uses_ip_blocks(by_name: Mapping[str, KubeObject], names: tuple[str, ...], side: Direction) -> bool:
-    key, peers_key = ("ingress", "from") if side is Direction.INGRESS else ("egress", "to")
-    for name in names:
-        policy = by_name.get(name)
-        if policy is None:
-            continue
-        for rule in as_list(policy.spec.get(key)):
-            for peer in as_list(as_mapping(rule).get(peers_key)):
-                if "ipBlock" in as_mapping(peer):
+def _undecided(
+    snap: Snapshot, policies: list[Mapping[str, object]], side: Direction, source: Source, envoy: Endpoint, port: int
+) -> list[str]:
+    """Rules of the blocked side that might admit the controller given what the bundle lacks: the controller's IP
+    (ipBlock), its pod labels when it was assumed, or labels of the peer's Namespace when that object is missing. A
+    podSelector without namespaceSelector is never among them: it selects pods of the policy's own namespace."""
+    peer = source.endpoint if side is Direction.INGRESS else envoy
+    return undecided_rules(
+        policies,
+        side,
+        source.endpoint,
+        envoy,
+        port,
+        Protocol.TCP,
+        peer_labels_known=side is Direction.EGRESS or source.member is not None,
+        peer_namespace_labels_known=snap.get("Namespace", None, peer.namespace) is not None,
+    )
+
+
+def _pod_selector_only(policy: KubeObject, key: str, peers_key: str, labels: Mapping[str, str]) -> bool:
+    """Whether a rule has a peer with a podSelector, no namespaceSelector, that matches `labels`."""
+    for rule in as_list(policy.spec.get(key)):
+        for peer in as_list(as_mapping(rule).get(peers_key)):
+            peer_spec = as_mapping(peer)
+            selector = peer_spec.get("podSelector")
+            if "namespaceSelector" in peer_spec or not isinstance(selector, Mapping) or not selector:
+                continue
+            try:
+                if selector_matches(selector, labels):
                     return True
+            except SelectorError:
+                continue
     return False
 
 
@@ -242,9 +261,19 @@ def _finding(entry: Blocked, by_name: Mapping[str, KubeObject]) -> Finding:
                 f" {', '.join(naming)} admit(s) port {wrong_port}, the Service port: NetworkPolicy ports are the pod's "
                 f"({entry.port}), after the Service has translated the port."
             )
-    # The policy to edit: the one with the Service port, else one that already has rules for this direction (a
-    # pure default-deny has none).
-    target = naming[0] if naming else next((p.name for p in policies if as_list(p.spec.get(key))), short[0])
+    peers_key = "from" if entry.side is Direction.INGRESS else "to"
+    peer_labels = source.endpoint.labels if entry.side is Direction.INGRESS else {}
+    same_ns_only = [p.name for p in policies if peer_labels and _pod_selector_only(p, key, peers_key, peer_labels)]
+    if same_ns_only:
+        hint += (
+            f" {', '.join(same_ns_only)} admit(s) the controller's labels by podSelector without a namespaceSelector: "
+            f"that selects pods of {entry.namespace} only, never the controller in {src_ns}."
+        )
+    # The policy to edit: the one with the Service port or the podSelector-only peer, else one that already has rules
+    # for this direction (a pure default-deny has none).
+    target = next(iter(naming + same_ns_only), None) or next(
+        (p.name for p in policies if as_list(p.spec.get(key))), short[0]
+    )
     message = (
         f"NetworkPolicy {', '.join(short)} in {policy_ns} isolate(s) the {side} and none admits the ingress controller "
         f"({origin}, namespace {src_ns}) to Seldon's Envoy in {entry.namespace} ({', '.join(entry.envoys)}) on "

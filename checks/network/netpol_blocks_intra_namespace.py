@@ -11,7 +11,6 @@ from mlops_trace.analysis.ingress import (
     PodEndpoint,
     container_port,
     invalid_ports,
-    namespace_labels_unknown,
     pod_endpoints,
     workload_members,
 )
@@ -23,6 +22,7 @@ from mlops_trace.analysis.netpol import (
     Verdict,
     evaluate,
     rules_text,
+    undecided_rules,
 )
 from mlops_trace.analysis.seldon import (
     AGENT_PROXY_GRPC_PORT,
@@ -141,11 +141,31 @@ def run(snap: Snapshot) -> Iterator[Finding]:
         except NetworkPolicyError as exc:
             problems.append(f"{namespace}: {exc}")
             continue
+        labels_known = snap.get("Namespace", None, namespace) is not None
         for key in list(blocked):
-            in_play = [by_name[n] for n in key[3] if n in by_name]
-            if namespace_labels_unknown(snap, in_play, key[2].value, namespace):
-                # The policy admits peers by labels of this namespace, whose Namespace object we do not have.
-                problems.append(f"{namespace}: {', '.join(key[3])} select namespace labels not in the bundle")
+            # Keep only blocks that stand whatever the bundle lacks (labels of this Namespace, pod IPs of templates).
+            in_play = [by_name[n].raw for n in key[3] if n in by_name]
+            kept = []
+            for pair in blocked[key]:
+                try:
+                    why = undecided_rules(
+                        in_play,
+                        key[2],
+                        pair[0].endpoint,
+                        pair[1].endpoint,
+                        key[1],
+                        Protocol.TCP,
+                        peer_namespace_labels_known=labels_known,
+                    )
+                except NetworkPolicyError as exc:
+                    why = [str(exc)]
+                if why:
+                    problems.append(f"{namespace}: {key[0].label} may be admitted by {why[0]}")
+                else:
+                    kept.append(pair)
+            if kept:
+                blocked[key] = kept
+            else:
                 del blocked[key]
         if not (blocked or allowed):
             problems.append(f"{namespace}: no pair of Seldon components to evaluate")

@@ -43,7 +43,7 @@ from mlops_trace.snapshot.kube import (
     pod_template_spec,
 )
 from mlops_trace.snapshot.roles import Role, pod_role, role_from_labels
-from mlops_trace.snapshot.snapshot import Snapshot
+from mlops_trace.snapshot.snapshot import Existence, Snapshot
 
 ANNOTATION_PREFIX = "nginx.ingress.kubernetes.io/"
 REWRITE_TARGET = ANNOTATION_PREFIX + "rewrite-target"
@@ -135,7 +135,8 @@ class Stop(StrEnum):
     """Where following a backend ended."""
 
     SERVICE = "service"  # a Service with endpoints of its own (ClusterIP, NodePort, LoadBalancer, headless)
-    SERVICE_MISSING = "service-missing"  # not in the snapshot, and Services of that namespace were collected
+    SERVICE_MISSING = "service-missing"  # not in the snapshot, and Services of that namespace were collected (or
+    # the namespace itself does not exist: the Namespace list was collected without it)
     NOT_COLLECTED = "not-collected"  # not in the snapshot, and nothing says it was looked for
     PORT_MISSING = "port-missing"  # the Service has no port matching what is asked of it
     EXTERNAL = "external"  # an ExternalName outside the cluster (or one we cannot place)
@@ -421,7 +422,9 @@ def resolve_backend(snap: Snapshot, namespace: str, service: str, port: PortRef)
         svc = snap.get("Service", ns, name)
         if svc is None:
             hops.append(Hop(ns, name, asked, None, None))
-            if snap.covers("Service", ns):
+            if snap.namespace_exists(ns) is Existence.ABSENT:
+                return Resolution(tuple(hops), Stop.SERVICE_MISSING, f"namespace {ns} does not exist")
+            if snap.existence("Service", ns, name) is Existence.ABSENT:
                 return Resolution(tuple(hops), Stop.SERVICE_MISSING, f"no Service {name} in namespace {ns}")
             return Resolution(tuple(hops), Stop.NOT_COLLECTED, f"Services of namespace {ns} are not in the bundle")
         if service_type(svc) == "ExternalName":

@@ -6,6 +6,10 @@ Pure functions over plain dicts as `kubectl get -o yaml` prints them. The rules 
   (defaulted) policy types. An isolated pod accepts only what at least one rule of those policies admits; rules and
   policies are OR-ed, and inside one rule the peer list and the port list must both match.
 - A connection needs the source's egress and the destination's ingress; traffic of a pod to itself always passes.
+- A peer is an ipBlock, or selectors: a `podSelector` alone selects pods of the policy's own namespace only, a
+  `namespaceSelector` alone every pod of the matching namespaces, both in one peer the pods matching both (AND);
+  separate peers are OR-ed. An empty selector `{}` matches everything of its kind; an absent or empty `from`/`to`
+  list matches every peer, an absent or empty `ports` list every port.
 - Ports are always the destination pod's (named ports resolve against its container ports), after Service DNAT:
   pass the container port, not the Service port.
 
@@ -23,7 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from mlops_trace.analysis import fields
-from mlops_trace.analysis.selectors import SelectorError, label_value, selector_matches
+from mlops_trace.analysis.selectors import SelectorError, label_value, selector_matches, selector_matches_partly
 
 __all__ = [
     "METADATA_NAME_LABEL",
@@ -42,6 +46,7 @@ __all__ = [
     "invalid_container_ports",
     "policy_types",
     "selects",
+    "undecided_rules",
 ]
 
 METADATA_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -300,22 +305,92 @@ def _rule_matches(
 
 
 def _peer_matches(policy: Mapping[str, Any], peer_spec: Any, peer: Endpoint) -> bool:
+    return _peer_decision(policy, peer_spec, peer, None, None)[0] is True
+
+
+def _peer_decision(
+    policy: Mapping[str, Any],
+    peer_spec: Any,
+    peer: Endpoint,
+    pod_keys: frozenset[str] | None,
+    namespace_keys: frozenset[str] | None,
+) -> tuple[bool | None, str]:
+    """Whether one peer of a rule matches `peer`: True, False, or None when it hinges on something unknown, with why.
+
+    `pod_keys` / `namespace_keys` are the pod / Namespace label keys known for sure (None: all of them).
+    """
     peer_spec = _item(peer_spec, "peer", policy)
     ip_block = peer_spec.get("ipBlock")
     if ip_block is not None:
-        return _ip_block_matches(policy, _item(ip_block, "ipBlock", policy), peer.ip)
+        ip_block = _item(ip_block, "ipBlock", policy)
+        matched = _ip_block_matches(policy, ip_block, peer.ip)
+        if peer.ip is None and not matched:
+            return None, f"ipBlock {ip_block.get('cidr')} and the IP of {peer.display} is unknown"
+        return matched, ""
     pod_selector = peer_spec.get("podSelector")
     namespace_selector = peer_spec.get("namespaceSelector")
     if pod_selector is None and namespace_selector is None:
         # The API rejects a peer with no selector and no ipBlock; it admits nobody.
-        return False
+        return False, ""
     # Both selectors are evaluated before combining, so a malformed one raises whichever pod is asked about.
     if namespace_selector is None:
-        namespace_ok = peer.namespace == _policy_namespace(policy)
+        # A podSelector alone selects pods of the policy's own namespace, whatever labels a pod elsewhere carries.
+        namespace_ok: bool | None = peer.namespace == _policy_namespace(policy)
     else:
-        namespace_ok = _selector_matches(policy, namespace_selector, peer.namespace_labels)
-    pod_ok = pod_selector is None or _selector_matches(policy, pod_selector, peer.labels)
-    return namespace_ok and pod_ok
+        namespace_ok = _selector_matches_partly(policy, namespace_selector, peer.namespace_labels, namespace_keys)
+    pod_ok = True if pod_selector is None else _selector_matches_partly(policy, pod_selector, peer.labels, pod_keys)
+    if namespace_ok is False or pod_ok is False:
+        return False, ""
+    if namespace_ok is None:
+        return None, f"namespaceSelector on labels of Namespace {peer.namespace}, which the bundle does not hold"
+    if pod_ok is None:
+        return None, f"podSelector on labels of {peer.display}, whose Pod is not in the bundle"
+    return True, ""
+
+
+def undecided_rules(
+    policies: Sequence[Mapping[str, Any]],
+    direction: Direction,
+    src: Endpoint,
+    dst: Endpoint,
+    port: int,
+    protocol: Protocol = Protocol.TCP,
+    *,
+    peer_labels_known: bool = True,
+    peer_namespace_labels_known: bool = True,
+) -> list[str]:
+    """Rules on the `direction` side that might admit the connection, had we the facts the bundle lacks.
+
+    The peer is `src` for ingress and `dst` for egress. `peer_labels_known=False`: the peer pod's labels were assumed
+    (its Pod is not in the bundle), so only an empty podSelector surely matches it. `peer_namespace_labels_known=False`:
+    its Namespace object is missing, so only `kubernetes.io/metadata.name` is known. An ipBlock is undecided when the
+    peer's IP is unknown. A podSelector without namespaceSelector is always decided: it selects the policy's own
+    namespace only. Each entry names the policy and rule and says what is unknown; none means a blocked verdict stands.
+    """
+    protocol = Protocol(protocol)
+    if direction is Direction.INGRESS:
+        subject, peer, rules_key, peers_key = dst, src, "ingress", "from"
+    else:
+        subject, peer, rules_key, peers_key = src, dst, "egress", "to"
+    pod_keys = None if peer_labels_known else frozenset[str]()
+    namespace_keys = None if peer_namespace_labels_known else frozenset({METADATA_NAME_LABEL})
+    found: list[str] = []
+    for policy in policies:
+        if not selects(policy, subject) or PolicyType(direction.value.capitalize()) not in policy_types(policy):
+            continue
+        for index, rule_value in enumerate(_as_list(_spec(policy).get(rules_key), f"spec.{rules_key}", policy)):
+            rule = _item(rule_value, f"{peers_key} rule", policy)
+            ports = _as_list(rule.get("ports"), "ports", policy)
+            if ports and not any(_port_matches(policy, port_spec, dst, port, protocol) for port_spec in ports):
+                continue
+            peers = _as_list(rule.get(peers_key), peers_key, policy)
+            decisions = [_peer_decision(policy, peer_spec, peer, pod_keys, namespace_keys) for peer_spec in peers]
+            if not peers or any(decided is True for decided, _ in decisions):
+                continue
+            reasons = [why for decided, why in decisions if decided is None]
+            if reasons:
+                found.append(f"{_policy_name(policy)} {rules_key}[{index}]: {reasons[0]}")
+    return found
 
 
 def _ip_block_matches(policy: Mapping[str, Any], ip_block: Mapping[str, Any], ip: str | None) -> bool:
@@ -373,6 +448,15 @@ def _network(policy: Mapping[str, Any], cidr: Any) -> ipaddress.IPv4Network | ip
 def _selector_matches(policy: Mapping[str, Any], selector: Any, labels: Mapping[str, str]) -> bool:
     try:
         return selector_matches(selector, labels)
+    except SelectorError as error:
+        raise NetworkPolicyError(f"{_policy_name(policy)}: {error}") from None
+
+
+def _selector_matches_partly(
+    policy: Mapping[str, Any], selector: Any, labels: Mapping[str, str], known_keys: frozenset[str] | None
+) -> bool | None:
+    try:
+        return selector_matches_partly(selector, labels, known_keys)
     except SelectorError as error:
         raise NetworkPolicyError(f"{_policy_name(policy)}: {error}") from None
 

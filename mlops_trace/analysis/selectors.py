@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Operator", "SelectorError", "label_value", "selector_matches"]
+__all__ = ["Operator", "SelectorError", "label_value", "selector_matches", "selector_matches_partly"]
 
 
 class Operator(StrEnum):
@@ -50,6 +50,37 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
     if not isinstance(expressions, Sequence) or isinstance(expressions, str):
         raise SelectorError("matchExpressions must be a list")
     return all(_expression_matches(expression, labels) for expression in expressions)
+
+
+def selector_matches_partly(
+    selector: Mapping[str, Any] | None, labels: Mapping[str, str], known_keys: frozenset[str] | None
+) -> bool | None:
+    """Match a selector against labels of which only `known_keys` are certain (`None`: all of them).
+
+    Returns False when a requirement on a known key fails (the answer is no whatever the other labels are), None when
+    every known requirement holds but some requirement is on a key we do not know, else True. A malformed selector
+    raises `SelectorError` as in `selector_matches`.
+    """
+    # Validate the whole selector first, so an unknown operator raises even when its key is unknown.
+    whole = selector_matches(selector, labels)
+    if known_keys is None or selector is None:
+        return whole
+    match_labels = selector.get("matchLabels") or {}
+    expressions = selector.get("matchExpressions") or []
+    known_labels = {key: value for key, value in match_labels.items() if str(key) in known_keys}
+    if not isinstance(expressions, Sequence) or isinstance(expressions, str):
+        raise SelectorError("matchExpressions must be a list")
+    known_expressions = []
+    for expression in expressions:
+        if not isinstance(expression, Mapping) or "key" not in expression:
+            raise SelectorError(f"a matchExpressions entry needs a key and an operator, got {expression!r}")
+        if str(expression["key"]) in known_keys:
+            known_expressions.append(expression)
+    if not selector_matches({"matchLabels": known_labels, "matchExpressions": known_expressions}, labels):
+        return False
+    if len(known_labels) < len(match_labels) or len(known_expressions) < len(expressions):
+        return None
+    return True
 
 
 def _expression_matches(expression: Any, labels: Mapping[str, str]) -> bool:

@@ -1,8 +1,9 @@
 """`collect`: read a live cluster into a redacted bundle in the DESIGN.md format (a directory or a .tar.gz).
 
-Layout written: `kube/<plural>.yaml` (one `kind: List` per kind), `logs/<ns>/<pod>/<container>.log`,
-`envoy/<ns>/<pod>/config_dump.json|stats.txt`, `bundle.yaml` (what was read, from where, and what could not be:
-`kinds`, `absent_kinds`, `forbidden`, `not_collected`, `skipped_names`, `envoy_errors`, `log_errors`) and
+Layout written: `kube/<plural>.yaml` (one `kind: List` per kind), `logs/<ns>/<pod>/<container>.log` (and
+`<container>.previous.log` for a restarted container), `envoy/<ns>/<pod>/config_dump.json|stats.txt`, `bundle.yaml`
+(what was read, from where, and what could not be: `kinds`, `absent_kinds`, `forbidden`, `not_collected`,
+`skipped_names`, `envoy_errors`, `log_errors`, `previous_logs_missing`, `bounded`) and
 `redaction-report.yaml` (what was masked, where, how long; never the values). Secrets are never collected; objects a
 served bundle synthesized (`mlops-trace.io/synthesized: "true"`) are left out, their logs are kept.
 
@@ -31,13 +32,19 @@ from mlops_trace import __version__
 from mlops_trace.collect.client import ApiStatusError, KubeApi, connect
 from mlops_trace.collect.deadline import Clock, RunDeadlinePassed
 from mlops_trace.collect.envoy import DOCUMENTS, assign_urls, envoy_pods, fetch_envoy, parse_admin_urls
-from mlops_trace.collect.kinds import NAMESPACE_KIND, NEVER_COLLECTED, SYNTHESIZED_ANNOTATION
+from mlops_trace.collect.kinds import (
+    EVENTS_PER_NAMESPACE,
+    KINDS,
+    NAMESPACE_KIND,
+    NEVER_COLLECTED,
+    SYNTHESIZED_ANNOTATION,
+)
 from mlops_trace.collect.logs import DEFAULT_TAIL, WANTED_ROLES, fetch_logs, log_targets, parse_since
 from mlops_trace.collect.names import NameRule, UnsafePathError, bundle_path, name_problem, shown
 from mlops_trace.collect.objects import KindObjects, collect_objects
 from mlops_trace.collect.outcome import FetchError, NotCollected, Outcome, SkippedName
 from mlops_trace.errors import ClusterError, InputError, UsageError
-from mlops_trace.redaction import RedactionReport, redact_lines, redact_object
+from mlops_trace.redaction import Redaction, RedactionReport, redact_lines, redact_object
 
 if TYPE_CHECKING:
     from mlops_trace.doctor import LiveTarget
@@ -126,7 +133,8 @@ def collect_to_dir(target: LiveTarget, root: Path) -> CollectResult:
     pods = next((k.items for k in kinds if k.spec.kind == "Pod"), [])
 
     objects = _write_kube(root, kinds, outcome, report)
-    logs_written = _write_logs(api, root, pods, target, since_seconds, outcome, report)
+    workloads = [item for k in kinds if k.spec.kind in ("StatefulSet", "Deployment") for item in k.items]
+    logs_written = _write_logs(api, root, pods, workloads, target, since_seconds, outcome, report)
     envoy_written, envoy_via = _write_envoy(api, root, pods, admin_urls, outcome, report)
     if not (objects or logs_written or envoy_written or outcome.forbidden):
         _nothing_in_time(api, outcome)
@@ -266,7 +274,7 @@ def _write_kube(root: Path, kinds: list[KindObjects], outcome: Outcome, report: 
         if spec.kind in NEVER_COLLECTED:
             continue
         items: list[Any] = []
-        found = []
+        found: list[Redaction] = []
         for item in collected.items:
             if item.get("kind") in NEVER_COLLECTED:
                 continue
@@ -274,7 +282,12 @@ def _write_kube(root: Path, kinds: list[KindObjects], outcome: Outcome, report: 
                 outcome.synthesized_skipped.append(f"{spec.kind}/{_namespace_of(item) or ''}/{_name_of(item)}")
                 continue
             label = f"items[{len(items)}] {spec.kind} {_namespace_of(item) or '-'}/{_name_of(item)}"
+            json_data: dict[str, str] = {}
+            if spec.kind == "ConfigMap":
+                item, json_data = _redact_json_data(item, label, found)
             redacted, masked = redact_object(item, label)
+            if json_data:
+                redacted["data"] = {**redacted["data"], **json_data}
             items.append(redacted)
             found.extend(masked)
         if not items:
@@ -288,6 +301,36 @@ def _write_kube(root: Path, kinds: list[KindObjects], outcome: Outcome, report: 
     return total
 
 
+def _redact_json_data(
+    item: dict[str, Any], label: str, found: list[Redaction]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A ConfigMap entry that holds a JSON object (`seldon-kafka`'s `kafka.json`) is redacted as an object, so a
+    secret is found by its key (`sasl.password`) and inside its own string (`sasl.jaas.config`) rather than by text
+    patterns over the JSON's escaped quotes, and is written back compact, as the operator writes it. Returns the
+    item with those entries emptied (for the object redactor) and the redacted entries to put back."""
+    data = item.get("data")
+    if not isinstance(data, Mapping):
+        return item, {}
+    redacted_entries: dict[str, str] = {}
+    for key, value in data.items():
+        if not isinstance(value, str) or not value.lstrip().startswith("{"):
+            continue
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            continue
+        if not isinstance(parsed, dict):
+            continue
+        redacted, masked = redact_object(parsed, f'{label} .data["{key}"] (JSON)')
+        found.extend(masked)
+        redacted_entries[str(key)] = (
+            json.dumps(redacted, separators=(",", ":"), ensure_ascii=False) if masked else value
+        )
+    if not redacted_entries:
+        return item, {}
+    return {**item, "data": {k: ("" if k in redacted_entries else v) for k, v in data.items()}}, redacted_entries
+
+
 def _name_of(item: Mapping[str, Any]) -> str:
     metadata = item.get("metadata")
     return str(metadata.get("name", "")) if isinstance(metadata, Mapping) else ""
@@ -297,29 +340,32 @@ def _write_logs(
     api: KubeApi,
     root: Path,
     pods: list[dict[str, Any]],
+    workloads: list[dict[str, Any]],
     target: LiveTarget,
     since_seconds: int | None,
     outcome: Outcome,
     report: RedactionReport,
 ) -> int:
-    targets = log_targets(pods, outcome.skipped_names)
+    targets = log_targets(pods, outcome.skipped_names, workloads)
     written = 0
     for log in fetch_logs(api, targets, root, target.tail, since_seconds):
         where = log.target
         requirement = f"logs:{where.role}"
+        if log.missing is not None:
+            outcome.previous_logs_missing.append(log.missing)
         if log.forbidden is not None:
             if log.forbidden not in outcome.forbidden:
                 outcome.forbidden.append(log.forbidden)
             reason = f"forbidden: missing permission to {log.forbidden.permission}"
-            outcome.add_not_collected(NotCollected(requirement, reason, where.namespace, where.pod, where.container))
+            outcome.add_not_collected(NotCollected(requirement, reason, where.namespace, where.pod, where.what))
         if log.error is not None:
             outcome.log_errors.append(log.error)
-            reason = f"not collected: log {where.namespace}/{where.pod}/{where.container}: {log.error.error}"
-            outcome.add_not_collected(NotCollected(requirement, reason, where.namespace, where.pod, where.container))
+            reason = f"not collected: log {where.namespace}/{where.pod}/{where.what}: {log.error.error}"
+            outcome.add_not_collected(NotCollected(requirement, reason, where.namespace, where.pod, where.what))
         if log.deadline is not None:
             outcome.deadline_passed = str(log.deadline)
             reason = log.deadline.not_collected
-            entry = NotCollected(requirement, reason, where.namespace, where.pod, where.container, by_deadline=True)
+            entry = NotCollected(requirement, reason, where.namespace, where.pod, where.what, by_deadline=True)
             outcome.add_not_collected(entry)
         if log.written:
             written += 1
@@ -406,16 +452,23 @@ def _metadata(
         "server_version": server_version,
         "namespaces": "all" if target.all_namespaces else namespaces,
         "kinds": list(outcome.kinds_listed),
+        # Kinds listed by name only: their absence says nothing about objects of other names.
+        "kinds_by_name": {spec.kind: list(spec.names) for spec in KINDS if spec.names},
         "absent_kinds": [a.to_dict() for a in outcome.absent],
         "forbidden": [f.to_dict() for f in outcome.forbidden],
         "envoy_errors": [e.to_dict() for e in outcome.envoy_errors],
         "envoy_sources": envoy_via,
         "log_errors": [e.to_dict() for e in outcome.log_errors],
+        "previous_logs_missing": [e.to_dict() for e in outcome.previous_logs_missing],
         "logs": {
             "tail_lines": DEFAULT_TAIL if target.tail is None else (target.tail if target.tail >= 0 else None),
             "since_seconds": since_seconds,
         },
         "not_collected": [n.to_dict() for n in outcome.not_collected],
+        "bounded": {
+            "events_per_namespace": EVENTS_PER_NAMESPACE,
+            "left_out": dict(sorted(outcome.objects_dropped.items())),
+        },
         "skipped_names": [s.describe() for s in outcome.skipped_names],
         "timeouts": {
             "request_seconds": api.clock.request_timeout,

@@ -22,6 +22,12 @@ class KindSpec:
     plural: str
     scope: Scope
     crd: bool = False  # served by a CustomResourceDefinition: a 404 means "not installed"
+    # Only the objects of these names are listed (`fieldSelector=metadata.name=…`, which RBAC `resourceNames` can
+    # authorize): never every ConfigMap of a namespace, only the Seldon ones the checks read.
+    names: tuple[str, ...] = ()
+    # At most this many objects per namespace are kept, the newest first (Events: a busy cluster has hundreds of
+    # thousands); None keeps every object.
+    keep_newest: int | None = None
 
     @property
     def api_version(self) -> str:
@@ -38,13 +44,25 @@ class KindSpec:
             return f"{base}/{self.plural}"
         return f"{base}/namespaces/{namespace}/{self.plural}"
 
+    def list_queries(self) -> list[list[tuple[str, str | int]]]:
+        """The extra query of each list call: one per name for a kind listed by name, else one without."""
+        if not self.names:
+            return [[]]
+        return [[("fieldSelector", f"metadata.name={name}")] for name in self.names]
+
     def permission(self, namespace: str | None, verb: str = "list") -> str:
         """`list networkpolicies in namespace x (networking.k8s.io)`: what RBAC must allow, in words."""
         where = f"in namespace {namespace}" if namespace is not None else "cluster-wide"
-        return f"{verb} {self.plural} {where} ({self.group or 'core'})"
+        named = f" named {', '.join(self.names)}" if self.names else ""
+        return f"{verb} {self.plural}{named} {where} ({self.group or 'core'})"
 
 
 SELDON = "mlops.seldon.io"
+
+# The ConfigMap a SeldonRuntime's controller writes with the Kafka client settings (key `kafka.json`, from
+# SeldonConfig `kafkaConfig`; seldon-core operator's ConfigMap reconciler) that gateways and the dataflow engine read.
+SELDON_KAFKA_CONFIGMAP = "seldon-kafka"
+EVENTS_PER_NAMESPACE = 2000
 
 KINDS: tuple[KindSpec, ...] = (
     KindSpec("Pod", "", "v1", "pods", Scope.NAMESPACED),
@@ -56,6 +74,9 @@ KINDS: tuple[KindSpec, ...] = (
     KindSpec("Ingress", "networking.k8s.io", "v1", "ingresses", Scope.NAMESPACED),
     KindSpec("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies", Scope.NAMESPACED),
     KindSpec("IngressClass", "networking.k8s.io", "v1", "ingressclasses", Scope.CLUSTER),
+    KindSpec("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers", Scope.NAMESPACED),
+    KindSpec("ConfigMap", "", "v1", "configmaps", Scope.NAMESPACED, names=(SELDON_KAFKA_CONFIGMAP,)),
+    KindSpec("Event", "", "v1", "events", Scope.NAMESPACED, keep_newest=EVENTS_PER_NAMESPACE),
     KindSpec("Model", SELDON, "v1alpha1", "models", Scope.NAMESPACED, crd=True),
     KindSpec("Server", SELDON, "v1alpha1", "servers", Scope.NAMESPACED, crd=True),
     KindSpec("Experiment", SELDON, "v1alpha1", "experiments", Scope.NAMESPACED, crd=True),

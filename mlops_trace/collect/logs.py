@@ -1,9 +1,19 @@
-"""Container logs of the components the checks read (scheduler, controller, agent, MLServer, Envoy, ingress, model
-gateway), streamed line by line through the redactor into `logs/<namespace>/<pod>/<container>.log`.
+"""Container logs the checks read, streamed line by line through the redactor into
+`logs/<namespace>/<pod>/<container>.log`, and the previous run of each restarted container (its `restartCount` above
+0 in the Pod's status) into `logs/<namespace>/<pod>/<container>.previous.log` (`?previous=true`).
+
+Which containers: every container of a Seldon pod (init containers and sidecars too: rclone, agent, MLServer,
+gateways, dataflow engine, Envoy, hodometer, scheduler, controller manager), and the components other checks read
+outside Seldon (the ingress controller). A pod is a Seldon pod by its labels (`app.kubernetes.io/name` of a Seldon
+component, `app.kubernetes.io/managed-by: seldon-core`, `control-plane: v2-controller-manager`,
+`seldon-server-name`), by its owner (a Server or SeldonRuntime, directly or through its StatefulSet or Deployment),
+or by the pod names Seldon's Helm charts use.
 
 The three names of that path come from the API: a container whose names are not valid Kubernetes names is skipped
 (names.py). Each log is one call, bounded as a whole by `--request-timeout` and by the run's `--timeout`; a log cut
-by either is not written (its newest lines would be missing), and is recorded.
+by either is not written (its newest lines would be missing), and is recorded. A previous run is asked for only once
+the current log was written, so a bundle never holds a previous run without its current log; one the API server no
+longer holds is recorded in `previous_logs_missing`, not as an error.
 """
 
 from __future__ import annotations
@@ -21,13 +31,31 @@ from mlops_trace.collect.names import NameRule, UnsafePathError, bundle_path, na
 from mlops_trace.collect.outcome import FetchError, Forbidden, SkippedName
 from mlops_trace.errors import ClusterError, UsageError
 from mlops_trace.redaction import LineRedactor, Redaction
-from mlops_trace.snapshot.roles import Role, container_role
+from mlops_trace.snapshot.roles import Role, container_role, pod_role
 
 DEFAULT_TAIL = 10000
 WANTED_ROLES = frozenset(
     {Role.SCHEDULER, Role.CONTROLLER, Role.AGENT, Role.MLSERVER, Role.ENVOY, Role.INGRESS, Role.MODELGATEWAY}
 )
 _PARALLEL = 8
+
+# `app.kubernetes.io/name` of the pods of Seldon Core v2's components (SeldonRuntime overrides, server pods).
+SELDON_COMPONENTS = frozenset(
+    {
+        "seldon-scheduler",
+        "seldon-envoy",
+        "seldon-modelgateway",
+        "seldon-pipelinegateway",
+        "seldon-dataflow-engine",
+        "hodometer",
+        "seldon-hodometer",
+        "seldon-server",
+        "seldon-v2-controller-manager",
+        "seldon-controller-manager",
+    }
+)
+SELDON_OWNER_KINDS = frozenset({"Server", "SeldonRuntime"})
+_SELDON_POD_ROLES = frozenset({Role.SCHEDULER, Role.CONTROLLER, Role.AGENT, Role.ENVOY, Role.MODELGATEWAY})
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -59,10 +87,17 @@ class LogTarget:
     pod: str
     container: str
     role: Role
+    previous: bool = False  # the previous run of a restarted container (`?previous=true`)
 
     @property
     def path_parts(self) -> tuple[str, ...]:
-        return ("logs", self.namespace, self.pod, f"{self.container}.log")
+        suffix = ".previous.log" if self.previous else ".log"
+        return ("logs", self.namespace, self.pod, f"{self.container}{suffix}")
+
+    @property
+    def what(self) -> str:
+        """The container, as a gap names it: `agent`, or `agent (previous)` for its previous run."""
+        return f"{self.container} (previous)" if self.previous else self.container
 
     @property
     def rel_path(self) -> str:
@@ -77,15 +112,24 @@ class LogResult:
     error: FetchError | None = None
     forbidden: Forbidden | None = None
     deadline: RunDeadlinePassed | None = None  # the run's --timeout passed before this log was read
+    missing: FetchError | None = None  # a previous run the API server does not hold (any more)
 
     @property
     def written(self) -> bool:
-        return self.error is None and self.forbidden is None and self.deadline is None
+        return self.error is None and self.forbidden is None and self.deadline is None and self.missing is None
 
 
-def log_targets(pods: Iterable[Mapping[str, Any]], skipped: list[SkippedName] | None = None) -> list[LogTarget]:
-    """The containers whose logs the checks read, by role (labels first, names otherwise). A container whose
-    namespace, pod or container name is not a valid Kubernetes name is left out and added to `skipped`."""
+def log_targets(
+    pods: Iterable[Mapping[str, Any]],
+    skipped: list[SkippedName] | None = None,
+    workloads: Iterable[Mapping[str, Any]] = (),
+) -> list[LogTarget]:
+    """The containers whose logs the checks read: every container of a Seldon pod, and the containers of the other
+    wanted roles (the ingress controller); each restarted one also as its previous run, right after its current log.
+    `workloads`: the StatefulSets and Deployments listed, whose owners tell a Server's or SeldonRuntime's pods. A
+    container whose namespace, pod or container name is not a valid Kubernetes name is left out and added to
+    `skipped`."""
+    owners = _workload_owners(workloads)
     targets: list[LogTarget] = []
     for pod in pods:
         metadata = pod.get("metadata")
@@ -96,9 +140,11 @@ def log_targets(pods: Iterable[Mapping[str, Any]], skipped: list[SkippedName] | 
             continue
         raw_labels = metadata.get("labels")
         labels = {str(k): str(v) for k, v in raw_labels.items()} if isinstance(raw_labels, Mapping) else {}
-        for container in _containers(pod):
+        seldon = is_seldon_pod(pod, owners)
+        restarted = _restarted(pod)
+        for container in _containers(pod, all_init=seldon):
             role = container_role(name, container, labels)
-            if role not in WANTED_ROLES:
+            if not seldon and role not in WANTED_ROLES:
                 continue
             problem = (
                 name_problem(namespace, NameRule.LABEL)
@@ -111,11 +157,85 @@ def log_targets(pods: Iterable[Mapping[str, Any]], skipped: list[SkippedName] | 
                     skipped.append(SkippedName(f"the log of container {shown(container)} {where}", problem))
                 continue
             targets.append(LogTarget(namespace, name, container, role))
+            if container in restarted:
+                targets.append(LogTarget(namespace, name, container, role, previous=True))
     return targets
 
 
-def _containers(pod: Mapping[str, Any]) -> list[str]:
-    """Container names from the spec, and from the status when a (hand-written) Pod has no spec."""
+def is_seldon_pod(pod: Mapping[str, Any], workload_owners: Mapping[tuple[str, str, str], frozenset[str]]) -> bool:
+    """Whether a pod belongs to Seldon Core v2: by label, by owner (itself, its StatefulSet or its Deployment), or by
+    the names Seldon's charts give its pods."""
+    metadata = pod.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return False
+    raw_labels = metadata.get("labels")
+    labels = {str(k): str(v) for k, v in raw_labels.items()} if isinstance(raw_labels, Mapping) else {}
+    if labels.get("app.kubernetes.io/name") in SELDON_COMPONENTS:
+        return True
+    if labels.get("app.kubernetes.io/managed-by") == "seldon-core":
+        return True
+    if labels.get("control-plane") == "v2-controller-manager" or "seldon-server-name" in labels:
+        return True
+    namespace = str(metadata.get("namespace") or "")
+    for kind, owner in _owners(metadata):
+        if kind in SELDON_OWNER_KINDS:
+            return True
+        workload: tuple[str, str, str] | None = None
+        if kind == "StatefulSet":
+            workload = ("StatefulSet", namespace, owner)
+        elif kind == "ReplicaSet":
+            # A Deployment's ReplicaSet is named `<deployment>-<pod-template-hash>`; ReplicaSets are not collected.
+            template_hash = labels.get("pod-template-hash", "")
+            if template_hash and owner.endswith(f"-{template_hash}"):
+                workload = ("Deployment", namespace, owner[: -len(template_hash) - 1])
+        if workload is not None and workload_owners.get(workload, frozenset()) & SELDON_OWNER_KINDS:
+            return True
+    name = metadata.get("name")
+    return isinstance(name, str) and pod_role(name, labels) in _SELDON_POD_ROLES
+
+
+def _owners(metadata: Mapping[str, Any]) -> list[tuple[str, str]]:
+    refs = metadata.get("ownerReferences")
+    found: list[tuple[str, str]] = []
+    for ref in refs if isinstance(refs, list) else []:
+        if isinstance(ref, Mapping) and isinstance(ref.get("kind"), str) and isinstance(ref.get("name"), str):
+            found.append((str(ref["kind"]), str(ref["name"])))
+    return found
+
+
+def _workload_owners(workloads: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], frozenset[str]]:
+    """(kind, namespace, name) of each StatefulSet/Deployment -> the kinds of its owners."""
+    owners: dict[tuple[str, str, str], frozenset[str]] = {}
+    for workload in workloads:
+        metadata = workload.get("metadata")
+        kind = workload.get("kind")
+        if not isinstance(metadata, Mapping) or not isinstance(kind, str):
+            continue
+        key = (kind, str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+        owners[key] = frozenset(k for k, _ in _owners(metadata))
+    return owners
+
+
+def _restarted(pod: Mapping[str, Any]) -> set[str]:
+    """Containers (init containers too) whose `restartCount` is above 0: they have a previous run to read."""
+    status = pod.get("status")
+    names: set[str] = set()
+    if not isinstance(status, Mapping):
+        return names
+    for key in ("containerStatuses", "initContainerStatuses"):
+        entries = status.get(key)
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+                continue
+            count = entry.get("restartCount")
+            if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+                names.add(str(entry["name"]))
+    return names
+
+
+def _containers(pod: Mapping[str, Any], all_init: bool = False) -> list[str]:
+    """Container names from the spec, and from the status when a (hand-written) Pod has no spec. Init containers
+    count when they run beside the app (native sidecars, restartPolicy Always), or all of them when `all_init`."""
     names: list[str] = []
     spec = pod.get("spec")
     status = pod.get("status")
@@ -124,12 +244,13 @@ def _containers(pod: Mapping[str, Any]) -> list[str]:
         sources += [("containers", spec.get("containers")), ("initContainers", spec.get("initContainers"))]
     if isinstance(status, Mapping):
         sources.append(("containerStatuses", status.get("containerStatuses")))
+        if all_init:
+            sources.append(("initContainerStatuses", status.get("initContainerStatuses")))
     for key, entries in sources:
         for container in entries if isinstance(entries, list) else []:
             if not isinstance(container, Mapping) or not isinstance(container.get("name"), str):
                 continue
-            # Init containers only count when they run beside the app (native sidecars, restartPolicy Always).
-            if key == "initContainers" and container.get("restartPolicy") != "Always":
+            if key == "initContainers" and not all_init and container.get("restartPolicy") != "Always":
                 continue
             if container["name"] not in names:
                 names.append(str(container["name"]))
@@ -139,13 +260,32 @@ def _containers(pod: Mapping[str, Any]) -> list[str]:
 def fetch_logs(
     api: KubeApi, targets: list[LogTarget], root: Path, tail: int | None, since_seconds: int | None
 ) -> list[LogResult]:
-    """Fetch every target (a few at a time); results come back in target order."""
+    """Fetch every target (a few containers at a time); results come back in target order. A previous run (which
+    `log_targets` puts right after its current log) is fetched after its current log, and only once that one is
+    written; when it is not, the previous run is left out with it."""
     if not targets:
         return []
-    workers = min(_PARALLEL, len(targets))
+    jobs: list[list[LogTarget]] = []
+    for target in targets:
+        if target.previous and jobs and jobs[-1][0].container == target.container and jobs[-1][0].pod == target.pod:
+            jobs[-1].append(target)
+        else:
+            jobs.append([target])
+    workers = min(_PARALLEL, len(jobs))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlops-trace-logs") as pool:
-        futures = [pool.submit(_fetch_one, api, t, root, tail, since_seconds) for t in targets]
-        return [f.result() for f in futures]
+        futures = [pool.submit(_fetch_job, api, job, root, tail, since_seconds) for job in jobs]
+        return [result for future in futures for result in future.result()]
+
+
+def _fetch_job(
+    api: KubeApi, job: list[LogTarget], root: Path, tail: int | None, since_seconds: int | None
+) -> list[LogResult]:
+    results: list[LogResult] = []
+    for target in job:
+        if results and not results[0].written:
+            break
+        results.append(_fetch_one(api, target, root, tail, since_seconds))
+    return results
 
 
 def _fetch_one(api: KubeApi, target: LogTarget, root: Path, tail: int | None, since_seconds: int | None) -> LogResult:
@@ -155,11 +295,13 @@ def _fetch_one(api: KubeApi, target: LogTarget, root: Path, tail: int | None, si
         query.append(("tailLines", limit))
     if since_seconds is not None:
         query.append(("sinceSeconds", since_seconds))
+    if target.previous:
+        query.append(("previous", "true"))
     path = f"/api/v1/namespaces/{target.namespace}/pods/{target.pod}/log"
     try:
         out_path = bundle_path(root, *target.path_parts)
     except UnsafePathError as exc:
-        return LogResult(target, 0, (), error=FetchError(target.namespace, target.pod, target.container, str(exc)))
+        return LogResult(target, 0, (), error=FetchError(target.namespace, target.pod, target.what, str(exc)))
     part_path = out_path.with_name(out_path.name + ".part")
     redactor = LineRedactor()
     count = 0
@@ -183,12 +325,16 @@ def _fetch_one(api: KubeApi, target: LogTarget, root: Path, tail: int | None, si
                 message=exc.message,
             )
             return LogResult(target, 0, (), forbidden=forbidden)
-        error = FetchError(target.namespace, target.pod, target.container, f"HTTP {exc.status}: {exc.message}")
+        if target.previous and exc.status in (400, 404):
+            # `previous terminated container "x" in pod "y" not found` (400): the kubelet no longer holds it.
+            missing = FetchError(target.namespace, target.pod, target.what, f"HTTP {exc.status}: {exc.message}")
+            return LogResult(target, 0, (), missing=missing)
+        error = FetchError(target.namespace, target.pod, target.what, f"HTTP {exc.status}: {exc.message}")
         return LogResult(target, 0, (), error=error)
     except RunDeadlinePassed as exc:
         part_path.unlink(missing_ok=True)
         return LogResult(target, 0, (), deadline=exc)
     except ClusterError as exc:
         part_path.unlink(missing_ok=True)
-        return LogResult(target, 0, (), error=FetchError(target.namespace, target.pod, target.container, str(exc)))
+        return LogResult(target, 0, (), error=FetchError(target.namespace, target.pod, target.what, str(exc)))
     return LogResult(target, count, tuple(redactor.redactions))

@@ -5,12 +5,19 @@ List items come back without `apiVersion`/`kind` (the List carries them); both a
 (CRD not installed), a 403 = a missing permission; both are recorded in the Outcome and the run goes on. So is a
 list that does not finish within `--request-timeout`; once the run's `--timeout` has passed, no more lists are
 started and the kinds left are recorded as not collected.
+
+Two kinds are read with a bound: ConfigMaps only by name (`fieldSelector=metadata.name=seldon-kafka`, never every
+ConfigMap), and Events at most `EVENTS_PER_NAMESPACE` per namespace, the newest first (a heap of that size is kept
+while the pages go by, so memory stays bounded however many Events a namespace holds; how many were left out is
+recorded).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import heapq
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from mlops_trace.collect.client import ApiStatusError, KubeApi
@@ -96,16 +103,26 @@ def _one_kind(
     scopes: list[str | None] = [None] if all_namespaces or spec.scope is not Scope.NAMESPACED else list(namespaces)
     complete = True
     for namespace in scopes:
-        try:
-            result.items.extend(_list(api, spec, spec.list_path(namespace)))
-        except ApiStatusError as exc:
-            complete = _record(exc, spec, namespace, outcome) and complete
-            if exc.status == 404:
-                break  # the API is not served: other namespaces would say the same
-        except (CallTimedOut, RunDeadlinePassed) as exc:
-            complete = _cut(exc, spec, namespace, outcome)
-            if outcome.deadline_passed is not None:
-                break
+        stop = False
+        for extra in spec.list_queries():
+            try:
+                newest = _Newest(spec.keep_newest) if spec.keep_newest is not None else None
+                result.items.extend(_list(api, spec, spec.list_path(namespace), extra, newest))
+                if newest is not None:
+                    for where, count in newest.dropped.items():
+                        outcome.objects_dropped[f"{spec.kind}/{where}"] = count
+            except ApiStatusError as exc:
+                complete = _record(exc, spec, namespace, outcome) and complete
+                if exc.status == 404:
+                    stop = True  # the API is not served: other namespaces would say the same
+                    break
+            except (CallTimedOut, RunDeadlinePassed) as exc:
+                complete = _cut(exc, spec, namespace, outcome)
+                if outcome.deadline_passed is not None:
+                    stop = True
+                    break
+        if stop:
+            break
     if complete:
         outcome.kinds_listed.append(spec.kind)
     return result
@@ -149,12 +166,75 @@ def _unexpected(api: KubeApi, exc: ApiStatusError) -> ClusterError:
     return ClusterError(f"{api.connection.server}: unexpected answer {exc}")
 
 
-def _list(api: KubeApi, spec: KindSpec, path: str) -> list[dict[str, Any]]:
+class _Newest:
+    """The newest `keep` objects of each namespace, by their last timestamp, while a list's pages go by."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.heaps: dict[str, list[tuple[float, int, dict[str, Any]]]] = {}
+        self.dropped: dict[str, int] = {}
+        self._seen = 0
+
+    def add(self, obj: dict[str, Any]) -> None:
+        metadata = obj.get("metadata")
+        namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+        where = str(namespace) if namespace else "-"
+        heap = self.heaps.setdefault(where, [])
+        self._seen += 1
+        entry = (_last_seen(obj), self._seen, obj)
+        if len(heap) < self.keep:
+            heapq.heappush(heap, entry)
+            return
+        self.dropped[where] = self.dropped.get(where, 0) + 1
+        if self.keep > 0 and entry[:2] > heap[0][:2]:
+            heapq.heapreplace(heap, entry)
+
+    def reset(self) -> None:
+        self.heaps, self.dropped, self._seen = {}, {}, 0
+
+    def items(self) -> list[dict[str, Any]]:
+        """Namespace by namespace, each newest first."""
+        ordered: list[dict[str, Any]] = []
+        for where in sorted(self.heaps):
+            ordered += [e[2] for e in sorted(self.heaps[where], key=lambda e: e[:2], reverse=True)]
+        return ordered
+
+
+_EVENT_TIMES = ("eventTime", "lastTimestamp", "firstTimestamp")
+
+
+def _last_seen(obj: Mapping[str, Any]) -> float:
+    """When an Event (or any object) was last seen: the latest of its timestamps, 0 when it has none that parses."""
+    candidates: list[Any] = [obj.get(key) for key in _EVENT_TIMES]
+    series = obj.get("series")
+    if isinstance(series, Mapping):
+        candidates.append(series.get("lastObservedTime"))
+    metadata = obj.get("metadata")
+    if isinstance(metadata, Mapping):
+        candidates.append(metadata.get("creationTimestamp"))
+    latest = 0.0
+    for value in candidates:
+        if not isinstance(value, str) or not value:
+            continue
+        try:
+            latest = max(latest, datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+        except (ValueError, OverflowError, OSError):
+            continue
+    return latest
+
+
+def _list(
+    api: KubeApi,
+    spec: KindSpec,
+    path: str,
+    extra: Sequence[tuple[str, str | int]] = (),
+    newest: _Newest | None = None,
+) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     token: str | None = None
     restarted = False
     while True:
-        query: list[tuple[str, str | int]] = [("limit", PAGE_SIZE)]
+        query: list[tuple[str, str | int]] = [*extra, ("limit", PAGE_SIZE)]
         if token:
             query.append(("continue", token))
         try:
@@ -163,18 +243,24 @@ def _list(api: KubeApi, spec: KindSpec, path: str) -> list[dict[str, Any]]:
             if exc.status == 410 and token and not restarted:
                 # The continue token expired (the list changed under us): start over once, in one piece.
                 items, token, restarted = [], None, True
-                page = api.get_json(path)
+                if newest is not None:
+                    newest.reset()
+                page = api.get_json(path, list(extra))
             else:
                 raise
         for item in page.get("items") or []:
             if isinstance(item, dict):
                 obj = _complete(item, spec)
-                if obj.get("kind") not in NEVER_COLLECTED:
+                if obj.get("kind") in NEVER_COLLECTED:
+                    continue
+                if newest is not None:
+                    newest.add(obj)
+                else:
                     items.append(obj)
         metadata = page.get("metadata")
         token = metadata.get("continue") if isinstance(metadata, dict) else None
         if not token:
-            return items
+            return newest.items() if newest is not None else items
 
 
 def _complete(item: dict[str, Any], spec: KindSpec) -> dict[str, Any]:

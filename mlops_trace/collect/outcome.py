@@ -106,6 +106,10 @@ class Outcome:
     synthesized_skipped: list[str] = field(default_factory=list)
     not_collected: list[NotCollected] = field(default_factory=list)
     skipped_names: list[SkippedName] = field(default_factory=list)
+    # "Event/<namespace>": objects listed but left out by a kind's bound (`keep_newest`), the oldest ones.
+    objects_dropped: dict[str, int] = field(default_factory=dict)
+    # Previous runs of restarted containers the API server no longer holds (the kubelet keeps one): not an error.
+    previous_logs_missing: list[FetchError] = field(default_factory=list)
     deadline_passed: str | None = None  # "the live run's --timeout of 300 s passed", once it has
 
     def add_not_collected(self, entry: NotCollected) -> None:

@@ -1,4 +1,5 @@
-"""Small text helpers the line parsers share: timestamps, the `kubectl logs --timestamps` prefix, Go-quoted strings.
+"""Small text helpers the line parsers share: timestamps, the `kubectl logs --timestamps` prefix, the prefixes that
+`kubectl logs --prefix`, stern and kubetail put before each line, Go-quoted strings, typographic quotes from pastes.
 
 Nothing here raises on bad input: every helper returns None (or the input unchanged) when it cannot make sense of it.
 """
@@ -19,12 +20,30 @@ _ISO_TIME = re.compile(
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
+# `kubectl logs --prefix`: `[pod/NAME/CONTAINER] ` (the kind is `pod` for every line kubectl prints).
+_KUBECTL_SOURCE = re.compile(r"\[pod/([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9]*)\] ?")
+# stern (`POD CONTAINER message`, `NAMESPACE POD CONTAINER message` with --all-namespaces), a pod name alone (k9s and
+# friends) and kubetail (`[POD] message`, `[POD CONTAINER] message`). A pod name has a `-` (generated names always do),
+# so that ordinary words are not taken for one.
+_NAME = r"[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"
+_POD = r"[a-z0-9][-a-z0-9.]*-[-a-z0-9.]*[a-z0-9]"
+_TAILER_SOURCES = (
+    (re.compile(rf"({_POD}) ({_NAME}) +"), ("pod", "container")),
+    (re.compile(rf"({_POD}) +"), ("pod",)),
+    (re.compile(rf"({_NAME}) ({_POD}) ({_NAME}) +"), ("namespace", "pod", "container")),
+    (re.compile(rf"\[({_POD})(?: ({_NAME}))?\] +"), ("pod", "container")),
+)
+# Typographic double quotes (and the double prime some fonts give) that word processors and chat tools put in place
+# of `"`. Single ones (‘ ’) are left alone: in a log line they are apostrophes of the message.
+_TYPOGRAPHIC_DOUBLE_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"'})
+
 _MONTHS = {
     name: number
     for number, name in enumerate(
         ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1
     )
 }
+_METHOD = re.compile(r"[A-Z][A-Z_-]*")
 _NGINX_TIME = re.compile(r"(\d{2})/([A-Za-z]{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2})(?: ([+-])(\d{2})(\d{2}))?")
 
 _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"'}
@@ -50,6 +69,57 @@ def split_kubectl_timestamp(line: str) -> tuple[datetime | None, str]:
     if when is None:
         return None, line
     return when, line[match.end() :]
+
+
+def split_source_prefix(line: str) -> tuple[dict[str, str], str]:
+    """Split a `kubectl logs --prefix` source (`[pod/NAME/CONTAINER] `) off `line`: ({"pod": …, "container": …}, the
+    rest), or ({}, line) without one. The prefixes of stern and kubetail are ambiguous with plain text, see
+    `tailer_prefix_splits`."""
+    if not line.startswith("[pod/"):
+        return {}, line
+    match = _KUBECTL_SOURCE.match(line)
+    if match is None:
+        return {}, line
+    return {"pod": match.group(1), "container": match.group(2)}, line[match.end() :]
+
+
+def tailer_prefix_splits(line: str) -> list[tuple[dict[str, str], str]]:
+    """The ways `line` may begin with a prefix of stern (`POD CONTAINER `, `NAMESPACE POD CONTAINER `), of a tool that
+    prints the pod name alone, or of kubetail (`[POD] `, `[POD CONTAINER] `): (source fields, the rest) for each, most
+    likely first. Plain text can look the same, so a caller keeps a split only when the rest is a known log format."""
+    splits: list[tuple[dict[str, str], str]] = []
+    # Every form has a pod name, with its `-`, in its first two words: most lines are ruled out here, cheaply.
+    second_space = line.find(" ", line.find(" ") + 1)
+    if "-" not in (line[:second_space] if second_space > 0 else line):
+        return splits
+    for pattern, names in _TAILER_SOURCES:
+        match = pattern.match(line)
+        if match is not None and match.end() < len(line):
+            source = {name: value for name, value in zip(names, match.groups(), strict=True) if value is not None}
+            splits.append((source, line[match.end() :]))
+    return splits
+
+
+def straighten_quotes(text: str) -> str:
+    """`text` with typographic double quotes (“ ” „ ″) turned into `"`, as a paste through a word processor, a chat
+    tool or a blog engine needs before its quoted values can be read."""
+    return text.translate(_TYPOGRAPHIC_DOUBLE_QUOTES)
+
+
+def has_typographic_quotes(text: str) -> bool:
+    """Whether `text` holds a typographic double quote that `straighten_quotes` would replace."""
+    if text.isascii():  # nearly every line: one fast pass instead of four searches
+        return False
+    return "\u201c" in text or "\u201d" in text or "\u201e" in text or "\u2033" in text
+
+
+def split_http_request(request: str) -> tuple[str | None, str | None, str | None]:
+    """(method, path, protocol) of an HTTP request line (`POST /v2/models/x/infer HTTP/1.1`), Nones when it is not
+    one (TLS bytes sent to a plain port, a truncated line)."""
+    parts = request.split(" ")
+    if len(parts) == 3 and _METHOD.fullmatch(parts[0]) is not None and parts[2].startswith("HTTP/"):
+        return parts[0], parts[1], parts[2]
+    return None, None, None
 
 
 def _zone(text: str | None) -> timezone | None:
@@ -195,10 +265,17 @@ def read_logfmt_pairs(text: str, start: int = 0) -> list[tuple[str, str]]:
             value_start = index
             while index < length and text[index] not in " \t":
                 index += 1
-            value = text[value_start:index]
+            value = unquote_stray(text[value_start:index])
         if key:
             pairs.append((key, value))
     return pairs
+
+
+def unquote_stray(value: str) -> str:
+    """A bare logfmt value without the one stray quote a paste left at its end (`Name=Agent"`)."""
+    if value.endswith('"') and value.count('"') == 1:
+        return value[:-1]
+    return value
 
 
 def stringify(value: object) -> str:

@@ -1,15 +1,26 @@
 """Envoy admin `/config_dump` JSON turned into listeners, route configs and clusters, with Envoy's route selection.
 
-Reads the v3 dump sections (and their v2alpha twins): `BootstrapConfigDump` static resources, `ClustersConfigDump`,
-`ListenersConfigDump`, `RoutesConfigDump` and `EndpointsConfigDump`, plus the per-resource entries that
-`/config_dump?resource=…` returns. Route configs come from RDS dumps and from HTTP connection managers that carry an
-inline `route_config`; listeners name the RDS configs they use. Envoy writes snake_case keys; camelCase keys (protobuf
-JSON from other tools) are accepted too.
+Reads the `envoy.admin.v3` dump sections and their `envoy.admin.v2alpha` twins: `BootstrapConfigDump` static
+resources, `ClustersConfigDump`, `ListenersConfigDump`, `RoutesConfigDump` and `EndpointsConfigDump` (EDS endpoints
+are kept only as endpoints of a cluster the dump also lists), plus the per-resource entries that
+`/config_dump?resource=…` returns. Other `envoy.admin` sections (Secrets, ECDS, ScopedRoutes, …) are only recorded
+by name in `EnvoyConfig.sections`. `configs` is read both as Envoy's list and as the map keyed by section name that
+early Envoys printed (`"configs": {"listeners": {...}, "routes": {...}}`: `map<string, Any> configs` in
+envoy/admin/v2alpha/config_dump.proto as added for Envoy 1.7); static entries that are the bare
+Listener/Cluster/RouteConfiguration (Envoy 1.7, before the `StaticListener`-style wrappers) and Envoy 1.6's
+`envoy.admin.v2.RouteConfigDump` are read too. Route configs come from RDS dumps and from
+HTTP connection managers that carry an inline `route_config`; listeners name the RDS configs they use. Envoy writes
+snake_case keys; camelCase keys (protobuf JSON from other tools) are accepted too.
+
+A dump filtered with `?resource=` or `?mask=` may lack sections: `EnvoyConfig.has_routes` / `has_clusters` say
+whether it can answer "is there a route / cluster for X", and a dump with no Listeners, Routes or Clusters section at
+all raises `ConfigDumpWithoutRouting` (an InputError) instead of reading as an empty config.
 
 `EnvoyConfig.select_route` mirrors Envoy's first-match routing closely enough to explain a 404: virtual host by
-authority (exact domain, then the longest `*suffix`, the longest `prefix*`, then `*`), then the first route whose path
-match and header matchers all hold. It does not evaluate query-parameter, gRPC-only, runtime-fraction or dynamic-metadata
-matchers, and a route with no path matcher it understands never matches.
+authority (exact domain, then the longest `*suffix`, the longest `prefix*`, then `*`), then the first route whose
+path match and header matchers all hold. Query-parameter, `grpc`, runtime-fraction and dynamic-metadata matchers are
+ignored (a route with them matches as if they held); a header range matcher never holds, and a route with no path
+matcher it understands (`prefix`, `path`, `safe_regex`/`regex`, `path_separated_prefix`) never matches.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from mlops_trace.errors import InputError
 __all__ = [
     "Cluster",
     "ClusterWeight",
+    "ConfigDumpWithoutRouting",
     "EnvoyConfig",
     "HeaderMatchKind",
     "HeaderMatcher",
@@ -217,11 +229,67 @@ class Cluster:
     warming: bool = False  # listed under dynamic_warming_clusters
 
 
+class ConfigDumpWithoutRouting(InputError):
+    """A real `/config_dump` (e.g. `?resource=dynamic_active_secrets` or `?mask=`) that holds no Listeners, Routes or
+    Clusters section, so nothing a check reads. `sections` names what it did hold (`ECDS`, `Secrets`, …)."""
+
+    def __init__(self, message: str, sections: frozenset[str]) -> None:
+        super().__init__(message)
+        self.sections = sections
+
+
+# Envoy's own order of the dump sections (ConfigDump.configs docs); others follow by name.
+_SECTION_ORDER = ("Bootstrap", "Clusters", "ECDS", "Endpoints", "Listeners", "ScopedRoutes", "Routes", "Secrets")
+
+
+def _section_list(sections: Iterable[str]) -> str:
+    rank = {name: index for index, name in enumerate(_SECTION_ORDER)}
+    return ", ".join(sorted(sections, key=lambda name: (rank.get(name, len(rank)), name)))
+
+
+def _or_list(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
 @dataclass(frozen=True)
 class EnvoyConfig:
     listeners: tuple[Listener, ...]
     route_configs: tuple[RouteConfig, ...]
     clusters: tuple[Cluster, ...]
+    # Dump sections the document held, by Envoy's message name without `ConfigDump` ("Listeners", "Routes",
+    # "Clusters", "Bootstrap", "Endpoints", "Secrets", "ECDS", "ScopedRoutes", …); per-resource entries count as
+    # their section.
+    sections: frozenset[str] = frozenset()
+
+    @property
+    def has_listeners(self) -> bool:
+        """Whether the dump lists Envoy's listeners (a Listeners section): the bootstrap alone does not."""
+        return "Listeners" in self.sections
+
+    @property
+    def has_routes(self) -> bool:
+        """Whether "no route for X" can be concluded: the dump holds a Routes section, or a Listeners section whose
+        listeners carry every route config they use inline."""
+        if "Routes" in self.sections:
+            return True
+        names = {name for listener in self.listeners for name in listener.route_config_names}
+        return self.has_listeners and all(self.route_config(name) is not None for name in names)
+
+    @property
+    def has_clusters(self) -> bool:
+        """Whether "no cluster X" can be concluded: the dump holds a Clusters section (static and CDS clusters)."""
+        return "Clusters" in self.sections
+
+    def missing_for_checks(self) -> str | None:
+        """None when the dump holds routes and clusters; else what it holds and lacks, for an input problem:
+        `holds only Listeners: no routes or clusters to check`."""
+        missing = [what for what, held in (("routes", self.has_routes), ("clusters", self.has_clusters)) if not held]
+        if not missing:
+            return None
+        if not self.has_listeners and not self.has_routes and not self.has_clusters:
+            missing = ["listeners", *missing]
+        held = _section_list(self.sections) or "no sections"
+        return f"holds only {held}: no {_or_list(missing)} to check"
 
     def route_config(self, name: str) -> RouteConfig | None:
         return next((config for config in self.route_configs if config.name == name), None)
@@ -350,6 +418,12 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _uint32(value: object) -> int | None:
+    """A proto `UInt32Value` (a cluster weight): a larger or negative number is no value Envoy could hold."""
+    number = _integer(value)
+    return number if number is not None and 0 <= number <= 0xFFFFFFFF else None
+
+
 def _integer(value: object) -> int | None:
     if isinstance(value, bool):
         return None
@@ -369,6 +443,45 @@ def _type_name(document: Mapping[str, Any]) -> str:
     """`type.googleapis.com/envoy.admin.v3.RoutesConfigDump.DynamicRouteConfig` → `DynamicRouteConfig`."""
     type_url = _text(document.get("@type")) or ""
     return type_url.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+
+
+_KIND_SECTIONS: Mapping[str, str] = {
+    "BootstrapConfigDump": "Bootstrap",
+    "ListenersConfigDump": "Listeners",
+    "StaticListener": "Listeners",
+    "DynamicListener": "Listeners",
+    "ClustersConfigDump": "Clusters",
+    "StaticCluster": "Clusters",
+    "DynamicCluster": "Clusters",
+    "RoutesConfigDump": "Routes",
+    "RouteConfigDump": "Routes",  # envoy.admin.v2, Envoy 1.6
+    "StaticRouteConfig": "Routes",
+    "DynamicRouteConfig": "Routes",
+    "EndpointsConfigDump": "Endpoints",
+    "StaticEndpointConfig": "Endpoints",
+    "DynamicEndpointConfig": "Endpoints",
+}
+
+
+def _section_name(type_url: str) -> str | None:
+    """The dump section a `configs` element belongs to (`…admin.v3.EcdsConfigDump.EcdsFilterConfig` → `ECDS`), or
+    None when its type is no `envoy.admin` config dump message."""
+    known = _KIND_SECTIONS.get(type_url.rsplit("/", 1)[-1].rsplit(".", 1)[-1])
+    if known is not None:
+        return known
+    parts = type_url.rsplit("/", 1)[-1].split(".")
+    if len(parts) < 4 or parts[:2] != ["envoy", "admin"] or not parts[3].endswith("ConfigDump"):
+        return None
+    name = parts[3].removesuffix("ConfigDump")
+    return "ECDS" if name == "Ecds" else name or None
+
+
+def _wrapped(entry: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """The resource of a static entry: `{"listener": {...}}` since Envoy 1.8, the bare resource in Envoy 1.7."""
+    inner = entry.get(key)
+    if isinstance(inner, Mapping):
+        return inner
+    return entry if "name" in entry else {}
 
 
 def _parse_header_matcher(matcher: Mapping[str, Any]) -> HeaderMatcher:
@@ -466,7 +579,7 @@ def _parse_route(route_config: str, virtual_host: str, index: int, route: Mappin
             clusters.append(
                 ClusterWeight(
                     cluster=name,
-                    weight=_integer(split.get("weight")) or 0,
+                    weight=_uint32(split.get("weight")) or 0,
                     request_headers_to_add={
                         **route_request_headers,
                         **_headers_to_add(split.get("request_headers_to_add")),
@@ -595,7 +708,12 @@ class _Collector:
     inline_route_configs: list[RouteConfig] = field(default_factory=list)
     clusters: dict[str, _ClusterParts] = field(default_factory=dict)
     eds_endpoints: dict[str, list[str]] = field(default_factory=dict)
-    recognised_sections: int = 0
+    sections: set[str] = field(default_factory=set)
+
+    def note_section(self, type_url: object) -> None:
+        section = _section_name(_text(type_url) or "")
+        if section is not None:
+            self.sections.add(section)
 
     def add_listener(self, document: Mapping[str, Any], dynamic: bool, warming: bool = False) -> None:
         name = _text(document.get("name"))
@@ -659,10 +777,12 @@ class _Collector:
             listeners=tuple(self.listeners.values()),
             route_configs=tuple(route_configs.values()),
             clusters=tuple(clusters),
+            sections=frozenset(self.sections),
         )
 
 
 def _read_section(collector: _Collector, section: Mapping[str, Any]) -> None:
+    collector.note_section(section.get("@type"))
     kind = _type_name(section)
     if kind == "BootstrapConfigDump":
         static = _map(_map(section.get("bootstrap")).get("static_resources"))
@@ -672,7 +792,7 @@ def _read_section(collector: _Collector, section: Mapping[str, Any]) -> None:
             collector.add_cluster(cluster, dynamic=False)
     elif kind == "ListenersConfigDump":
         for entry in _maps(section.get("static_listeners")):
-            collector.add_listener(_map(entry.get("listener")), dynamic=False)
+            collector.add_listener(_wrapped(entry, "listener"), dynamic=False)
         for entry in _maps(section.get("dynamic_listeners")):
             _read_dynamic_listener(collector, entry)
         for entry in _maps(section.get("dynamic_active_listeners")):  # v2alpha
@@ -681,24 +801,27 @@ def _read_section(collector: _Collector, section: Mapping[str, Any]) -> None:
             collector.add_listener(_map(entry.get("listener")), dynamic=True, warming=True)
     elif kind == "ClustersConfigDump":
         for entry in _maps(section.get("static_clusters")):
-            collector.add_cluster(_map(entry.get("cluster")), dynamic=False)
+            collector.add_cluster(_wrapped(entry, "cluster"), dynamic=False)
         for entry in _maps(section.get("dynamic_active_clusters")):
             collector.add_cluster(_map(entry.get("cluster")), dynamic=True)
         for entry in _maps(section.get("dynamic_warming_clusters")):
             collector.add_cluster(_map(entry.get("cluster")), dynamic=True, warming=True)
     elif kind == "RoutesConfigDump":
         for entry in _maps(section.get("static_route_configs")):
-            collector.add_route_config(_map(entry.get("route_config")), dynamic=False, version_info=None)
+            collector.add_route_config(_wrapped(entry, "route_config"), dynamic=False, version_info=None)
         for entry in _maps(section.get("dynamic_route_configs")):
             collector.add_route_config(_map(entry.get("route_config")), True, entry.get("version_info"))
+    elif kind == "RouteConfigDump":  # envoy.admin.v2 (Envoy 1.6): bare RouteConfigurations, no versions
+        for document in _maps(section.get("static_route_configs")):
+            collector.add_route_config(document, dynamic=False, version_info=None)
+        for document in _maps(section.get("dynamic_route_configs")):
+            collector.add_route_config(document, dynamic=True, version_info=None)
     elif kind == "EndpointsConfigDump":
         for key in ("static_endpoint_configs", "dynamic_endpoint_configs"):
             for entry in _maps(section.get(key)):
                 collector.add_endpoints(_map(entry.get("endpoint_config")))
     else:
         _read_single_resource(collector, kind, section)
-        return
-    collector.recognised_sections += 1
 
 
 def _read_dynamic_listener(collector: _Collector, entry: Mapping[str, Any]) -> None:
@@ -727,43 +850,60 @@ def _read_single_resource(collector: _Collector, kind: str, entry: Mapping[str, 
         collector.add_route_config(_map(entry.get("route_config")), True, entry.get("version_info"))
     elif kind in ("StaticEndpointConfig", "DynamicEndpointConfig"):
         collector.add_endpoints(_map(entry.get("endpoint_config")))
-    else:
-        return
-    collector.recognised_sections += 1
 
 
 def parse_config_dump(document: Mapping[str, Any]) -> EnvoyConfig:
-    """Read a parsed `/config_dump`. Raises InputError when the document is not one."""
+    """Read a parsed `/config_dump`. Raises InputError when the document is not one, and its subclass
+    ConfigDumpWithoutRouting when it is one without Listeners, Routes or Clusters section."""
+    return _require_routing(_parse_document(document))
+
+
+_NOT_A_DUMP = "not an Envoy config_dump: 'configs' holds no envoy.admin config dump section"
+
+
+def _parse_document(document: Mapping[str, Any]) -> EnvoyConfig:
     if not isinstance(document, Mapping):
         raise InputError("not an Envoy config_dump: the top level is not a JSON object")
     configs = document.get("configs")
+    if isinstance(configs, Mapping):  # Envoy 1.7-1.9: sections keyed by name ("listeners", "routes", ...)
+        configs = list(configs.values())
     if not isinstance(configs, list):
-        raise InputError("not an Envoy config_dump: no top-level 'configs' list")
+        raise InputError("not an Envoy config_dump: no top-level 'configs' list or map")
     collector = _Collector()
     for section in configs:
         if isinstance(section, Mapping):
             _read_section(collector, _snake_keys(section))
-    if collector.recognised_sections == 0:
-        raise InputError(
-            "not an Envoy config_dump: 'configs' holds no Bootstrap, Listeners, Clusters, Routes or Endpoints dump"
-        )
+    if not collector.sections:
+        raise InputError(_NOT_A_DUMP)
     return collector.build()
 
 
+def _require_routing(config: EnvoyConfig) -> EnvoyConfig:
+    if config.has_listeners or config.has_routes or config.has_clusters:
+        return config
+    raise ConfigDumpWithoutRouting(config.missing_for_checks() or _NOT_A_DUMP, config.sections)
+
+
 def load_config_dump(path: Path) -> EnvoyConfig:
-    """Read a `/config_dump` JSON file. Raises InputError naming the file when it cannot be read or is not a dump.
+    """Read a `/config_dump` JSON file. Raises InputError naming the file when it cannot be read or is not a dump,
+    and its subclass ConfigDumpWithoutRouting (`<path>: holds only ECDS, Secrets: no listeners, routes or clusters to
+    check`) when it is a dump with no Listeners, Routes or Clusters section.
 
     The file is streamed (ijson): each route, cluster and endpoint entry is turned into its small parsed form as
     soon as it is read, so memory follows what the EnvoyConfig keeps, not the size of the JSON. A file the
-    streaming reader cannot take exactly as `json.load` would (a syntax error, a byte-order mark, duplicate keys on
-    the way to the resources, a lone surrogate escape, a section whose `@type` is not its first key) is read whole
-    instead, which gives the same result or the same error.
+    streaming reader cannot take exactly as `json.load` would (a syntax error, duplicate keys on the way to the
+    resources, a lone surrogate escape, a section whose `@type` is not its first key), or in a shape it does not
+    stream (the map form of `configs`, bare RouteConfiguration entries), is read whole instead, which gives the same
+    result or the same error. A leading UTF-8 byte-order mark is dropped, as `utf-8-sig` does.
     """
     try:
-        return _stream_config_dump(path)
+        config = _stream_config_dump(path)
     except _NotStreamable:
-        pass
-    return _load_whole(path)
+        config = _load_whole(path)
+    try:
+        return _require_routing(config)
+    except ConfigDumpWithoutRouting as error:
+        raise ConfigDumpWithoutRouting(f"{path}: {error}", error.sections) from None
 
 
 def _load_whole(path: Path) -> EnvoyConfig:
@@ -781,7 +921,7 @@ def _load_whole(path: Path) -> EnvoyConfig:
     except RecursionError as error:
         raise InputError(f"{path}: config_dump JSON is nested too deeply") from error
     try:
-        return parse_config_dump(document)
+        return _parse_document(document)
     except InputError as error:
         raise InputError(f"{path}: {error}") from error
 
@@ -846,7 +986,7 @@ def _stream_config_dump(path: Path) -> EnvoyConfig:
             events.expect_end()
     except (ijson.JSONError, OSError, UnicodeDecodeError, RecursionError, ValueError) as error:
         raise _NotStreamable from error
-    if collector.recognised_sections == 0:
+    if not collector.sections:
         raise _NotStreamable
     return collector.build()
 
@@ -991,7 +1131,7 @@ def _stream_section(events: _Events, collector: _Collector) -> None:
     kind = type_url.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
     if kind in _ROUTE_RESOURCES:
         collector.keep_route_config(_stream_route_entry(events, dynamic=kind == "DynamicRouteConfig"))
-        collector.recognised_sections += 1
+        collector.note_section(type_url)
         return
     groups = _GROUPS.get(kind)
     if groups is None:
@@ -1015,7 +1155,7 @@ def _stream_section(events: _Events, collector: _Collector) -> None:
     for name in groups:
         for entry in found.get(name, ()):
             _apply(collector, kind, name, entry)
-    collector.recognised_sections += 1
+    collector.note_section(type_url)
 
 
 def _stream_entries(events: _Events, kind: str, group: str) -> Iterator[Any]:
@@ -1030,7 +1170,8 @@ def _stream_entries(events: _Events, kind: str, group: str) -> Iterator[Any]:
         entry = events.value(event, value)
         if kind == "ClustersConfigDump":
             dynamic = group != "static_clusters"
-            yield _cluster_parts(_map(entry.get("cluster")), dynamic, group == "dynamic_warming_clusters")
+            document = _wrapped(entry, "cluster") if group == "static_clusters" else _map(entry.get("cluster"))
+            yield _cluster_parts(document, dynamic, group == "dynamic_warming_clusters")
         elif kind == "EndpointsConfigDump":
             assignment = _map(entry.get("endpoint_config"))
             yield _text(assignment.get("cluster_name")), _load_assignment_endpoints(assignment)
@@ -1041,7 +1182,7 @@ def _stream_entries(events: _Events, kind: str, group: str) -> Iterator[Any]:
 def _apply(collector: _Collector, kind: str, group: str, entry: Any) -> None:
     if kind == "ListenersConfigDump":
         if group == "static_listeners":
-            collector.add_listener(_map(entry.get("listener")), dynamic=False)
+            collector.add_listener(_wrapped(entry, "listener"), dynamic=False)
         elif group == "dynamic_listeners":
             _read_dynamic_listener(collector, entry)
         else:
@@ -1062,8 +1203,8 @@ def _stream_route_entry(events: _Events, dynamic: bool) -> RouteConfig:
     name: Any = None
     virtual_hosts: list[VirtualHost] = []
     for key in events.map_keys():
-        if key == "@type":
-            raise _NotStreamable
+        if key in ("@type", "name", "virtual_hosts"):
+            raise _NotStreamable  # a bare RouteConfiguration entry (Envoy 1.7): read whole
         event, value = events.next()
         if key == "version_info":
             version = events.value(event, value)

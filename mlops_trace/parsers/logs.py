@@ -1,12 +1,23 @@
 """Container log lines as `kubectl logs` prints them, turned into `LogRecord`s one line at a time.
 
 Recognised shapes, tried in this order: JSON objects (zap, logrus, Python JSON loggers); logfmt as logrus' text
-formatter writes it (`time="…" level=info msg="…" source=SeldonXDSCache`); klog (`I0712 18:30:09.123456  7 f.go:1] …`);
-zap's development console format (tab-separated time, level, logger, caller, message, JSON tail); Python logging as
-MLServer configures it (`2025-07-12 18:30:09,123 [mlserver.rest] INFO - …`); uvicorn's default (`INFO:     …`). Access
-lines of uvicorn also yield `method`, `path` and `status` fields. A `kubectl logs --timestamps` prefix is removed first
-and gives the time when the line itself has none (klog lines have no year, so they always take the prefix time).
-Anything else becomes a record whose message is the line and whose level is None.
+formatter writes it (`time="…" level=info msg="…" source=SeldonXDSCache`, the logger under `source`, `Source`, `Name`
+or `logger`); klog (`I0712 18:30:09.123456  7 f.go:1] …`); nginx error-log lines as the ingress-nginx controller
+writes them between its access lines (`2021/03/27 01:58:00 [error] 318#318: *75161 …`, see `nginx_error`; the message
+is the text after the connection id, context included, and `client`, `upstream`, `errno`… become fields); zap's
+development console format (tab-separated time, level, logger, caller, message, JSON tail), also with its tabs turned
+into runs of spaces by a terminal, k9s or a GitHub paste (columns are then told apart by two or more spaces); Python
+logging as MLServer configures it (`2025-07-12 18:30:09,123 [mlserver.rest] INFO - …`); uvicorn's default
+(`INFO:     …`). Access lines of uvicorn also yield `method`, `path` and `status` fields.
+
+Lines as people have them: a `kubectl logs --timestamps` prefix is removed first and gives the time when the line
+itself has none (klog lines have no year, so they always take the prefix time). A `kubectl logs --prefix` source
+(`[pod/NAME/CONTAINER] `, before or after the time) is removed and gives `pod` and `container` fields; so is a stern
+(`POD CONTAINER `, `NAMESPACE POD CONTAINER `), pod-name or kubetail (`[POD] `) prefix, but only when the rest of the
+line is a recognised format, since such a prefix looks like plain text (a field the line itself has wins over these).
+Colour codes and leading blanks are ignored. Typographic double quotes (“ ”) from a paste count as `"` in JSON, logfmt
+and klog lines; a stray quote after a bare logfmt value (`Name=Agent"`) or before the first key is dropped.
+Anything else becomes a record whose message is the line (without a source or time prefix) and whose level is None.
 
 Reading: `read_line_pieces` gives the lines of a file in pieces of bounded length (a log line may be hundreds of
 megabytes), and `lines_mentioning` gives, in the same pieces, the few lines of a large log a check needs.
@@ -26,15 +37,22 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mlops_trace.limits import DEFAULT_LIMITS
+from mlops_trace.parsers import nginx_error
 from mlops_trace.parsers._common import (
+    has_typographic_quotes,
     parse_epoch,
     parse_timestamp,
     read_go_quoted,
     read_logfmt_pairs,
+    split_http_request,
     split_kubectl_timestamp,
+    split_source_prefix,
+    straighten_quotes,
     stringify,
     strip_ansi,
     strip_line_end,
+    tailer_prefix_splits,
+    unquote_stray,
 )
 
 __all__ = [
@@ -84,6 +102,8 @@ _LEVELS = {
     "err": "error",
     "critical": "fatal",
     "crit": "fatal",
+    "alert": "fatal",
+    "emerg": "fatal",
     "fatal": "fatal",
     "dpanic": "panic",
     "panic": "panic",
@@ -92,19 +112,31 @@ _ZAP_CONSOLE_LEVELS = frozenset({"debug", "info", "warn", "warning", "error", "d
 _KLOG_LEVELS = {"I": "info", "W": "warning", "E": "error", "F": "fatal"}
 
 _JSON_TIME_KEYS = ("ts", "time", "timestamp", "@timestamp", "asctime")
-_JSON_LEVEL_KEYS = ("level", "severity", "lvl", "levelname")
+_JSON_LEVEL_KEYS = ("level", "severity", "lvl", "levelname", "log.level")
 _JSON_MESSAGE_KEYS = ("msg", "message")
 # Lower-case `name` is left alone on purpose: Seldon components log model names under it.
-_JSON_LOGGER_KEYS = ("logger", "source", "Name", "logger_name")
+_JSON_LOGGER_KEYS = ("logger", "source", "Source", "Name", "logger_name", "log.logger")
 _LOGFMT_TIME_KEYS = ("time", "ts", "t")
 _LOGFMT_LEVEL_KEYS = ("level", "lvl")
-_LOGFMT_LOGGER_KEYS = ("source", "Name", "logger")
+_LOGFMT_LOGGER_KEYS = ("source", "Source", "Name", "logger")
 
 _LOGFMT_START = re.compile(r"(?:time|ts|t|level|lvl)=")
 # One logfmt token: a bare word, or `key=` with a quoted (escape-free) or bare value.
 _LOGFMT_TOKEN = re.compile(r'[ \t]*([^ \t=]*)(?:=(?:"([^"]*)"?|([^ \t]*)))?')
 _KLOG = re.compile(r"([IWEF])(\d{4} \d{2}:\d{2}:\d{2}\.\d+)\s+(\d+) ([^\s\]]+)\] ?(.*)", re.DOTALL)
 _GO_CALLER = re.compile(r"[\w./-]+\.go:\d+")
+_EPOCH = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+# zap's console line after its tabs became spaces: a time (RFC 3339 or epoch seconds, `1.689946554e+09` included),
+# then the level. Without a time (a `kubectl --timestamps`-looking time was taken as the prefix) the level must be
+# followed by two spaces, so that a message that merely starts with `error ` is not read as a level.
+_ZAP_SPACED_HEAD = re.compile(
+    r"(?:(\d{4}-\d{2}-\d{2}T[\d:.,]+(?:Z|[+-]\d{2}:?\d{2})?|\d{9,}(?:\.\d+)?(?:[eE]\+?\d+)?|\d\.\d+[eE]\+?\d+) +)?"
+    r"(DEBUG|INFO|WARN|WARNING|ERROR|DPANIC|PANIC|FATAL|debug|info|warn|warning|error|dpanic|panic|fatal)( +)(?=\S)"
+)
+_SPACE_RUN = re.compile(r" {2,}")
+# A zap logger name followed by one space (a tab that reached the next tab stop after one column): dotted
+# (`controller-runtime.metrics`) or camelCase (`schedulerClient`), which the first word of a message rarely is.
+_LOGGER_WORD = re.compile(r"(?:[A-Za-z][\w-]*(?:\.[A-Za-z][\w-]*)+|[a-z]+[A-Z][\w-]*(?:\.[A-Za-z][\w-]*)*) (?=\S)")
 _PYTHON_LOGGING = re.compile(
     r"(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?) \[([^\]]+)\] ([A-Za-z]+) - ?(.*)", re.DOTALL
 )
@@ -123,18 +155,30 @@ def _normalise_level(text: str) -> str:
 def parse_line(lineno: int, line: str) -> LogRecord:
     """Parse one line (trailing newline allowed). Never raises: an unrecognised line keeps its text as the message."""
     raw = strip_line_end(line)
-    prefix_time, body = split_kubectl_timestamp(raw)
+    source, body = split_source_prefix(raw)
+    prefix_time, body = split_kubectl_timestamp(body)
+    if not source and body.startswith("[pod/"):  # `kubectl logs --prefix --timestamps` puts the time first
+        source, body = split_source_prefix(body)
     body = strip_ansi(body)
     parsed: _Parsed | None = None
     try:
-        for parser in _PARSERS:
-            parsed = parser(body)
-            if parsed is not None:
-                break
+        parsed = _parse_body(body)
+        if parsed is None and not source:
+            # A stern, kubetail or pod-name prefix is kept only when what follows it is a known format.
+            for tailer_source, rest in tailer_prefix_splits(body.lstrip()):
+                rest_time, rest = split_kubectl_timestamp(rest)
+                parsed = _parse_body(rest)
+                if parsed is not None:
+                    source = tailer_source
+                    prefix_time = rest_time if rest_time is not None else prefix_time
+                    break
     except Exception:  # noqa: BLE001 - one odd line must never end a scan of a whole log
         parsed = None
     if parsed is None:
-        return LogRecord(lineno=lineno, raw=raw, time=prefix_time, level=None, message=body, logger=None, fields={})
+        return LogRecord(lineno=lineno, raw=raw, time=prefix_time, level=None, message=body, logger=None, fields=source)
+    fields = parsed.fields
+    for key, value in source.items():
+        fields.setdefault(key, value)
     return LogRecord(
         lineno=lineno,
         raw=raw,
@@ -142,8 +186,19 @@ def parse_line(lineno: int, line: str) -> LogRecord:
         level=parsed.level,
         message=parsed.message,
         logger=parsed.logger,
-        fields=parsed.fields,
+        fields=fields,
     )
+
+
+def _parse_body(body: str) -> _Parsed | None:
+    """The first format that recognises `body` (a line without its prefixes), leading blanks ignored."""
+    if body[:1] in (" ", "\t"):
+        body = body.lstrip(" \t")
+    for parser in _PARSERS:
+        parsed = parser(body)
+        if parsed is not None:
+            return parsed
+    return None
 
 
 def iter_records(lines: Iterable[tuple[int, str]]) -> Iterator[LogRecord]:
@@ -179,6 +234,8 @@ def _take(data: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]
 def _parse_json(body: str) -> _Parsed | None:
     if not body.startswith("{"):
         return None
+    if has_typographic_quotes(body):
+        body = straighten_quotes(body)
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -214,13 +271,16 @@ def _logfmt_pairs(body: str) -> list[tuple[str, str]]:
     for match in _LOGFMT_TOKEN.finditer(body):
         key, quoted, bare = match.groups()
         if key and (quoted is not None or bare is not None):
-            pairs.append((key, quoted if quoted is not None else bare))
+            pairs.append((key, quoted if quoted is not None else unquote_stray(bare)))
     return pairs
 
 
 def _parse_logfmt(body: str) -> _Parsed | None:
+    body = body.removeprefix('"')  # a stray quote before the first key
     if _LOGFMT_START.match(body) is None:
         return None
+    if has_typographic_quotes(body):
+        body = straighten_quotes(body)
     data = dict(_logfmt_pairs(body))
     level_key = next((key for key in _LOGFMT_LEVEL_KEYS if key in data), None)
     if level_key is None and "msg" not in data:
@@ -251,6 +311,8 @@ def _parse_klog(body: str) -> _Parsed | None:
         return None
     severity, stamp, thread, caller, rest = match.groups()
     fields = {"klog_time": stamp, "thread": thread, "caller": caller}
+    if has_typographic_quotes(rest):
+        rest = straighten_quotes(rest)
     if rest.startswith('"'):
         message, end = read_go_quoted(rest, 0)
         for key, value in read_logfmt_pairs(rest, end):
@@ -277,7 +339,7 @@ def _parse_zap_console(body: str) -> _Parsed | None:
         return None
     when = parse_timestamp(columns[0])
     if when is None:
-        when = parse_epoch(columns[0]) if columns[0].replace(".", "", 1).isdecimal() else None
+        when = parse_epoch(columns[0]) if _EPOCH.fullmatch(columns[0]) is not None else None
         if when is None:
             return None
     rest = columns[2:]
@@ -333,7 +395,81 @@ def _parse_uvicorn(body: str) -> _Parsed | None:
     )
 
 
-_PARSERS = (_parse_json, _parse_logfmt, _parse_klog, _parse_zap_console, _parse_python_logging, _parse_uvicorn)
+def _parse_zap_spaced(body: str) -> _Parsed | None:
+    """zap's console format after its tabs became runs of spaces. Columns are split at two or more spaces (a tab
+    stop may leave one, and then the logger stays in the message); the JSON tail is found even after one space."""
+    head = _ZAP_SPACED_HEAD.match(body)
+    if head is None:
+        return None
+    stamp, level, gap = head.groups()
+    when: datetime | None = None
+    if stamp is not None:
+        when = parse_timestamp(stamp) if "-" in stamp else parse_epoch(stamp)
+        if when is None:
+            return None
+    elif len(gap) < 2:
+        return None
+    rest = body[head.end() :].rstrip()
+    fields: dict[str, str] = {}
+    if rest.endswith("}"):
+        brace = rest.find(" {")
+        while brace >= 0:
+            tail = _json_object(rest[brace + 1 :])
+            if tail is not None:
+                fields.update((key, stringify(value)) for key, value in tail.items())
+                rest = rest[:brace].rstrip()
+                break
+            brace = rest.find(" {", brace + 2)
+    logger = None
+    caller = None
+    # Column order is logger, caller, message, as in the tab-separated form; each of the first two is optional.
+    first = _SPACE_RUN.search(rest)
+    if first is not None and " " not in rest[: first.start()] and _GO_CALLER.fullmatch(rest[: first.start()]) is None:
+        logger, rest = rest[: first.start()], rest[first.end() :]
+        first = _SPACE_RUN.search(rest)
+    if first is not None and _GO_CALLER.fullmatch(rest[: first.start()]) is not None:
+        caller, rest = rest[: first.start()], rest[first.end() :]
+    if logger is None and caller is None and (word := _LOGGER_WORD.match(rest)) is not None:
+        logger, rest = word.group()[:-1], rest[word.end() :]
+    if caller is not None:
+        fields.setdefault("caller", caller)
+    return _Parsed(time=when, level=_normalise_level(level), message=rest, logger=logger, fields=fields)
+
+
+def _parse_nginx_error(body: str) -> _Parsed | None:
+    if not body[:1].isdigit():
+        return None
+    parsed = nginx_error.parse_text(body)
+    if parsed is None:
+        return None
+    fields = {"pid": str(parsed.pid), "tid": str(parsed.tid)}
+    if parsed.connection is not None:
+        fields["connection"] = str(parsed.connection)
+    errno = nginx_error.ERRNO.search(parsed.message)
+    if errno is not None:
+        fields["errno"], fields["errno_text"] = errno.groups()
+    fields.update(parsed.context)
+    request = parsed.context.get("request")
+    if request is not None:
+        method, path, protocol = split_http_request(request)
+        if method is not None and path is not None and protocol is not None:
+            fields.update(method=method, path=path, protocol=protocol)
+    # The message keeps the context: needles such as an upstream address are then found in it too.
+    return _Parsed(
+        time=parsed.time, level=_normalise_level(parsed.level), message=parsed.text, logger=None, fields=fields
+    )
+
+
+_PARSERS = (
+    _parse_json,
+    _parse_logfmt,
+    _parse_klog,
+    _parse_nginx_error,
+    _parse_zap_console,
+    _parse_zap_spaced,
+    _parse_python_logging,
+    _parse_uvicorn,
+)
 
 
 # ---- reading lines of any length ----------------------------------------------------------------------------------

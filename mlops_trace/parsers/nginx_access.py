@@ -5,22 +5,27 @@
     $upstream_response_length $upstream_response_time $upstream_status $req_id
 
 `-` means absent. The four upstream fields list one value per attempt: `, ` between retries within an upstream group,
-` : ` between groups after an internal redirect; both are read as one flat list. The controller's own klog lines and
-blank lines give None. A `kubectl logs --timestamps` prefix is removed and gives the time when `$time_local` cannot be
-read.
+` : ` between groups after an internal redirect; both are read as one flat list. The controller's own klog lines, its
+nginx error-log lines (see `nginx_error`) and blank lines give None. A `kubectl logs --timestamps` prefix is removed
+and gives the time when `$time_local` cannot be read; leading blanks (an indented paste), colour codes and a
+`kubectl logs --prefix`, stern or kubetail source prefix are removed too (the source is in `source`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from mlops_trace.parsers._common import (
     parse_nginx_time,
+    split_http_request,
     split_kubectl_timestamp,
+    split_source_prefix,
+    strip_ansi,
     strip_line_end,
+    tailer_prefix_splits,
     to_float,
     to_int,
 )
@@ -44,7 +49,6 @@ _ACCESS_LINE = re.compile(
     + r"\[(?P<proxy_upstream_name>[^\]]*)\] \[(?P<proxy_alternative_upstream_name>[^\]]*)\]"
     r"(?: +(?P<tail>.*))?"
 )
-_METHOD = re.compile(r"[A-Z][A-Z_-]*")
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class NginxAccessRecord:
     upstream_response_times: tuple[float | None, ...]
     upstream_statuses: tuple[int | None, ...]
     request_id: str | None
+    source: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def upstream_status(self) -> int | None:
@@ -88,13 +93,6 @@ class NginxAccessRecord:
 
 def _dash_to_none(text: str) -> str | None:
     return None if text in ("-", "") else text
-
-
-def _split_request(request: str) -> tuple[str | None, str | None, str | None]:
-    parts = request.split(" ")
-    if len(parts) == 3 and _METHOD.fullmatch(parts[0]) and parts[2].startswith("HTTP/"):
-        return parts[0], parts[1], parts[2]
-    return None, None, None
 
 
 def _split_upstream_fields(tail: str) -> list[list[str]]:
@@ -122,11 +120,23 @@ def _values(field_items: list[str]) -> list[str]:
 def parse_line(lineno: int, line: str) -> NginxAccessRecord | None:
     """The record for an access line, None for anything else (controller klog lines, blank lines)."""
     raw = strip_line_end(line)
-    prefix_time, body = split_kubectl_timestamp(raw)
+    source, body = split_source_prefix(raw.lstrip())
+    prefix_time, body = split_kubectl_timestamp(body)
+    if not source and body.startswith("[pod/"):
+        source, body = split_source_prefix(body)
+    body = strip_ansi(body).lstrip()
     match = _ACCESS_LINE.fullmatch(body)
+    if match is None and not source:
+        for tailer_source, rest in tailer_prefix_splits(body):
+            rest_time, rest = split_kubectl_timestamp(rest)
+            match = _ACCESS_LINE.fullmatch(rest)
+            if match is not None:
+                source = tailer_source
+                prefix_time = rest_time if rest_time is not None else prefix_time
+                break
     if match is None:
         return None
-    method, path, protocol = _split_request(match.group("request"))
+    method, path, protocol = split_http_request(match.group("request"))
     upstream = _split_upstream_fields(match.group("tail") or "")
     upstream += [[] for _ in range(5 - len(upstream))]
     addrs, lengths, times, statuses = (_values(items) for items in upstream[:4])
@@ -154,6 +164,7 @@ def parse_line(lineno: int, line: str) -> NginxAccessRecord | None:
         upstream_response_times=tuple(to_float(item) for item in times),
         upstream_statuses=tuple(to_int(item) for item in statuses),
         request_id=request_id,
+        source=source,
     )
 
 

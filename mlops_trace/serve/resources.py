@@ -41,6 +41,7 @@ WELL_KNOWN: tuple[Resource, ...] = (
     Resource("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",)),
     Resource("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",)),
     Resource("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",)),
+    Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True, ("hpa",)),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True, ()),
     Resource("networking.k8s.io", "v1", "ingresses", "Ingress", True, ("ing",)),
     Resource("networking.k8s.io", "v1", "ingressclasses", "IngressClass", False, ()),

@@ -2,9 +2,9 @@
 
 Like troubleshoot's sbctl, it lets kubectl and the official `kubernetes` client read an offline bundle as if it were a
 cluster: discovery (`/api`, `/apis`, resource lists), list and get (per namespace and cluster-wide, with label and
-field selectors), pod logs (`container`, `tailLines`, `limitBytes`), Envoy admin output through the pod proxy
-subresource, and `watch` requests that end at once. Only GET and HEAD are served: a write (POST, PUT, PATCH, DELETE)
-or any other method is answered 405, and a malformed selector, parameter or path 400, each as a `kind: Status`.
+field selectors), pod logs (`container`, `tailLines`, `limitBytes`, `previous`), Envoy admin output through the pod
+proxy subresource, and `watch` requests that end at once. Only GET and HEAD are served: a write (POST, PUT, PATCH,
+DELETE) or any other method is answered 405, and a malformed selector, parameter or path 400, each as a `kind: Status`.
 Every request is recorded (verb and path) so tests can prove a client only read. Files are opened only inside the
 bundle and never through a link (`files.py`); the HTTP side, with its bounds on hostile clients, is `httpd.py`.
 """
@@ -143,6 +143,20 @@ def _int_param(query: Mapping[str, str], name: str, minimum: int) -> int | None:
     if value < minimum:
         raise BadRequest(f"{name}: invalid value {value}: must be greater than or equal to {minimum}")
     return value
+
+
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"", "0", "f", "F", "FALSE", "false", "False"})
+
+
+def _bool_param(query: Mapping[str, str], name: str) -> bool:
+    """A boolean query parameter the way the API server reads it (Go's strconv.ParseBool); absent is false."""
+    text = query.get(name, "")
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise BadRequest(f"{name}: invalid value {printable(text[:40])!r}: must be a boolean")
 
 
 def _path_segments(path: str) -> list[str]:
@@ -303,7 +317,16 @@ class BundleApi:
         elif len(logs) > 1:
             names = " ".join(sorted(log.container for log in logs))
             return status_response(400, f"a container name must be specified for pod {pod}, choose one of: [{names}]")
-        handle = self._open(logs[0].display)
+        source = logs[0]
+        if _bool_param(query, "previous"):
+            # The previous run of a restarted container (`<container>.previous.log`); the API server answers 400
+            # with these words when the kubelet holds none.
+            if source.previous_run is None:
+                return status_response(
+                    400, f'previous terminated container "{source.container}" in pod "{pod}" not found'
+                )
+            source = source.previous_run
+        handle = self._open(source.display)
         if isinstance(handle, Response):
             return handle
         with handle:

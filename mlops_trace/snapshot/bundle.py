@@ -13,6 +13,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,8 @@ def _read_metadata(root: Path, snap: Snapshot, limits: InputLimits) -> BundleMet
         snap.problems.append(InputProblem("bundle.yaml", "symbolic link: not followed"))
         return meta
     if not is_plain_file(meta_path):
+        if meta_path.exists():
+            snap.problems.append(InputProblem("bundle.yaml", "not a regular file: not read"))
         return meta
     try:
         raw = load_yaml(read_bounded_text(meta_path, limits), limits)
@@ -189,25 +192,61 @@ def _to_object(body: Mapping[str, Any], source: str) -> KubeObject | None:
     )
 
 
+PREVIOUS_LOG_SUFFIX = ".previous.log"
+
+
 def _read_logs(root: Path, snap: Snapshot, limits: InputLimits) -> None:
+    """`logs/<ns>/<pod>/<container>.log` into `snap.logs`; `<container>.previous.log` (the previous run of a restarted
+    container) is attached to its current log as `previous_run`, never listed beside it. A previous run without its
+    current log is named as a problem and not read."""
+    previous: dict[tuple[str, str, str], Path] = {}
+    current: dict[tuple[str, str, str], int] = {}
     for path in bundle_files(root, "logs", snap.problems):
         if path.suffix != ".log" or len(path.relative_to(root).parts) != 4:
             continue
-        namespace, pod, container = path.parent.parent.name, path.parent.name, path.stem
-        pod_obj = snap.get("Pod", namespace, pod)
-        labels = pod_obj.labels if pod_obj is not None else None
-        snap.logs.append(
-            LogSource(
-                namespace=namespace,
-                pod=pod,
-                container=container,
-                role=container_role(pod, container, labels),
-                path=path,
-                display=_rel(root, path),
-                max_line_chars=limits.line_chars,
-                problems=snap.problems,
+        namespace, pod = path.parent.parent.name, path.parent.name
+        if path.name.endswith(PREVIOUS_LOG_SUFFIX) and len(path.name) > len(PREVIOUS_LOG_SUFFIX):
+            previous[(namespace, pod, path.name[: -len(PREVIOUS_LOG_SUFFIX)])] = path
+            continue
+        container = path.stem
+        current[(namespace, pod, container)] = len(snap.logs)
+        snap.logs.append(_log_source(root, snap, limits, namespace, pod, container, path, previous=False))
+    for key, path in sorted(previous.items()):
+        index = current.get(key)
+        if index is None:
+            name = f"{key[2]}.log"
+            snap.problems.append(
+                InputProblem(_rel(root, path), f"previous run of a container without its current log {name}: not read")
             )
-        )
+            continue
+        earlier = _log_source(root, snap, limits, *key, path, previous=True)
+        snap.logs[index] = replace(snap.logs[index], previous_run=earlier)
+
+
+def _log_source(
+    root: Path,
+    snap: Snapshot,
+    limits: InputLimits,
+    namespace: str,
+    pod: str,
+    container: str,
+    path: Path,
+    *,
+    previous: bool,
+) -> LogSource:
+    pod_obj = snap.get("Pod", namespace, pod)
+    labels = pod_obj.labels if pod_obj is not None else None
+    return LogSource(
+        namespace=namespace,
+        pod=pod,
+        container=container,
+        role=container_role(pod, container, labels),
+        path=path,
+        display=_rel(root, path),
+        max_line_chars=limits.line_chars,
+        problems=snap.problems,
+        previous=previous,
+    )
 
 
 def _read_envoy(root: Path, snap: Snapshot, limits: InputLimits) -> None:
@@ -229,6 +268,8 @@ def _read_envoy(root: Path, snap: Snapshot, limits: InputLimits) -> None:
                 config = load_config_dump(dump_path)
             except InputError as exc:
                 snap.problems.append(InputProblem(config_display, _strip_path(str(exc), dump_path)))
+            if config is not None and (gap := config.missing_for_checks()):
+                snap.problems.append(InputProblem(config_display, gap))
         stats_path = pod_dir / "stats.txt"
         if stats_path.name in names:
             stats_display = _rel(root, stats_path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +28,24 @@ if TYPE_CHECKING:
 SELDON_KINDS = ("Model", "Server", "Experiment", "Pipeline", "SeldonRuntime")
 
 
+class Existence(StrEnum):
+    """What the snapshot proves about one object: there, not there, or not known (it was not collected)."""
+
+    PRESENT = "present"
+    ABSENT = "absent"  # proved: its kind was collected where it would be, or its namespace does not exist
+    UNKNOWN = "unknown"  # not collected: its absence from the bundle says nothing
+
+
 @dataclass(frozen=True)
 class LogSource:
     """One container log of the bundle: `logs/<namespace>/<pod>/<container>.log`.
 
     A line longer than `max_line_chars` characters is read in pieces of that many, each with the line's number; the
-    first such line is named once in `problems` (the Snapshot's, when the bundle loader passes it)."""
+    first such line is named once in `problems` (the Snapshot's, when the bundle loader passes it).
+
+    The previous run of a restarted container (`<container>.previous.log`, `kubectl logs -p`) is its own LogSource
+    (`previous=True`, same `container`), reached only through the current log's `previous_run`: the Snapshot's logs
+    and accessors hold current runs only, so a check never counts one run twice unless it asks for `previous_run`."""
 
     namespace: str
     pod: str
@@ -42,6 +55,8 @@ class LogSource:
     display: str  # path relative to the bundle root, used in evidence
     max_line_chars: int = DEFAULT_LIMITS.line_chars
     problems: list[InputProblem] | None = field(default=None, compare=False, repr=False)
+    previous: bool = False  # this is the previous run of the container (`<container>.previous.log`)
+    previous_run: LogSource | None = field(default=None, compare=False, repr=False)  # on a current log, if any
 
     def lines(self) -> Iterator[tuple[int, str]]:
         """(1-based line number, line without newline), streamed from disk; a long line as several pieces."""
@@ -192,6 +207,55 @@ class Snapshot:
             return True
         return namespace in meta.namespaces
 
+    def existence(self, kind: str, namespace: str | None, name: str) -> Existence:
+        """Whether object `kind` `namespace`/`name` exists, as far as the snapshot proves.
+
+        PRESENT when it is in the snapshot; ABSENT when the kind was collected where it would be (`covers`), or when
+        its namespace does not exist (`namespace_exists`: nothing namespaced can exist there, collected or not);
+        UNKNOWN otherwise."""
+        if self.get(kind, namespace, name) is not None:
+            return Existence.PRESENT
+        if kind == "Namespace" and namespace is None:
+            return self.namespace_exists(name)
+        if namespace is not None and self.namespace_exists(namespace) is Existence.ABSENT:
+            return Existence.ABSENT
+        return Existence.ABSENT if self.covers(kind, namespace) else Existence.UNKNOWN
+
+    def namespace_exists(self, namespace: str) -> Existence:
+        """Whether a namespace exists. PRESENT when the snapshot holds its Namespace or anything in it; ABSENT when
+        the snapshot holds the cluster's whole Namespace list (`namespace_list_complete`) without it, or when a
+        collector that looked each named namespace up (`bundle.yaml` `namespaces` and `kinds: [Namespace, …]`)
+        did not find it; UNKNOWN otherwise. `bundle.yaml`'s `namespaces` alone says what was collected, not what
+        exists."""
+        if self.get("Namespace", None, namespace) is not None or namespace in self.namespaces():
+            return Existence.PRESENT
+        if self.namespace_list_complete():
+            return Existence.ABSENT
+        meta = self.metadata
+        if "Namespace" in meta.kinds and not meta.all_namespaces and namespace in meta.namespaces:
+            return Existence.ABSENT
+        return Existence.UNKNOWN
+
+    def namespace_list_complete(self) -> bool:
+        """Whether the snapshot holds every Namespace of the cluster, so a name missing from it does not exist.
+
+        A collector's bundle says so: `kinds` names Namespace and `namespaces: all` (under `-n` it looks up only the
+        named namespaces). A hand-written bundle says so with the list `kubectl get namespaces -o yaml` writes, in a
+        file named for the kind (`kube/namespaces.yaml`, `kube/ns.json`): a single Namespace saved beside a
+        namespace's objects does not count. An empty Namespace list proves nothing (a cluster always has some: an
+        empty file is more likely a failed command than a fact)."""
+        objects = self.objects_of("Namespace")
+        if not objects:
+            return False
+        meta = self.metadata
+        if "Namespace" in meta.kinds:
+            if meta.all_namespaces:
+                return True
+            # A scoped collector writes only the namespaces it was named; more than those is a whole list.
+            if not {o.name for o in objects} - set(meta.namespaces):
+                return False
+        return all(_from_file_named_for(obj, "Namespace") for obj in objects)
+
     # --- logs ----------------------------------------------------------------------------------------------------
 
     def logs_of(self, role: Role, namespace: str | None = None) -> list[LogSource]:
@@ -203,6 +267,8 @@ class Snapshot:
     # --- envoy ---------------------------------------------------------------------------------------------------
 
     def envoy_configs(self, namespace: str | None = None) -> list[EnvoySource]:
+        """Envoy dumps with some routing in them (one with none is an input problem, never loaded); a dump that
+        lacks routes or clusters is named as an input problem, and the checks that need clusters look for them."""
         return [e for e in self.envoys if e.config is not None and (namespace is None or e.namespace == namespace)]
 
     # --- requirements --------------------------------------------------------------------------------------------
@@ -235,6 +301,18 @@ class Snapshot:
         for obj in self.objects:
             counts[obj.kind] += 1
         return dict(sorted(counts.items()))
+
+
+def _from_file_named_for(obj: KubeObject, kind: str) -> bool:
+    """Whether an object was read from a file whose name names its kind (`namespaces.yaml` for Namespace), the way
+    `kubectl get <plural> -o yaml > kube/<plural>.yaml` writes a kind's whole list."""
+    from mlops_trace.serve.resources import WELL_KNOWN
+
+    file_name = obj.source.partition("#")[0].rsplit("/", 1)[-1]
+    stem = file_name.split(".", 1)[0].lower().replace("-", "").replace("_", "")
+    return any(
+        stem in (r.plural, r.singular, *r.short_names) for r in WELL_KNOWN if r.kind == kind
+    )
 
 
 def missing_reason(snap: Snapshot, requirement: str) -> str:

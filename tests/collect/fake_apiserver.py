@@ -53,6 +53,9 @@ class FakeApi:
     portforward_status: int = 101  # anything else refuses the websocket upgrade with that status
     requests: list[tuple[str, str]] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)  # Authorization header of each request
+    # (log path, container, previous) -> text: logs told apart by `?container=` and `?previous=true`. A previous run
+    # with no entry answers 400 as the API server does when the kubelet holds none.
+    container_logs: dict[tuple[str, str, bool], str] = field(default_factory=dict)
 
     def json(self, path: str, payload: Mapping[str, Any], status: int = 200) -> None:
         self.routes[path] = (status, json.dumps(payload).encode(), "application/json")
@@ -68,6 +71,9 @@ class FakeApi:
 
     def trickle(self, path: str, body: bytes, interval: float, headers_too: bool = False) -> None:
         self.trickles[path] = Trickle(body, interval, headers_too)
+
+    def log(self, path: str, container: str, body: str, previous: bool = False) -> None:
+        self.container_logs[(path, container, previous)] = body
 
 
 def _handler(api: FakeApi, lock: threading.Lock) -> type[BaseHTTPRequestHandler]:
@@ -93,6 +99,8 @@ def _handler(api: FakeApi, lock: threading.Lock) -> type[BaseHTTPRequestHandler]
             if url.path in api.trickles:
                 self._trickle(api.trickles[url.path])
                 return
+            if url.path.endswith("/log") and self._container_log(url.path, query):
+                return
             if api.any_log is not None and url.path.endswith("/log") and url.path not in api.routes:
                 self._send(200, api.any_log.encode(), "text/plain")
                 return
@@ -101,6 +109,23 @@ def _handler(api: FakeApi, lock: threading.Lock) -> type[BaseHTTPRequestHandler]
                 url.path, (code, status_body(code, f"{url.path}: answered {code}"), "application/json")
             )
             self._send(status, body, content_type)
+
+        def _container_log(self, path: str, query: Mapping[str, str]) -> bool:
+            container = query.get("container", "")
+            if query.get("previous") == "true":
+                body = api.container_logs.get((path, container, True))
+                if body is None:
+                    pod = path.rsplit("/", 2)[-2]
+                    message = f'previous terminated container "{container}" in pod "{pod}" not found'
+                    self._send(400, status_body(400, message), "application/json")
+                else:
+                    self._send(200, body.encode(), "text/plain")
+                return True
+            current = api.container_logs.get((path, container, False))
+            if current is None:
+                return False
+            self._send(200, current.encode(), "text/plain")
+            return True
 
         def _trickle(self, trickle: Trickle) -> None:
             head = (

@@ -149,20 +149,22 @@ def test_synthesized_objects_are_left_out_but_their_logs_are_kept(tmp_path: Path
     assert log.read_text(encoding="utf-8") == "Connected to scheduler\n"
 
 
-def test_logs_of_the_wanted_roles_with_tail_and_since(tmp_path: Path) -> None:
+def test_logs_of_seldon_pods_with_tail_and_since(tmp_path: Path) -> None:
     api = base_api()
     root, meta = _collect(tmp_path, api, since="1h30m", tail=50)
     written = sorted(p.relative_to(root).as_posix() for p in (root / "logs").rglob("*.log"))
     assert written == [
         f"logs/{NS}/mlserver-0/agent.log",
         f"logs/{NS}/mlserver-0/mlserver.log",
+        f"logs/{NS}/mlserver-0/rclone.log",  # every container of a Seldon pod
         f"logs/{NS}/{ENVOY}/envoy.log",
         f"logs/{NS}/seldon-scheduler-0/scheduler.log",
         f"logs/{NS}/seldon-v2-controller-manager-5d-xyz/manager.log",
     ]
     log_paths = [path for _, path in api.requests if path.split("?")[0].endswith("/log")]
     assert f"{ENVOY_BASE}/log?container=envoy&tailLines=50&sinceSeconds=5400" in log_paths
-    assert not any("container=rclone" in p for p in log_paths)
+    assert f"/api/v1/namespaces/{NS}/pods/mlserver-0/log?container=rclone&tailLines=50&sinceSeconds=5400" in log_paths
+    assert not any("previous=" in p for p in log_paths)  # nothing restarted
     scheduler_log = (root / f"logs/{NS}/seldon-scheduler-0/scheduler.log").read_text(encoding="utf-8")
     assert "planted-bearer-5678" not in scheduler_log and "***REDACTED***" in scheduler_log
     assert meta["logs"] == {"tail_lines": 50, "since_seconds": 5400}
@@ -330,11 +332,11 @@ def test_tarball_output_reads_back_as_a_bundle(tmp_path: Path) -> None:
     with serving(api) as url:
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url)
         result = collect_bundle(LiveTarget(namespaces=(NS,), kubeconfig=str(kubeconfig)), out)
-    assert result.objects == 5 and result.logs == 5 and result.envoys == 1
+    assert result.objects == 5 and result.logs == 6 and result.envoys == 1  # rclone too
     with open_bundle(out) as snap:
         assert snap.metadata.namespaces == (NS,)
         assert "Pod" in snap.metadata.kinds
-        assert {log.container for log in snap.logs} == {"agent", "mlserver", "envoy", "scheduler", "manager"}
+        assert {log.container for log in snap.logs} == {"agent", "mlserver", "rclone", "envoy", "scheduler", "manager"}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".mlops-trace")] == []
 
 

@@ -225,7 +225,8 @@ def _fake_api(root: Path) -> FakeApi:
         api.items(spec.list_path(NS if spec.scope is Scope.NAMESPACED else None), spec.kind, items)
     for log in root.glob("logs/*/*/*.log"):
         namespace, pod = log.parent.parent.name, log.parent.name
-        api.text(f"/api/v1/namespaces/{namespace}/pods/{pod}/log", log.read_text(encoding="utf-8"))
+        # By container: every container of a Seldon pod is read now, and each must get its own log.
+        api.log(f"/api/v1/namespaces/{namespace}/pods/{pod}/log", log.stem, log.read_text(encoding="utf-8"))
     (envoy,) = root.glob("envoy/*/*")
     api.admin = {
         "/config_dump": (envoy / "config_dump.json").read_bytes(),

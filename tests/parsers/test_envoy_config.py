@@ -595,7 +595,8 @@ def test_eds_endpoints_and_per_resource_entries() -> None:
         {},
         {"configs": "nope"},
         {"configs": []},
-        {"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.SecretsConfigDump"}, 3]},
+        {"configs": {}},
+        {"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.ServerInfo"}, 3]},
         {"kind": "Pod"},
     ],
 )

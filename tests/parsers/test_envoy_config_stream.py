@@ -114,8 +114,9 @@ def test_unusual_files_give_the_json_load_result(tmp_path: Path, mutate: Any) ->
         ('{"configs": [', "config_dump is not valid JSON (Expecting value at line 1 column 14)"),
         ('{"configs": []} x', "config_dump is not valid JSON (Extra data at line 1 column 17)"),
         ("[]", "not an Envoy config_dump: the top level is not a JSON object"),
-        ('{"configs": {}}', "not an Envoy config_dump: no top-level 'configs' list"),
-        ('{"configs": [{"@type": "x.Unknown"}]}', "'configs' holds no Bootstrap, Listeners, Clusters, Routes"),
+        ('{"configs": 3}', "not an Envoy config_dump: no top-level 'configs' list or map"),
+        ('{"configs": {}}', "not an Envoy config_dump: 'configs' holds no envoy.admin config dump section"),
+        ('{"configs": [{"@type": "x.Unknown"}]}', "'configs' holds no envoy.admin config dump section"),
     ],
 )
 def test_errors_are_the_whole_read_errors(tmp_path: Path, text: str, message: str) -> None:

@@ -146,3 +146,49 @@ def test_random_garbage_never_raises() -> None:
         tail = "".join(generator.choice(alphabet) for _ in range(generator.randint(0, 90)))
         for line in (tail, prefix + tail, prefix[: generator.randint(0, len(prefix))] + tail):
             parse_line(index, line)
+
+
+# https://github.com/kubernetes/ingress-nginx/issues/9443 (a 504 after three attempts), with our own addresses
+TIMED_OUT = (
+    '10.0.0.9 - admin [08/Mar/2023:16:06:19 +0000] "GET /favicon.ico HTTP/1.1" 504 562 "https://ml.example.com/" '
+    '"Mozilla/5.0 (X11; Linux x86_64)" 1118 14.997 [seldon-mesh-seldon-mesh-80] [] 10.1.2.3:8443, 10.1.2.3:8443, '
+    "10.1.2.3:8443 0, 0, 0 5.000, 5.000, 5.000 504, 504, 504 e9edc959a02abc0823d7b6382095afb8"
+)
+
+
+@pytest.mark.parametrize("indent", ["    ", "\t", "  \t "])
+def test_access_line_with_leading_whitespace(indent: str) -> None:
+    # pasted as an indented code block, as in https://github.com/kubernetes-retired/contrib/issues/2363
+    record = parse_line(1, indent + TIMED_OUT)
+    assert record is not None
+    assert record.status == 504
+    assert record.upstream_statuses == (504, 504, 504)
+    assert record.upstream_response_time == 15.0
+    assert record.remote_user == "admin"
+
+
+def test_access_line_behind_source_prefixes() -> None:
+    kubectl = parse_line(1, "[pod/ingress-nginx-controller-5c8d66c76d-x2x9q/controller] " + TIMED_OUT)
+    assert kubectl is not None and kubectl.source["container"] == "controller"
+    stern = parse_line(2, "ingress-nginx-controller-5c8d66c76d-x2x9q controller " + TIMED_OUT)
+    assert stern is not None and dict(stern.source) == {
+        "pod": "ingress-nginx-controller-5c8d66c76d-x2x9q",
+        "container": "controller",
+    }
+    coloured = parse_line(3, "\x1b[32mingress-nginx-controller-5c8d66c76d-x2x9q\x1b[0m " + TIMED_OUT)
+    assert coloured is not None and coloured.status == 504
+    stamped = parse_line(
+        4, "2023-03-08T16:06:19.5Z [pod/ingress-nginx-controller-5c8d66c76d-x2x9q/controller] " + TIMED_OUT
+    )
+    assert stamped is not None and stamped.request_id == "e9edc959a02abc0823d7b6382095afb8"
+
+
+def test_error_log_lines_are_not_access_lines() -> None:
+    # https://github.com/kubernetes/ingress-nginx/issues/12285: the error line logged beside the 502 access line
+    line = (
+        "2024/11/03 06:09:29 [error] 184#184: *94 upstream prematurely closed connection while reading response "
+        'header from upstream, client: 10.0.0.9, server: ml.example.com, request: "GET / HTTP/1.1", upstream: '
+        '"http://10.1.2.4:5601/", host: "ml.example.com"'
+    )
+    assert parse_line(1, line) is None
+    assert parse_line(2, "    " + line) is None
