@@ -200,8 +200,9 @@ _PARAM_WORDS = (
 _PARAM = re.compile(
     r"(?<![A-Za-z0-9_.-])(?P<key>(?P<dash>--?)?[A-Za-z0-9_.-]*?(?:" + _PARAM_WORDS + r")[A-Za-z0-9_.-]*)"
     r"(?P<sep>[\"']?\s*[:=]\s*|(?(dash)(?:[\"']\s*,\s*(?=[\"'])|[ \t]*\r?\n[ \t]*-[ \t]+|[ \t]+)|(?!)))"
-    r"(?P<quote>[\"']?)"
-    r"(?P<value>[^\s\"'&,;}\]]+)"
+    # a value quoted inside a JSON string is quoted as `\"`: the backslash belongs to the quote, not the value
+    r"(?P<quote>\\?[\"']?)"
+    r"(?P<value>(?:[^\s\"'&,;}\]\\]|\\(?![\"']))+)"
 )
 _PARAM_ANY_CASE = re.compile(_PARAM.pattern, re.IGNORECASE)
 # Cheap test before `_PARAM`: most log lines hold none of these stems, and `_PARAM` is the costliest pattern.

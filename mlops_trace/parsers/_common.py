@@ -89,9 +89,14 @@ def tailer_prefix_splits(line: str) -> list[tuple[dict[str, str], str]]:
     likely first. Plain text can look the same, so a caller keeps a split only when the rest is a known log format."""
     splits: list[tuple[dict[str, str], str]] = []
     # Every form has a pod name, with its `-`, in its first two words: most lines are ruled out here, cheaply.
-    second_space = line.find(" ", line.find(" ") + 1)
-    if "-" not in (line[:second_space] if second_space > 0 else line):
+    first_space = line.find(" ")
+    if first_space < 0:
         return splits
+    if "-" not in line[:first_space]:
+        second_space = line.find(" ", first_space + 1)
+        second = line[first_space + 1 : second_space] if second_space > 0 else line[first_space + 1 :]
+        if len(second) < 3 or "-" not in second:
+            return splits
     for pattern, names in _TAILER_SOURCES:
         match = pattern.match(line)
         if match is not None and match.end() < len(line):

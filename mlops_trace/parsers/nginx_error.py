@@ -54,9 +54,11 @@ _HEAD = re.compile(
 )
 # The first context key: nginx always starts its context with the client, or with the server when there is none.
 _CONTEXT_START = re.compile(r",? (?:client|server): ")
+# One context item, with the separator before it (`, ` or, in a paste that lost a comma, a space). Read item after item
+# with `match`, so the text is scanned once; a quoted value ends at its closing quote (`\"` kept) or at the line end.
 _CONTEXT_ITEM = re.compile(
-    r"(client|server|request|subrequest|upstream|host|referrer|bytes from/to client|bytes from/to upstream|login)"
-    r': ?(?:"((?:[^"\\]|\\.)*)"?|([^,\s]*))'
+    r",? ?(client|server|request|subrequest|upstream|host|referrer|bytes from/to client|bytes from/to upstream|login)"
+    r': ?(?:"([^"\\]*(?:\\.[^"\\]*)*)"?|([^,\s]*))'
 )
 # `(111: Connection refused)`: the errno and its text, in an error message.
 # `(111: Connection refused)` in a message: the errno and its text.
@@ -170,9 +172,14 @@ def _split_context(text: str) -> tuple[str, dict[str, str]]:
     if start is None:
         return text, {}
     context: dict[str, str] = {}
-    for match in _CONTEXT_ITEM.finditer(text, start.start()):
+    position = start.start()
+    while position < len(text):
+        match = _CONTEXT_ITEM.match(text, position) or _CONTEXT_ITEM.search(text, position)
+        if match is None:
+            break
         key, quoted, bare = match.groups()
         context.setdefault(key, quoted if quoted is not None else bare)
+        position = match.end()
     return text[: start.start()], context
 
 

@@ -193,6 +193,8 @@ class Snapshot:
         A bundle written by hand may hold Services of one namespace only; we only treat a missing object as missing
         when the bundle says it collected that kind there, or holds some object of that kind in that namespace.
         """
+        if kind in _kinds_by_name(self.metadata):
+            return False  # collected by name only (ConfigMap `seldon-kafka`): the others were never asked for
         if self.objects_of(kind, namespace) if namespace is not None else self.has_kind(kind):
             return True
         meta = self.metadata
@@ -313,6 +315,12 @@ def _from_file_named_for(obj: KubeObject, kind: str) -> bool:
     return any(
         stem in (r.plural, r.singular, *r.short_names) for r in WELL_KNOWN if r.kind == kind
     )
+
+
+def _kinds_by_name(meta: BundleMetadata) -> dict[str, Any]:
+    """`bundle.yaml` `kinds_by_name`: kinds a collector listed by name only (`{ConfigMap: [seldon-kafka]}`)."""
+    by_name = meta.extra.get("kinds_by_name")
+    return by_name if isinstance(by_name, dict) else {}
 
 
 def missing_reason(snap: Snapshot, requirement: str) -> str:

@@ -441,3 +441,11 @@ def test_every_new_kind_reaches_the_report_without_its_value() -> None:
     dumped = yaml.safe_dump(data)
     for value in ("ck-0027", ISSUER_TOKENS[0], "0a1b2c3d4e5f", "tok-0028"):
         assert value not in dumped
+
+
+def test_a_password_quoted_inside_a_json_string_is_masked_whole() -> None:
+    # A JSON log line quotes the value as \"...\": the backslash is the quote's, the whole value is the secret.
+    line = '{"level": "info", "msg": "dsn host=db password=\\"PLANTEDjsonPW7\\" sslmode=require"}\n'
+    text, found = redact_lines(line)
+    assert "PLANTEDjsonPW7" not in text and found
+    assert json.loads(text)["msg"].startswith("dsn host=db password=")  # still one valid JSON line

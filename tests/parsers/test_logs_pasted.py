@@ -109,7 +109,8 @@ def test_kubectl_prefix_before_an_nginx_notice_line() -> None:
     # https://github.com/kubernetes/kubernetes/pull/123874 (`kubectl logs --prefix` output of an nginx pod)
     record = parse_line(
         1,
-        '[pod/ingress-nginx-controller-5c8d66c76d-x2x9q/controller] 2024/03/07 21:10:16 [notice] 1#1: using the "epoll" event method',
+        "[pod/ingress-nginx-controller-5c8d66c76d-x2x9q/controller] 2024/03/07 21:10:16 [notice] 1#1: "
+        'using the "epoll" event method',
     )
     assert record.fields["pod"] == "ingress-nginx-controller-5c8d66c76d-x2x9q"
     assert record.fields["container"] == "controller"

@@ -112,7 +112,8 @@ def test_start_up_line_without_connection_or_context() -> None:
     # https://github.com/kubernetes/kubernetes/pull/123874 (behind `kubectl logs --prefix`)
     record = parse_line(
         1,
-        '[pod/ingress-nginx-controller-5c8d66c76d-x2x9q/controller] 2024/03/07 21:10:16 [notice] 1#1: using the "epoll" event method',
+        "[pod/ingress-nginx-controller-5c8d66c76d-x2x9q/controller] 2024/03/07 21:10:16 [notice] 1#1: "
+        'using the "epoll" event method',
     )
     assert record is not None
     assert (record.level, record.connection, record.message) == ("notice", None, 'using the "epoll" event method')
@@ -152,7 +153,10 @@ def test_prefixes_and_indentation() -> None:
         ("no live upstreams while connecting to upstream", 502, "no-live-upstreams"),
         ("upstream sent too big header while reading response header from upstream", 502, "bad-upstream-header"),
         (
-            "SSL_do_handshake() failed (SSL: error:0A00010B:SSL routines::wrong version number) while SSL handshaking to upstream",
+            (
+                "SSL_do_handshake() failed (SSL: error:0A00010B:SSL routines::wrong version number) "
+                "while SSL handshaking to upstream"
+            ),
             502,
             "upstream-tls",
         ),
