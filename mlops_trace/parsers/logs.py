@@ -1,14 +1,16 @@
 """Container log lines as `kubectl logs` prints them, turned into `LogRecord`s one line at a time.
 
-Recognised shapes, tried in this order: JSON objects (zap, logrus, Python JSON loggers); logfmt as logrus' text
-formatter writes it (`time="…" level=info msg="…" source=SeldonXDSCache`, the logger under `source`, `Source`, `Name`
-or `logger`); klog (`I0712 18:30:09.123456  7 f.go:1] …`); nginx error-log lines as the ingress-nginx controller
-writes them between its access lines (`2021/03/27 01:58:00 [error] 318#318: *75161 …`, see `nginx_error`; the message
-is the text after the connection id, context included, and `client`, `upstream`, `errno`… become fields); zap's
-development console format (tab-separated time, level, logger, caller, message, JSON tail), also with its tabs turned
-into runs of spaces by a terminal, k9s or a GitHub paste (columns are then told apart by two or more spaces); Python
-logging as MLServer configures it (`2025-07-12 18:30:09,123 [mlserver.rest] INFO - …`); uvicorn's default
-(`INFO:     …`). Access lines of uvicorn also yield `method`, `path` and `status` fields.
+Recognised shapes, tried in this order: JSON objects (zap, logrus, Python JSON loggers, ECS `log.level`); logfmt as
+logrus' text formatter writes it (`time="…" level=info msg="…" source=SeldonXDSCache`, the logger under `source`,
+`Source`, `Name` or `logger`); klog (`I0712 18:30:09.123456  7 f.go:1] …`); zap's development console format
+(tab-separated time, level, logger, caller, message, JSON tail); Python logging as MLServer configures it
+(`2025-07-12 18:30:09,123 [mlserver.rest] INFO - …`); uvicorn's default (`INFO:     …`); nginx error-log lines as the
+ingress-nginx controller writes them between its access lines (`2021/03/27 01:58:00 [error] 318#318: *75161 …`, see
+`nginx_error`: the message is the text after the connection id, context included, and `client`, `upstream`, `errno`…
+become fields; access lines stay unrecognised text here, `nginx_access` reads them); last, zap's console format whose
+tabs a terminal, k9s or a GitHub paste turned into runs of spaces (columns are then told apart by two or more spaces,
+or by a dotted or camelCase logger name before one space). Access lines of uvicorn also yield `method`, `path` and
+`status` fields.
 
 Lines as people have them: a `kubectl logs --timestamps` prefix is removed first and gives the time when the line
 itself has none (klog lines have no year, so they always take the prefix time). A `kubectl logs --prefix` source
@@ -133,6 +135,7 @@ _ZAP_SPACED_HEAD = re.compile(
     r"(?:(\d{4}-\d{2}-\d{2}T[\d:.,]+(?:Z|[+-]\d{2}:?\d{2})?|\d{9,}(?:\.\d+)?(?:[eE]\+?\d+)?|\d\.\d+[eE]\+?\d+) +)?"
     r"(DEBUG|INFO|WARN|WARNING|ERROR|DPANIC|PANIC|FATAL|debug|info|warn|warning|error|dpanic|panic|fatal)( +)(?=\S)"
 )
+_ZAP_SPACED_FIRST = frozenset("0123456789DIWEPFdiwepf")
 _SPACE_RUN = re.compile(r" {2,}")
 # A zap logger name followed by one space (a tab that reached the next tab stop after one column): dotted
 # (`controller-runtime.metrics`) or camelCase (`schedulerClient`), which the first word of a message rarely is.
@@ -155,30 +158,35 @@ def _normalise_level(text: str) -> str:
 def parse_line(lineno: int, line: str) -> LogRecord:
     """Parse one line (trailing newline allowed). Never raises: an unrecognised line keeps its text as the message."""
     raw = strip_line_end(line)
-    source, body = split_source_prefix(raw)
+    source: dict[str, str] | None = None
+    body = raw
+    if raw[:1] == "[":
+        source, body = split_source_prefix(raw)
     prefix_time, body = split_kubectl_timestamp(body)
-    if not source and body.startswith("[pod/"):  # `kubectl logs --prefix --timestamps` puts the time first
+    if body[:1] == "[" and not source:  # `kubectl logs --prefix --timestamps` puts the time first
         source, body = split_source_prefix(body)
     body = strip_ansi(body)
     parsed: _Parsed | None = None
     try:
-        parsed = _parse_body(body)
-        if parsed is None and not source:
-            # A stern, kubetail or pod-name prefix is kept only when what follows it is a known format.
-            for tailer_source, rest in tailer_prefix_splits(body.lstrip()):
-                rest_time, rest = split_kubectl_timestamp(rest)
-                parsed = _parse_body(rest)
-                if parsed is not None:
-                    source = tailer_source
-                    prefix_time = rest_time if rest_time is not None else prefix_time
-                    break
+        for parser in _PARSERS:
+            parsed = parser(body)
+            if parsed is not None:
+                break
+        else:
+            parsed, tailer_source, tailer_time = _parse_pasted(body, bool(source))
+            if tailer_source:
+                source = tailer_source
+                prefix_time = tailer_time if tailer_time is not None else prefix_time
     except Exception:  # noqa: BLE001 - one odd line must never end a scan of a whole log
         parsed = None
     if parsed is None:
-        return LogRecord(lineno=lineno, raw=raw, time=prefix_time, level=None, message=body, logger=None, fields=source)
+        return LogRecord(
+            lineno=lineno, raw=raw, time=prefix_time, level=None, message=body, logger=None, fields=source or {}
+        )
     fields = parsed.fields
-    for key, value in source.items():
-        fields.setdefault(key, value)
+    if source:
+        for key, value in source.items():
+            fields.setdefault(key, value)
     return LogRecord(
         lineno=lineno,
         raw=raw,
@@ -190,10 +198,23 @@ def parse_line(lineno: int, line: str) -> LogRecord:
     )
 
 
+def _parse_pasted(body: str, has_source: bool) -> tuple[_Parsed | None, dict[str, str], datetime | None]:
+    """The second try at a line no format recognised as it is, kept off the common path: without leading blanks, then
+    (when there is no kubectl source prefix) behind a stern, kubetail or pod-name prefix, which is kept only when what
+    follows it is a known format. Gives (record, the prefix's source fields, a kubectl time after the prefix)."""
+    parsed = _parse_body(body.lstrip(" \t")) if body[:1] in (" ", "\t") else None
+    if parsed is not None or has_source:
+        return parsed, {}, None
+    for tailer_source, rest in tailer_prefix_splits(body.lstrip()):
+        rest_time, rest = split_kubectl_timestamp(rest)
+        parsed = _parse_body(rest)
+        if parsed is not None:
+            return parsed, tailer_source, rest_time
+    return None, {}, None
+
+
 def _parse_body(body: str) -> _Parsed | None:
-    """The first format that recognises `body` (a line without its prefixes), leading blanks ignored."""
-    if body[:1] in (" ", "\t"):
-        body = body.lstrip(" \t")
+    """The first format that recognises `body`, a line without its prefixes."""
     for parser in _PARSERS:
         parsed = parser(body)
         if parsed is not None:
@@ -234,7 +255,7 @@ def _take(data: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]
 def _parse_json(body: str) -> _Parsed | None:
     if not body.startswith("{"):
         return None
-    if has_typographic_quotes(body):
+    if not body.isascii() and has_typographic_quotes(body):
         body = straighten_quotes(body)
     try:
         document = json.loads(body)
@@ -271,7 +292,10 @@ def _logfmt_pairs(body: str) -> list[tuple[str, str]]:
     for match in _LOGFMT_TOKEN.finditer(body):
         key, quoted, bare = match.groups()
         if key and (quoted is not None or bare is not None):
-            pairs.append((key, quoted if quoted is not None else unquote_stray(bare)))
+            if quoted is not None:
+                pairs.append((key, quoted))
+            else:
+                pairs.append((key, bare if bare[-1:] != '"' else unquote_stray(bare)))
     return pairs
 
 
@@ -279,7 +303,7 @@ def _parse_logfmt(body: str) -> _Parsed | None:
     body = body.removeprefix('"')  # a stray quote before the first key
     if _LOGFMT_START.match(body) is None:
         return None
-    if has_typographic_quotes(body):
+    if not body.isascii() and has_typographic_quotes(body):
         body = straighten_quotes(body)
     data = dict(_logfmt_pairs(body))
     level_key = next((key for key in _LOGFMT_LEVEL_KEYS if key in data), None)
@@ -311,7 +335,7 @@ def _parse_klog(body: str) -> _Parsed | None:
         return None
     severity, stamp, thread, caller, rest = match.groups()
     fields = {"klog_time": stamp, "thread": thread, "caller": caller}
-    if has_typographic_quotes(rest):
+    if not rest.isascii() and has_typographic_quotes(rest):
         rest = straighten_quotes(rest)
     if rest.startswith('"'):
         message, end = read_go_quoted(rest, 0)
@@ -398,6 +422,8 @@ def _parse_uvicorn(body: str) -> _Parsed | None:
 def _parse_zap_spaced(body: str) -> _Parsed | None:
     """zap's console format after its tabs became runs of spaces. Columns are split at two or more spaces (a tab
     stop may leave one, and then the logger stays in the message); the JSON tail is found even after one space."""
+    if body[:1] not in _ZAP_SPACED_FIRST:
+        return None
     head = _ZAP_SPACED_HEAD.match(body)
     if head is None:
         return None
@@ -437,7 +463,7 @@ def _parse_zap_spaced(body: str) -> _Parsed | None:
 
 
 def _parse_nginx_error(body: str) -> _Parsed | None:
-    if not body[:1].isdigit():
+    if body[4:5] != "/":  # `2021/03/27 …`
         return None
     parsed = nginx_error.parse_text(body)
     if parsed is None:
@@ -464,11 +490,11 @@ _PARSERS = (
     _parse_json,
     _parse_logfmt,
     _parse_klog,
-    _parse_nginx_error,
     _parse_zap_console,
-    _parse_zap_spaced,
     _parse_python_logging,
     _parse_uvicorn,
+    _parse_nginx_error,
+    _parse_zap_spaced,
 )
 
 

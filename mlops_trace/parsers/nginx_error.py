@@ -60,7 +60,6 @@ _CONTEXT_ITEM = re.compile(
     r",? ?(client|server|request|subrequest|upstream|host|referrer|bytes from/to client|bytes from/to upstream|login)"
     r': ?(?:"([^"\\]*(?:\\.[^"\\]*)*)"?|([^,\s]*))'
 )
-# `(111: Connection refused)`: the errno and its text, in an error message.
 # `(111: Connection refused)` in a message: the errno and its text.
 ERRNO = re.compile(r"\((\d+): ([^)]*)\)")
 _LEVELS = frozenset({"debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"})
@@ -203,7 +202,7 @@ def parse_text(body: str) -> ParsedText | None:
     head = _HEAD.match(body)
     if head is None or head.group(7) not in _LEVELS:
         return None
-    year, month, day, hour, minute, second = (int(value) for value in head.groups()[:6])
+    year, month, day, hour, minute, second = map(int, head.group(1, 2, 3, 4, 5, 6))
     try:
         when: datetime | None = datetime(year, month, day, hour, minute, second)
     except ValueError:
