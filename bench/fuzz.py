@@ -330,6 +330,8 @@ def _reference_rejects(path: Path) -> bool:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         return True
+    if not text.strip():
+        return False  # an empty file is "collected, none found" (kubectl writes one for an empty List)
     try:
         if path.suffix == ".json":
             json.loads(text)

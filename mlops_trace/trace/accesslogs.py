@@ -17,14 +17,17 @@ from enum import StrEnum
 from pathlib import Path
 
 from mlops_trace.limits import DEFAULT_LIMITS
-from mlops_trace.parsers import envoy_access, nginx_access
+from mlops_trace.parsers import envoy_access, nginx_access, nginx_error
 from mlops_trace.parsers.envoy_access import EnvoyAccessRecord
 from mlops_trace.parsers.logs import read_line_pieces
 from mlops_trace.parsers.nginx_access import NginxAccessRecord
+from mlops_trace.parsers.nginx_error import NginxErrorRecord
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import Snapshot
 
 _COUNT_CHUNK = 1 << 20
+# nginx error-log levels as they stand in a line (`2021/03/27 01:58:00 [error] 318#318: *75161 upstream ...`)
+_ERROR_MARKS = (" [error] ", " [crit] ", " [alert] ", " [emerg] ", " [warn] ")
 
 
 class LogKind(StrEnum):
@@ -48,15 +51,29 @@ class Found:
     line: str
     nginx: NginxAccessRecord | None = None
     envoy: EnvoyAccessRecord | None = None
+    nginx_error: NginxErrorRecord | None = None
 
 
 @dataclass
 class AccessLogs:
-    """What the logs said about our requests: request id → the ingress line and the Envoy line."""
+    """What the logs said about our requests: request id → the ingress line and the Envoy line; and the ingress
+    controller's upstream errors written during the run (an error line carries no request id, only the request)."""
 
     ingress: dict[str, Found] = field(default_factory=dict)
     envoy: dict[str, Found] = field(default_factory=dict)
     files: tuple[LogFile, ...] = ()
+    ingress_errors: list[Found] = field(default_factory=list)
+
+    def ingress_error_for(self, path: str, status: int) -> Found | None:
+        """The last upstream error of the ingress for a request to `path` that explains `status` (502, 504)."""
+        for found in reversed(self.ingress_errors):
+            record = found.nginx_error
+            if record is None or record.path != path:
+                continue
+            cause = record.cause
+            if cause is not None and cause.status == status:
+                return found
+        return None
 
     def describe_files(self, kind: LogKind) -> str:
         names = [f.display for f in self.files if f.kind is kind]
@@ -126,6 +143,10 @@ def _scan(item: LogFile, offset: int, prefix: str, wanted: set[str], found: Acce
     target = found.ingress if item.kind is LogKind.INGRESS else found.envoy
     for lineno, line in _lines_from(item.path, offset, item.max_line_chars):
         if prefix not in line:
+            if item.kind is LogKind.INGRESS and "upstream" in line and any(m in line for m in _ERROR_MARKS):
+                record = nginx_error.parse_line(lineno, line)
+                if record is not None and record.cause is not None:
+                    found.ingress_errors.append(Found(f"{item.display}:{lineno}", line, nginx_error=record))
             continue
         where = f"{item.display}:{lineno}"
         if item.kind is LogKind.INGRESS:
@@ -159,6 +180,7 @@ def find(
     while True:
         found.ingress.clear()
         found.envoy.clear()
+        found.ingress_errors.clear()
         for item in items:
             _scan(item, offsets.get(item.path, 0), prefix, wanted, found)
         has_ingress = any(f.kind is LogKind.INGRESS for f in items)

@@ -152,8 +152,10 @@ def explain(
     snap: Snapshot | None,
     nginx: Found | None = None,
     envoy: Found | None = None,
+    ingress_error: Found | None = None,
 ) -> Failure | None:
-    """The failure of `exchange`, or None when it succeeded."""
+    """The failure of `exchange`, or None when it succeeded. `ingress_error` is the ingress controller's error-log
+    line for this request, when there is one: it says why the ingress answered 502 or 504."""
     if exchange.ok:
         return None
     logs = _log_evidence(nginx) + _log_evidence(envoy)
@@ -212,12 +214,15 @@ def explain(
                 tuple([_answer_evidence(exchange)] + logs),
             )
         if "x-envoy-upstream-service-time" not in exchange.headers and exchange.headers.get("server") != "envoy":
-            return Failure(
-                3,
-                "ingress-upstream",
-                f"the ingress could not get an answer from its backend ({status})",
-                tuple([_answer_evidence(exchange)] + logs),
-            )
+            summary = f"the ingress could not get an answer from its backend ({status})"
+            evidence = [_answer_evidence(exchange)] + logs
+            if ingress_error is not None and ingress_error.nginx_error is not None:
+                cause = ingress_error.nginx_error.cause
+                upstream = ingress_error.nginx_error.upstream
+                summary += f": {cause.summary if cause else ingress_error.nginx_error.message}"
+                summary += f" (upstream {upstream})" if upstream else ""
+                evidence.append(Evidence(ingress_error.where, ingress_error.line.strip()[:300]))
+            return Failure(3, "ingress-upstream", summary, tuple(evidence))
         return Failure(
             4,
             "envoy-upstream",

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mlops_trace.errors import ClusterError, InputError, UsageError
 from mlops_trace.model.findings import Finding
@@ -239,6 +240,13 @@ def _dedupe(findings: Sequence[Finding]) -> tuple[Finding, ...]:
     return tuple(kept)
 
 
+def _ingress_error(logs: accesslogs.AccessLogs, exchange: Exchange) -> accesslogs.Found | None:
+    """The ingress controller's error line that explains this exchange's 502/504, if its log has one."""
+    if exchange.status not in (502, 504):
+        return None
+    return logs.ingress_error_for(urlsplit(exchange.url).path, exchange.status)
+
+
 def _trace(
     ctx: _Context,
     exchange: Exchange,
@@ -250,7 +258,7 @@ def _trace(
     options = ctx.options
     nginx = logs.ingress.get(exchange.request_id)
     envoy = logs.envoy.get(exchange.request_id)
-    failure = explain(exchange, options.target, path, ctx.snap, nginx, envoy)
+    failure = explain(exchange, options.target, path, ctx.snap, nginx, envoy, _ingress_error(logs, exchange))
     if failure is not None and failure.code == UNREACHABLE:
         raise ClusterError(f"cannot connect to {exchange.url}: {exchange.error}")
     attribution = attribute(
@@ -615,7 +623,9 @@ def _summarise(
         else:
             nginx = logs.ingress.get(exchange.request_id)
             envoy_line = logs.envoy.get(exchange.request_id)
-            failure = None if exchange.ok else explain(exchange, options.target, path, ctx.snap, nginx, envoy_line)
+            failure = None if exchange.ok else explain(
+                exchange, options.target, path, ctx.snap, nginx, envoy_line, _ingress_error(logs, exchange)
+            )
             if failure is not None and failure.finding is not None:
                 findings.append(failure.finding)
             hops = attribute(exchange, path=path, nginx=nginx, envoy=envoy_line, model=model, failure=failure).hops

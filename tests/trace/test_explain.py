@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from mlops_trace.parsers import nginx_access
 from mlops_trace.snapshot.bundle import open_bundle
 from mlops_trace.snapshot.snapshot import Snapshot
-from mlops_trace.trace.accesslogs import Found
+from mlops_trace.trace.accesslogs import Found, LogFile, LogKind, find
 from mlops_trace.trace.explain import INGRESS_NO_MATCH, explain
 from mlops_trace.trace.path import PathRequest, reconstruct
 from mlops_trace.trace.record import ErrorKind
@@ -154,3 +155,30 @@ def test_421_over_http2_names_the_missing_http2_on(snap: Snapshot) -> None:
     assert "http2 on" in failure.summary and HOST in failure.summary
     failure = explain(exchange(421, {"server": "nginx"}), _target(), None, snap)
     assert failure is not None and "http2 on" not in failure.summary
+
+
+def test_a_504_from_the_ingress_names_the_nginx_error_that_caused_it(snap: Snapshot, tmp_path: Path) -> None:
+
+    target = _target()
+    answer = exchange(504, {"server": "nginx"}, b"<html>504 Gateway Time-out</html>")
+    log = tmp_path / "controller.log"
+    # ingress-nginx's controller log interleaves klog, access and error lines; the error line carries no request
+    # id, only the request line (the text as nginx writes it for a read timeout, ingress-nginx#9443).
+    log.write_text(
+        "I1207 10:00:00.000000       7 controller.go:190] \"Configuration changes detected, backend reload required\"\n"
+        f"2026/12/07 10:00:05 [error] 31#31: *9021 upstream timed out (110: Operation timed out) while reading "
+        f"response header from upstream, client: 10.0.0.7, server: {HOST}, request: \"POST {target.infer_path} "
+        f"HTTP/1.1\", upstream: \"http://10.42.0.15:9000{target.infer_path}\", host: \"{HOST}\"\n",
+        encoding="utf-8",
+    )
+    logs = find([LogFile(LogKind.INGRESS, log, "logs/ingress-nginx/ctl/controller.log")], {}, "no-such-id", [])
+    found = logs.ingress_error_for(target.infer_path, 504)
+    assert found is not None and found.where == "logs/ingress-nginx/ctl/controller.log:2"
+    assert logs.ingress_error_for(target.infer_path, 502) is None
+    assert logs.ingress_error_for("/v2/models/other/infer", 504) is None
+    failure = explain(answer, target, None, snap, ingress_error=found)
+    assert failure is not None and (failure.hop, failure.code) == (3, "ingress-upstream")
+    assert "504" in failure.summary and "10.42.0.15:9000" in failure.summary
+    assert any(e.where == found.where for e in failure.evidence)
+    without = explain(answer, target, None, snap)
+    assert without is not None and without.summary == "the ingress could not get an answer from its backend (504)"
