@@ -220,6 +220,11 @@ def _mutate_aliases(root: Path, rng: random.Random, case: Case) -> None:
     case.must_name.append(case.target)
 
 
+def _is_read(rel: str) -> bool:
+    """Files the reader looks at (and so must name when it cannot read them); anything else is ignored."""
+    return rel == "bundle.yaml" or rel.split("/", 1)[0] in ("kube", "logs", "envoy", "requests", "prometheus")
+
+
 def _is_read_whole(rel: str) -> bool:
     """Files the reader parses whole as YAML/JSON (logs are lines; a config_dump is streamed)."""
     if rel == "bundle.yaml":
@@ -287,7 +292,8 @@ def _mutate_link(root: Path, rng: random.Random, case: Case, outside: Path) -> N
             path.unlink()
         path.symlink_to(outside)
     case.target = _rel(root, path)
-    case.must_name.append(case.target)
+    if _is_read(case.target):
+        case.must_name.append(case.target)
 
 
 def _mutate_fifo(root: Path, rng: random.Random, case: Case) -> None:
@@ -298,7 +304,8 @@ def _mutate_fifo(root: Path, rng: random.Random, case: Case) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     os.mkfifo(path)
     case.target = _rel(root, path)
-    case.must_name.append(case.target)
+    if _is_read(case.target):
+        case.must_name.append(case.target)
 
 
 def _mutate_junk_file(root: Path, rng: random.Random, case: Case) -> None:
