@@ -96,7 +96,8 @@ def test_stream_module_line_has_bytes_and_no_request() -> None:
 
 
 def test_context_with_a_comma_lost_in_the_paste() -> None:
-    # https://github.com/kubernetes/ingress-nginx/issues/9877 (`client: XXX server: XXX,` after redaction)
+    # https://github.com/kubernetes/ingress-nginx/issues/9877: the paste lost the comma after `client: ...` when
+    # its author masked the client and server by hand
     line = (
         "2023/04/17 20:24:55 [error] 397#397: *56382572 upstream prematurely closed connection while reading "
         'response header from upstream, client: 10.0.0.3 server: ml.example.com, request: "POST /api/token HTTP/1.1",'
