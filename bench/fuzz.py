@@ -387,7 +387,7 @@ def check_case(root: Path, case: Case, outside: Path) -> CaseResult:
     """Read, check and render the mutated bundle at `root`; the first broken invariant is the result's failure."""
     from mlops_trace.analysis.catalog import select
     from mlops_trace.analysis.engine import run_checks
-    from mlops_trace.model.findings import CheckStatus
+    from mlops_trace.findings import CheckStatus
     from mlops_trace.render import FORMATS, render
     from mlops_trace.snapshot.bundle import open_bundle
 

@@ -22,10 +22,10 @@ import yaml
 
 from mlops_trace.analysis.seldon import iter_weighted_candidates
 from mlops_trace.errors import UsageError
-from mlops_trace.gating.thresholds import DEFAULT_MAX_P95_MS
-from mlops_trace.prometheus import plan
-from mlops_trace.prometheus.metrics import Family
-from mlops_trace.prometheus.promql import check_window, eq, increase_sum, literal_regex, regex
+from mlops_trace.analysis.objectives import DEFAULT_MAX_P95_MS
+from mlops_trace.promql import plan
+from mlops_trace.promql.families import Family
+from mlops_trace.promql.builders import check_window, eq, increase_sum, literal_regex, regex
 from mlops_trace.snapshot.kube import KubeObject
 
 API_VERSION = "monitoring.coreos.com/v1"

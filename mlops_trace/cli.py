@@ -18,7 +18,7 @@ import typer
 from mlops_trace import __version__
 from mlops_trace.errors import MlopsTraceError
 from mlops_trace.limits import InputLimits
-from mlops_trace.model.findings import Severity
+from mlops_trace.findings import Severity
 from mlops_trace.prometheus.options import (
     MaxP95,
     MinSuccess,
@@ -146,7 +146,7 @@ def doctor(
 ) -> None:
     """Run the check catalog on a live cluster (-n/-A) or an offline bundle (--bundle)."""
     from mlops_trace.doctor import LiveTarget, open_snapshot
-    from mlops_trace.gating.service_level import service_level
+    from mlops_trace.smoke.service_level import service_level
     from mlops_trace.render import render
 
     fmt = _check_format(output)
@@ -714,12 +714,12 @@ def smoke_command(
     json_file: Annotated[Optional[Path], typer.Option("--json-file", help="Also write the JSON report here.")] = None,
 ) -> None:
     """CI gate: requests through the serving path, then doctor and Prometheus, judged by gates; exit 0, 1 or 2."""
-    from mlops_trace.gating.gates import GateSettings
-    from mlops_trace.gating.render import FORMATS as SMOKE_FORMATS
-    from mlops_trace.gating.render import render_smoke
-    from mlops_trace.gating.report import could_not_run
-    from mlops_trace.gating.service_level import service_level
-    from mlops_trace.smoke import SmokeArgs, run_smoke
+    from mlops_trace.smoke.gates import GateSettings
+    from mlops_trace.smoke.render import FORMATS as SMOKE_FORMATS
+    from mlops_trace.smoke.render import render_smoke
+    from mlops_trace.smoke.report import could_not_run
+    from mlops_trace.smoke.service_level import service_level
+    from mlops_trace.smoke.run import SmokeArgs, run_smoke
 
     if output not in SMOKE_FORMATS:
         _fail(f"--output must be one of {', '.join(SMOKE_FORMATS)} (got {output!r})")

@@ -11,7 +11,7 @@ from mlops_trace.analysis.catalog import select
 from mlops_trace.analysis.engine import run_checks
 from mlops_trace.errors import UsageError
 from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
-from mlops_trace.model.findings import Report
+from mlops_trace.findings import Report
 from mlops_trace.snapshot.snapshot import Snapshot
 
 

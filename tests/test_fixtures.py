@@ -23,7 +23,7 @@ import pytest
 
 from mlops_trace.analysis.catalog import load_catalog
 from mlops_trace.analysis.engine import run_checks
-from mlops_trace.model.findings import CheckStatus, Finding, Report, Severity
+from mlops_trace.findings import CheckStatus, Finding, Report, Severity
 from mlops_trace.snapshot.bundle import open_bundle
 from tests.fixture_walk import FixtureCase, check_cases, scenario_cases
 

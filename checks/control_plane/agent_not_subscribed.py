@@ -10,7 +10,7 @@ from typing import Any
 
 from mlops_trace.analysis.check import make_check
 from mlops_trace.analysis.seldon import SCHEDULER_AGENT_PORT
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.parsers.logs import LogRecord, iter_records
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.roles import Role

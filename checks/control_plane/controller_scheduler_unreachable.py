@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from mlops_trace.analysis.check import make_check
 from mlops_trace.analysis.seldon import controller_workloads
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.parsers.logs import LogRecord, iter_records
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource, Snapshot

@@ -10,7 +10,7 @@ from typing import Any
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.container_args import VAR_REF, expand_vars, split_flag
 from mlops_trace.analysis.seldon import controller_workloads, replicas_text, workload_replicas
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.parsers.logs import iter_records
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.roles import Role

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.seldon import is_ready, iter_weighted_candidates, server_pods
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.parsers.logs import iter_records
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.roles import Role

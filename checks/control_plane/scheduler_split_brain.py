@@ -20,7 +20,7 @@ from mlops_trace.analysis.seldon import (
     server_pods,
     server_workloads,
 )
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.snapshot import Existence, Snapshot
 

@@ -20,7 +20,7 @@ from mlops_trace.analysis.ingress import (
     service_ports,
     service_type,
 )
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.snapshot import Existence, Snapshot
 
 CHECK = make_check(

@@ -25,7 +25,7 @@ from mlops_trace.analysis.ingress import (
     simulate_path,
     uses_regex_annotations,
 )
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_list
 from mlops_trace.snapshot.snapshot import Snapshot
 

@@ -20,7 +20,7 @@ from mlops_trace.analysis.ingress import (
 )
 from mlops_trace.analysis.seldon import envoy_services
 from mlops_trace.analysis.selectors import SelectorError, selector_matches
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping, pod_template_labels
 from mlops_trace.snapshot.snapshot import Snapshot
 

@@ -18,7 +18,7 @@ from mlops_trace.analysis.netpol import (
     undecided_rules,
 )
 from mlops_trace.analysis.seldon import runs_seldon_agent
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.roles import Role, pod_role
 from mlops_trace.snapshot.snapshot import Snapshot

@@ -32,7 +32,7 @@ from mlops_trace.analysis.netpol import (
 )
 from mlops_trace.analysis.seldon import ENVOY_HTTP_PORT
 from mlops_trace.analysis.selectors import SelectorError, selector_matches
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.roles import Role, pod_role
 from mlops_trace.snapshot.snapshot import Snapshot

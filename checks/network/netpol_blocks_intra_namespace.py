@@ -32,7 +32,7 @@ from mlops_trace.analysis.seldon import (
     SCHEDULER_XDS_PORT,
     runs_seldon_agent,
 )
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_list
 from mlops_trace.snapshot.roles import Role, pod_role
 from mlops_trace.snapshot.snapshot import Snapshot

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.seldon import iter_weighted_candidates
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.snapshot import Snapshot
 

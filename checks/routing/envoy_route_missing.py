@@ -13,7 +13,7 @@ from mlops_trace.analysis.routing import (
     serving_route_configs,
 )
 from mlops_trace.analysis.seldon import experiment_route_name, is_ready
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.parsers.envoy_config import EnvoyConfig, Route
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.snapshot import EnvoySource, Snapshot

@@ -17,7 +17,7 @@ from mlops_trace.analysis.routing import (
     serving_route_configs,
 )
 from mlops_trace.analysis.seldon import experiment_candidates, experiment_route_name, iter_weighted_candidates
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.parsers.envoy_config import ClusterWeight, EnvoyConfig, Route
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.snapshot import EnvoySource, Snapshot

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.fields import WEIGHT_RULE
 from mlops_trace.analysis.seldon import Candidate, experiment_candidates, is_ready
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_mapping
 from mlops_trace.snapshot.snapshot import Snapshot
 

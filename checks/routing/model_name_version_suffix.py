@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.routing import envoy_access_logs, envoy_no_route, namespace_from_upstream, short_line
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.parsers import envoy_access, logs, nginx_access
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource, RequestRecord, Snapshot

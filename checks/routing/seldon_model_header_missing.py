@@ -18,7 +18,7 @@ from mlops_trace.analysis.routing import (
     short_line,
 )
 from mlops_trace.analysis.seldon import experiment_route_name
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.parsers import envoy_access, nginx_access
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource, RequestRecord, Snapshot

@@ -17,7 +17,7 @@ from mlops_trace.analysis.routing import (
     serving_route_configs,
     short_line,
 )
-from mlops_trace.model.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.parsers import envoy_access
 from mlops_trace.parsers.envoy_config import EnvoyConfig, Route
 from mlops_trace.snapshot.snapshot import EnvoySource, RequestRecord, Snapshot

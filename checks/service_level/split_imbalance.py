@@ -7,15 +7,15 @@ from collections.abc import Iterator
 
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.seldon import experiment_candidates, iter_weighted_candidates
-from mlops_trace.gating.thresholds import DEFAULT_MIN_SPLIT_REQUESTS, DEFAULT_SPLIT_ALPHA, DEFAULT_SPLIT_TOLERANCE
-from mlops_trace.model.findings import Evidence, Finding, Severity
-from mlops_trace.prometheus.metrics import FAMILY_WORDS
-from mlops_trace.prometheus.plan import Purpose
-from mlops_trace.prometheus.series import defined, in_scope, need, prometheus_of, subject_of, window_words
-from mlops_trace.prometheus.snapshot import QueryResult, Sample
+from mlops_trace.analysis.objectives import DEFAULT_MIN_SPLIT_REQUESTS, DEFAULT_SPLIT_ALPHA, DEFAULT_SPLIT_TOLERANCE
+from mlops_trace.findings import Evidence, Finding, Severity
+from mlops_trace.promql.families import FAMILY_WORDS
+from mlops_trace.promql.plan import Purpose
+from mlops_trace.analysis.series import defined, in_scope, need, prometheus_of, subject_of, window_words
+from mlops_trace.snapshot.prometheus import QueryResult, Sample
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.snapshot import Snapshot
-from mlops_trace.trace.stats import goodness_of_fit
+from mlops_trace.analysis.stats import goodness_of_fit
 
 CHECK = make_check(
     id="MT403",

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mlops_trace.analysis.check import SkipCheck, make_check
-from mlops_trace.gating.thresholds import DEFAULT_MIN_REQUESTS, DEFAULT_MIN_SUCCESS
-from mlops_trace.model.findings import Evidence, Finding, Severity
-from mlops_trace.prometheus.metrics import FAMILY_WORDS
-from mlops_trace.prometheus.plan import Purpose
-from mlops_trace.prometheus.series import (
+from mlops_trace.analysis.objectives import DEFAULT_MIN_REQUESTS, DEFAULT_MIN_SUCCESS
+from mlops_trace.findings import Evidence, Finding, Severity
+from mlops_trace.promql.families import FAMILY_WORDS
+from mlops_trace.promql.plan import Purpose
+from mlops_trace.analysis.series import (
     counts_by_group,
     defined,
     in_scope,

@@ -17,7 +17,7 @@ from types import ModuleType
 
 from mlops_trace.analysis.check import Check
 from mlops_trace.errors import UsageError
-from mlops_trace.model.findings import Finding
+from mlops_trace.findings import Finding
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 

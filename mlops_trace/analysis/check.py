@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mlops_trace.model.findings import CheckId, Evidence, Finding, Severity
+from mlops_trace.findings import CheckId, Evidence, Finding, Severity
 
 ID_PATTERN = re.compile(r"^MT[1-9]\d\d$")
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")

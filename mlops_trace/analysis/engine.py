@@ -11,7 +11,7 @@ from typing import Any
 
 from mlops_trace.analysis.catalog import CatalogEntry
 from mlops_trace.analysis.check import SkipCheck
-from mlops_trace.model.findings import CheckResult, CheckStatus, Finding, Report
+from mlops_trace.findings import CheckResult, CheckStatus, Finding, Report
 from mlops_trace.snapshot.snapshot import Snapshot, missing_reason
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from mlops_trace.collect.bundle_writer import collect_to_dir
 from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
-from mlops_trace.model.findings import InputProblem
+from mlops_trace.findings import InputProblem
 from mlops_trace.snapshot.bundle import load_bundle_dir
 from mlops_trace.snapshot.snapshot import Snapshot
 

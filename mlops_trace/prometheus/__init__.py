@@ -1,9 +1,8 @@
-"""Prometheus as an input: which serving metrics exist, the PromQL the service-level checks need, the query client,
-and the `prometheus/<name>.json` files of a bundle that carry the results to the checks.
+"""Prometheus as a live input: the query client (`client`, through prometheus-api-client), the collector that
+probes, plans and writes the `prometheus/<name>.json` files of a bundle (`collect`), querying a live Prometheus into a
+Snapshot (`attach`), and the command-line options the commands share (`options`).
 
-Modules, one job each: `metrics` (the metric names of Seldon's Envoy, the Seldon agent and MLServer), `promql`
-(query builders), `plan` (which metrics answer which check, best first), `client` (HTTP through
-prometheus-api-client), `collect` (probe, plan, query, write the files), `snapshot` (read the files back into the
-Snapshot), `series` (turn samples into namespaces, objects, numbers and evidence), `attach` (query a live Prometheus
-into a Snapshot), `options` (the command-line options the commands share).
+What the queries mean lives elsewhere, because the checks read it too: the metric families, query builders and the
+query plan in `mlops_trace.promql`, the Snapshot's Prometheus section in `mlops_trace.snapshot.prometheus`, and
+samples turned into namespaces, objects and evidence in `mlops_trace.analysis.series`.
 """

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from mlops_trace.prometheus.client import PrometheusClient, PrometheusConfig, QuerySource
 from mlops_trace.prometheus.collect import Collection, collect_queries, present_metrics, wait_for_scrape
-from mlops_trace.prometheus.plan import Purpose, plan_queries
-from mlops_trace.prometheus.snapshot import attach, load_prometheus_dir, parse_result
+from mlops_trace.promql.plan import Purpose, plan_queries
+from mlops_trace.snapshot.prometheus import attach, load_prometheus_dir, parse_result
 from mlops_trace.snapshot.snapshot import Snapshot
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from mlops_trace.errors import InputError
-from mlops_trace.prometheus import metrics as m
+from mlops_trace.promql import families as m
 from mlops_trace.prometheus.client import QuerySource
-from mlops_trace.prometheus.plan import PRESENT, Plan, plan_queries
-from mlops_trace.prometheus.promql import check_window, freshest_common_sample, probe
-from mlops_trace.prometheus.snapshot import FOLDER, parse_result
+from mlops_trace.promql.plan import PRESENT, Plan, plan_queries
+from mlops_trace.promql.builders import check_window, freshest_common_sample, probe
+from mlops_trace.snapshot.prometheus import FOLDER, parse_result
 
 
 @dataclass(frozen=True)

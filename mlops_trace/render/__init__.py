@@ -11,7 +11,7 @@ import importlib
 from typing import Protocol, cast
 
 from mlops_trace.errors import UsageError
-from mlops_trace.model.findings import Report
+from mlops_trace.findings import Report
 
 FORMATS: tuple[str, ...] = ("table", "json", "yaml", "junit", "sarif", "markdown")
 

@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from mlops_trace.model.findings import CheckId, CheckResult, CheckStatus, Finding, Report, Severity
+from mlops_trace.findings import CheckId, CheckResult, CheckStatus, Finding, Report, Severity
 
 CLUSTER_WIDE = "cluster-wide"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from mlops_trace.model.findings import Report
+from mlops_trace.findings import Report
 
 
 def render(report: Report) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from mlops_trace.model.findings import CheckId, CheckResult, CheckStatus, Finding, Report
+from mlops_trace.findings import CheckId, CheckResult, CheckStatus, Finding, Report
 from mlops_trace.render._common import findings_by_check, namespace_label, playbook_path, worst
 
 SUITE_NAME = "mlops-trace doctor"

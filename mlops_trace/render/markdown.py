@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from mlops_trace.model.findings import Finding, Report
+from mlops_trace.findings import Finding, Report
 from mlops_trace.render._common import (
     CLUSTER_WIDE,
     namespace_label,

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mlops_trace import __version__
-from mlops_trace.model.findings import CheckId, CheckStatus, Finding, Report, Severity
+from mlops_trace.findings import CheckId, CheckStatus, Finding, Report, Severity
 from mlops_trace.render._common import findings_by_check, playbook_path, sorted_findings, worst
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"

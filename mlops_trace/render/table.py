@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from mlops_trace.model.findings import CheckStatus, Finding, Report, Severity
+from mlops_trace.findings import CheckStatus, Finding, Report, Severity
 from mlops_trace.render._common import (
     checks_not_run,
     grouped_by_namespace,

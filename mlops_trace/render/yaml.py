@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops_trace.model.findings import Report
+from mlops_trace.findings import Report
 
 
 def render(report: Report) -> str:

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from mlops_trace.errors import InputError
 from mlops_trace.limits import InputLimits, human_size
-from mlops_trace.model.findings import InputProblem
+from mlops_trace.findings import InputProblem
 
 # Headers, padding and PAX records are read on top of the members' own bytes: allow them this much.
 _HEADER_ALLOWANCE = 64 * 1024 * 1024

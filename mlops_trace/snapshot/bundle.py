@@ -19,10 +19,10 @@ from typing import Any
 
 from mlops_trace.errors import InputError
 from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
-from mlops_trace.model.findings import InputProblem
+from mlops_trace.findings import InputProblem
 from mlops_trace.parsers.kube_docs import read_documents
 from mlops_trace.parsers.structured import load_json, load_yaml, read_bounded_text
-from mlops_trace.prometheus.snapshot import attach_prometheus_dir
+from mlops_trace.snapshot.prometheus import attach_prometheus_dir
 from mlops_trace.snapshot.archive import unpack_archive
 from mlops_trace.snapshot.files import bundle_files, is_plain_file
 from mlops_trace.snapshot.kube import KubeObject, as_mapping

@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from mlops_trace.model.findings import InputProblem
+from mlops_trace.findings import InputProblem
 
 
 def bundle_files(root: Path, folder: str, problems: list[InputProblem]) -> list[Path]:

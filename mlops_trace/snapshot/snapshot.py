@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_trace.limits import DEFAULT_LIMITS, human_size
-from mlops_trace.model.findings import InputProblem
+from mlops_trace.findings import InputProblem
 from mlops_trace.parsers.logs import Needles, lines_mentioning, read_line_pieces
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.roles import Role
@@ -23,7 +23,7 @@ from mlops_trace.snapshot.roles import Role
 if TYPE_CHECKING:
     from mlops_trace.parsers.envoy_config import EnvoyConfig
     from mlops_trace.parsers.envoy_stats import EnvoyStats
-    from mlops_trace.prometheus.snapshot import PrometheusData
+    from mlops_trace.snapshot.prometheus import PrometheusData
 
 SELDON_KINDS = ("Model", "Server", "Experiment", "Pipeline", "SeldonRuntime")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mlops_trace.model.findings import Evidence
+from mlops_trace.findings import Evidence
 from mlops_trace.trace.accesslogs import Found
 from mlops_trace.trace.path import RequestPath
 from mlops_trace.trace.record import (

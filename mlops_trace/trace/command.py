@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mlops_trace.errors import InputError, UsageError
-from mlops_trace.model.findings import Finding, Severity
+from mlops_trace.findings import Finding, Severity
 from mlops_trace.trace.record import Protocol
 from mlops_trace.trace.rest import TlsOptions
 from mlops_trace.trace.runner import RunOptions, run_many, run_one

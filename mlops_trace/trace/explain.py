@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mlops_trace.errors import UsageError
-from mlops_trace.model.findings import CheckId, Evidence, Finding, Severity
+from mlops_trace.findings import CheckId, Evidence, Finding, Severity
 from mlops_trace.snapshot.snapshot import Snapshot
 from mlops_trace.trace.accesslogs import Found
 from mlops_trace.trace.path import RequestPath, select_route, split_versioned

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from mlops_trace.model.findings import Evidence
+from mlops_trace.findings import Evidence
 from mlops_trace.trace.record import ModelTime, SourceKind
 
 DURATION_METRIC = "model_infer_request_duration"

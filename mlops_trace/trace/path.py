@@ -31,7 +31,7 @@ from mlops_trace.analysis.ingress import (
     simulate_path,
 )
 from mlops_trace.analysis.seldon import iter_weighted_candidates, server_pods
-from mlops_trace.model.findings import Evidence
+from mlops_trace.findings import Evidence
 from mlops_trace.parsers.envoy_config import EnvoyConfig, Route
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.snapshot import Snapshot

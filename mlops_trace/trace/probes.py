@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from mlops_trace.trace.attribution import ProbeEstimate
 from mlops_trace.trace.ids import IdSource
 from mlops_trace.trace.rest import TlsOptions, make_client, send
-from mlops_trace.trace.stats import median
+from mlops_trace.analysis.stats import median
 from mlops_trace.trace.target import INTERNAL_MODEL, STICKY_HEADER, Target
 
 ORDER = ("ingress", "envoy", "agent", "mlserver")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from mlops_trace.model.findings import Evidence, Finding
+from mlops_trace.findings import Evidence, Finding
 
 HOP_NAMES: Mapping[int, str] = {
     1: "external IP",

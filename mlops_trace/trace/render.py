@@ -9,7 +9,7 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from mlops_trace.model.findings import Finding
+from mlops_trace.findings import Finding
 from mlops_trace.trace.record import HopStatus, RunSummary, TraceResult
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mlops_trace.errors import ClusterError, InputError, UsageError
-from mlops_trace.model.findings import Finding
+from mlops_trace.findings import Finding
 from mlops_trace.parsers.envoy_config import EnvoyConfig
 from mlops_trace.snapshot.snapshot import Snapshot
 from mlops_trace.trace import accesslogs, fastclient, metrics, payload, probes
@@ -50,7 +50,7 @@ from mlops_trace.trace.split import (
     route_weights,
     split_findings,
 )
-from mlops_trace.trace.stats import Decision, LatencyHistogram, SplitSprt
+from mlops_trace.analysis.stats import Decision, LatencyHistogram, SplitSprt
 from mlops_trace.trace.target import Target, request_headers
 
 PLACEHOLDER_INPUT = {"name": "input-0", "datatype": "FP32", "shape": [1, 1], "data": [0.0]}

@@ -10,13 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mlops_trace.analysis.seldon import iter_weighted_candidates
-from mlops_trace.model.findings import Evidence, Finding
+from mlops_trace.findings import Evidence, Finding
 from mlops_trace.parsers.envoy_config import Route
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.trace.explain import make_finding
 from mlops_trace.trace.path import cluster_model, route_models, split_versioned
 from mlops_trace.trace.record import SplitReport
-from mlops_trace.trace.stats import goodness_of_fit, wilson_interval
+from mlops_trace.analysis.stats import goodness_of_fit, wilson_interval
 
 ALPHA = 0.01  # below this p-value the observed split is called inconsistent
 WEIGHT_TOLERANCE_PP = 1.0  # percentage points between Envoy's and the Experiment's shares (as MT303)

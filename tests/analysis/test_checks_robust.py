@@ -25,7 +25,7 @@ import pytest
 
 from mlops_trace.analysis.catalog import select
 from mlops_trace.analysis.engine import run_checks
-from mlops_trace.model.findings import CheckStatus
+from mlops_trace.findings import CheckStatus
 from mlops_trace.snapshot.bundle import load_bundle_dir
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.snapshot import Snapshot

@@ -8,7 +8,7 @@ from pathlib import Path
 from mlops_trace.analysis.catalog import CatalogEntry
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.engine import run_checks
-from mlops_trace.model.findings import CheckStatus, Evidence, Finding, Severity
+from mlops_trace.findings import CheckStatus, Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.snapshot import Snapshot
 

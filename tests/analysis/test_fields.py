@@ -43,7 +43,7 @@ from mlops_trace.analysis.seldon import (
     workload_replicas,
 )
 from mlops_trace.analysis.selectors import SelectorError, selector_matches
-from mlops_trace.model.findings import CheckStatus
+from mlops_trace.findings import CheckStatus
 from mlops_trace.snapshot.bundle import load_bundle_dir
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.snapshot import Snapshot

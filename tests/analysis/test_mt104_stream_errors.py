@@ -9,7 +9,7 @@ import pytest
 
 from mlops_trace.analysis.catalog import select
 from mlops_trace.analysis.engine import run_checks
-from mlops_trace.model.findings import CheckStatus, Finding
+from mlops_trace.findings import CheckStatus, Finding
 from mlops_trace.snapshot.bundle import open_bundle
 
 POD = "seldon-v2-controller-manager-5f8d7c6b9-w2zrk"

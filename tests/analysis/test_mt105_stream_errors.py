@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mlops_trace.analysis.catalog import select
 from mlops_trace.analysis.engine import run_checks
-from mlops_trace.model.findings import CheckStatus, Finding
+from mlops_trace.findings import CheckStatus, Finding
 from mlops_trace.snapshot.bundle import open_bundle
 
 SUBSCRIBED = 'time="2025-01-20T10:00:00Z" level=info msg="Subscribed to scheduler" Name=AgentServiceManager'

@@ -25,7 +25,7 @@ from mlops_trace.collect.deadline import CallTimedOut, Clock, RunDeadlinePassed
 from mlops_trace.collect.kinds import KINDS, Scope
 from mlops_trace.doctor import LiveTarget
 from mlops_trace.errors import ClusterError, UsageError
-from mlops_trace.model.findings import CheckStatus
+from mlops_trace.findings import CheckStatus
 from mlops_trace.snapshot.bundle import load_bundle_dir
 from tests.collect.fake_apiserver import FakeApi, serving, write_kubeconfig
 from tests.serve_process import stop_by_pid

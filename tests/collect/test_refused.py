@@ -16,7 +16,7 @@ from mlops_trace.collect.bundle_writer import collect_bundle, collect_to_dir
 from mlops_trace.collect.kinds import KINDS
 from mlops_trace.doctor import LiveTarget
 from mlops_trace.errors import ClusterError
-from mlops_trace.model.findings import CheckStatus
+from mlops_trace.findings import CheckStatus
 from mlops_trace.snapshot.bundle import load_bundle_dir
 from tests.collect.fake_apiserver import FakeApi, serving, status_body, write_kubeconfig
 

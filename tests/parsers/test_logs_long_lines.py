@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_trace.model.findings import InputProblem
+from mlops_trace.findings import InputProblem
 from mlops_trace.parsers import logs
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource

@@ -13,13 +13,13 @@ from mlops_trace.analysis.catalog import select
 from mlops_trace.analysis.engine import run_checks
 from mlops_trace.cli import app
 from mlops_trace.errors import ClusterError, InputError, UsageError
-from mlops_trace.model.findings import CheckStatus
-from mlops_trace.prometheus import metrics as m
+from mlops_trace.findings import CheckStatus
+from mlops_trace.promql import families as m
 from mlops_trace.prometheus.attach import query_into, wait_for_first_scrapes
 from mlops_trace.prometheus.client import PrometheusClient, PrometheusConfig
 from mlops_trace.prometheus.collect import collect_queries, wait_for_scrape
-from mlops_trace.prometheus.plan import Purpose
-from mlops_trace.prometheus.snapshot import load_prometheus_dir
+from mlops_trace.promql.plan import Purpose
+from mlops_trace.snapshot.prometheus import load_prometheus_dir
 from mlops_trace.snapshot.snapshot import Snapshot
 from tests.prometheus.fake_prometheus import FakePrometheus, serving, vector
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from mlops_trace.errors import UsageError
-from mlops_trace.prometheus import metrics as m
-from mlops_trace.prometheus.metrics import Family, family_of_query, unit_of_query
-from mlops_trace.prometheus.plan import Purpose, plan_queries
-from mlops_trace.prometheus.promql import (
+from mlops_trace.promql import families as m
+from mlops_trace.promql.families import Family, family_of_query, unit_of_query
+from mlops_trace.promql.plan import Purpose, plan_queries
+from mlops_trace.promql.builders import (
     check_window,
     eq,
     histogram_quantile,

@@ -8,7 +8,7 @@ from typing import Any
 
 from mlops_trace.analysis.catalog import select
 from mlops_trace.analysis.engine import run_checks
-from mlops_trace.model.findings import CheckStatus, Report
+from mlops_trace.findings import CheckStatus, Report
 from mlops_trace.snapshot.bundle import open_bundle
 from tests.fixture_walk import FIXTURES
 

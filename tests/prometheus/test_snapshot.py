@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from mlops_trace.errors import InputError
-from mlops_trace.prometheus.metrics import Family
-from mlops_trace.prometheus.snapshot import load_prometheus_dir, parse_result
+from mlops_trace.promql.families import Family
+from mlops_trace.snapshot.prometheus import load_prometheus_dir, parse_result
 from mlops_trace.snapshot.bundle import open_bundle
 from mlops_trace.snapshot.snapshot import describe_requirement
 

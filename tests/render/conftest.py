@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_trace.model.findings import (
+from mlops_trace.findings import (
     CheckId,
     CheckResult,
     CheckStatus,

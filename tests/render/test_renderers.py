@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from mlops_trace.errors import UsageError
-from mlops_trace.model.findings import (
+from mlops_trace.findings import (
     CheckId,
     CheckResult,
     CheckStatus,

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from mlops_trace.errors import InputError, UsageError
-from mlops_trace.gating import baseline as baselines
-from mlops_trace.gating.gates import GateResult, GateSettings, GateStatus, request_gates, split_gate
-from mlops_trace.gating.render import render_smoke
-from mlops_trace.gating.report import SmokeReport, could_not_run, merge_findings
-from mlops_trace.model.findings import CheckId, CheckResult, CheckStatus, Evidence, Finding, Report, Severity
+from mlops_trace.smoke import baseline as baselines
+from mlops_trace.smoke.gates import GateResult, GateSettings, GateStatus, request_gates, split_gate
+from mlops_trace.smoke.render import render_smoke
+from mlops_trace.smoke.report import SmokeReport, could_not_run, merge_findings
+from mlops_trace.findings import CheckId, CheckResult, CheckStatus, Evidence, Finding, Report, Severity
 
 
 def _summary(count: int = 200, succeeded: int = 200, p95: float = 12.0, p99: float = 20.0,

@@ -19,7 +19,7 @@ from mlops_trace.analysis.catalog import select
 from mlops_trace.analysis.engine import run_checks
 from mlops_trace.errors import InputError, UsageError
 from mlops_trace.limits import DEFAULT_LIMITS, InputLimits, parse_limits
-from mlops_trace.model.findings import CheckStatus
+from mlops_trace.findings import CheckStatus
 from mlops_trace.parsers.structured import load_json, load_yaml
 from mlops_trace.snapshot.bundle import open_bundle
 from tests.fixture_walk import FIXTURES

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from mlops_trace.trace.stats import (
+from mlops_trace.analysis.stats import (
     Decision,
     LatencyHistogram,
     SplitSprt,

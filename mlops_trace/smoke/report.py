@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mlops_trace.gating.gates import GateResult, GateStatus
-from mlops_trace.model.findings import CheckResult, CheckStatus, Finding, Report, Severity
+from mlops_trace.smoke.gates import GateResult, GateStatus
+from mlops_trace.findings import CheckResult, CheckStatus, Finding, Report, Severity
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -15,8 +15,8 @@ from typing import Any
 
 from mlops_trace import __version__
 from mlops_trace.errors import UsageError
-from mlops_trace.gating.gates import GateResult, GateStatus
-from mlops_trace.gating.report import SmokeReport, gates_text
+from mlops_trace.smoke.gates import GateResult, GateStatus
+from mlops_trace.smoke.report import SmokeReport, gates_text
 from mlops_trace.render._common import namespace_label, one_line, verdict_line
 
 FORMATS: tuple[str, ...] = ("text", "json", "junit", "sarif")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from mlops_trace.analysis.catalog import select
 from mlops_trace.analysis.engine import run_checks
-from mlops_trace.gating.thresholds import Objectives
-from mlops_trace.model.findings import Report
+from mlops_trace.analysis.objectives import Objectives
+from mlops_trace.findings import Report
 from mlops_trace.prometheus.client import PrometheusConfig
 from mlops_trace.prometheus.options import prometheus_config
-from mlops_trace.prometheus.promql import check_window
+from mlops_trace.promql.builders import check_window
 from mlops_trace.snapshot.snapshot import Snapshot
 
 

@@ -20,9 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from mlops_trace.prometheus import metrics as m
-from mlops_trace.prometheus.metrics import Family
-from mlops_trace.prometheus.promql import (
+from mlops_trace.promql import families as m
+from mlops_trace.promql.families import Family
+from mlops_trace.promql.builders import (
     Matcher,
     eq,
     histogram_quantile,

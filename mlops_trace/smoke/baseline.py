@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_trace.errors import InputError, UsageError
-from mlops_trace.gating.gates import GateResult, GateStatus
+from mlops_trace.smoke.gates import GateResult, GateStatus
 
 KIND = "mlops-trace-smoke-baseline"
 SCHEMA_VERSION = 1

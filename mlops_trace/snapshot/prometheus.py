@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_trace.errors import InputError
 from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
-from mlops_trace.model.findings import InputProblem
+from mlops_trace.findings import InputProblem
 from mlops_trace.parsers.structured import load_json, read_bounded_text
-from mlops_trace.prometheus.metrics import Family, family_of_query, unit_of_query
+from mlops_trace.promql.families import Family, family_of_query, unit_of_query
 
 from mlops_trace.snapshot.files import bundle_files, is_plain_file
 

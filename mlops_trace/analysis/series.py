@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mlops_trace.analysis.check import SkipCheck
-from mlops_trace.model.findings import Evidence
-from mlops_trace.prometheus.metrics import Family, describe_families
-from mlops_trace.prometheus.plan import plan_queries
-from mlops_trace.prometheus.snapshot import PrometheusData, QueryResult, Sample
+from mlops_trace.findings import Evidence
+from mlops_trace.promql.families import Family, describe_families
+from mlops_trace.promql.plan import plan_queries
+from mlops_trace.snapshot.prometheus import PrometheusData, QueryResult, Sample
 from mlops_trace.snapshot.snapshot import Snapshot
 
 _CLUSTER = re.compile(r"^(?P<model>.+)_(?P<version>\d+)_(?P<protocol>http|grpc)$")

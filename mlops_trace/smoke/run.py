@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from mlops_trace.errors import ClusterError, MlopsTraceError, UsageError
-from mlops_trace.gating import baseline as baselines
-from mlops_trace.gating.gates import GateResult, GateSettings, request_gates
-from mlops_trace.gating.report import SmokeReport, could_not_run, merge_findings
-from mlops_trace.gating.service_level import ServiceLevel
+from mlops_trace.smoke import baseline as baselines
+from mlops_trace.smoke.gates import GateResult, GateSettings, request_gates
+from mlops_trace.smoke.report import SmokeReport, could_not_run, merge_findings
+from mlops_trace.smoke.service_level import ServiceLevel
 from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
-from mlops_trace.model.findings import Report, Severity
+from mlops_trace.findings import Report, Severity
 from mlops_trace.prometheus.client import PrometheusConfig
 
 DEFAULT_COUNT = 100

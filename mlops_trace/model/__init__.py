@@ -1,1 +1,0 @@
-"""Values shared by every layer: findings, check results and reports."""
