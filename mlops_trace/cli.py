@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, NoReturn
 
 import typer
 
 from mlops_trace import __version__
 from mlops_trace.errors import MlopsTraceError
+from mlops_trace.findings import InputProblem, Severity
 from mlops_trace.limits import InputLimits
-from mlops_trace.findings import Severity
 from mlops_trace.prometheus.options import (
     MaxP95,
     MinSuccess,
@@ -49,14 +50,14 @@ bundle_app = typer.Typer(help="Offline bundles: serve one over the Kubernetes AP
 app.add_typer(bundle_app, name="bundle")
 
 # Live-cluster options shared by doctor, collect, alerts and smoke.
-KubeconfigOption = Annotated[Optional[str], typer.Option("--kubeconfig", help="Live: kubeconfig file.")]
-ContextOption = Annotated[Optional[str], typer.Option("--context", help="Live: kubeconfig context.")]
+KubeconfigOption = Annotated[str | None, typer.Option("--kubeconfig", help="Live: kubeconfig file.")]
+ContextOption = Annotated[str | None, typer.Option("--context", help="Live: kubeconfig context.")]
 RequestTimeoutOption = Annotated[
     float, typer.Option("--request-timeout", help="Live: seconds to wait for each API call.")
 ]
 
 LimitOption = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option(
         "--limit",
         metavar="NAME=VALUE",
@@ -65,7 +66,7 @@ LimitOption = Annotated[
     ),
 ]
 LiveTimeoutOption = Annotated[
-    Optional[float],
+    float | None,
     typer.Option("--timeout", help="Live: seconds the whole run may take (default 300), on top of --request-timeout."),
 ]
 
@@ -111,28 +112,28 @@ def _check_format(fmt: str) -> str:
 @app.command()
 def doctor(
     bundle: Annotated[
-        Optional[Path], typer.Option("--bundle", "-b", help="Offline bundle: a directory or a .tar.gz.")
+        Path | None, typer.Option("--bundle", "-b", help="Offline bundle: a directory or a .tar.gz.")
     ] = None,
     namespace: Annotated[
-        Optional[list[str]], typer.Option("--namespace", "-n", help="Live: namespace to examine (repeatable).")
+        list[str] | None, typer.Option("--namespace", "-n", help="Live: namespace to examine (repeatable).")
     ] = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Live: every namespace.")] = False,
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
     request_timeout: RequestTimeoutOption = 10.0,
-    since: Annotated[Optional[str], typer.Option("--since", help="Live: only logs newer than this (e.g. 1h).")] = None,
-    tail: Annotated[Optional[int], typer.Option("--tail", help="Live: last N lines of each log.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Live: only logs newer than this (e.g. 1h).")] = None,
+    tail: Annotated[int | None, typer.Option("--tail", help="Live: last N lines of each log.")] = None,
     envoy_admin: Annotated[
-        Optional[list[str]], typer.Option("--envoy-admin", help="Live: Envoy admin URL to read (repeatable).")
+        list[str] | None, typer.Option("--envoy-admin", help="Live: Envoy admin URL to read (repeatable).")
     ] = None,
     timeout: LiveTimeoutOption = None,
     limit: LimitOption = None,
     output: Annotated[str, typer.Option("--output", "-o", help=OUTPUT_HELP)] = "table",
     fail_on: Annotated[str, typer.Option("--fail-on", help=FAIL_ON_HELP)] = "warning",
     only: Annotated[
-        Optional[list[str]], typer.Option("--only", help="Run only these checks (ids, slugs, or MT1/MT2/MT3).")
+        list[str] | None, typer.Option("--only", help="Run only these checks (ids, slugs, or MT1/MT2/MT3).")
     ] = None,
-    skip: Annotated[Optional[list[str]], typer.Option("--skip", help="Do not run these checks.")] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="Do not run these checks.")] = None,
     prometheus: PrometheusUrl = None,
     prometheus_token: PrometheusToken = None,
     prometheus_user: PrometheusUser = None,
@@ -145,8 +146,8 @@ def doctor(
     split_alpha: SplitAlpha = None,
 ) -> None:
     """Run the check catalog on a live cluster (-n/-A) or an offline bundle (--bundle)."""
-    from mlops_trace.doctor import LiveTarget, open_snapshot
-    from mlops_trace.smoke.service_level import service_level
+    from mlops_trace.collect.target import LiveTarget
+    from mlops_trace.doctor import DoctorRun, run_doctor, service_level
     from mlops_trace.render import render
 
     fmt = _check_format(output)
@@ -169,12 +170,10 @@ def doctor(
             cacert=prometheus_cacert, insecure=prometheus_insecure, window=window, max_p95_ms=max_p95,
             min_success=min_success, split_alpha=split_alpha,
         )
-        with open_snapshot(bundle, live, limits) as snap:
-            for note in slo.prepare(snap):
-                typer.echo(f"mlops-trace: {note}", err=True)
-            for problem in snap.problems:
-                typer.echo(f"mlops-trace: warning: {problem.path}: {problem.reason}", err=True)
-            report = slo.run(snap, only or (), skip or ())
+        run = DoctorRun(
+            bundle=bundle, live=live, limits=limits, service_level=slo, only=only or (), skip=skip or ()
+        )
+        report = run_doctor(run, on_input=_tell_input).report
     except MlopsTraceError as exc:
         _fail(str(exc))
     color = fmt == "table" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -187,13 +186,20 @@ def doctor(
     raise typer.Exit(EXIT_FINDINGS if report.failed(threshold) else EXIT_OK)
 
 
-def _limits(assignments: Optional[list[str]]) -> InputLimits:
+def _tell_input(notes: Sequence[str], problems: Sequence[InputProblem]) -> None:
+    for note in notes:
+        typer.echo(f"mlops-trace: {note}", err=True)
+    for problem in problems:
+        typer.echo(f"mlops-trace: warning: {problem.path}: {problem.reason}", err=True)
+
+
+def _limits(assignments: list[str] | None) -> InputLimits:
     from mlops_trace.limits import parse_limits
 
     return parse_limits(assignments or ())
 
 
-def _positive(flag: str, value: Optional[float]) -> Optional[float]:
+def _positive(flag: str, value: float | None) -> float | None:
     if value is not None and not value > 0:
         _fail(f"{flag} must be a positive number of seconds (got {value})")
     return value
@@ -210,8 +216,10 @@ def _width() -> int:
 def checks_list(
     output: Annotated[str, typer.Option("--output", "-o", help="table, json or markdown.")] = "table",
 ) -> None:
-    """List every check: id, slug, severity, inputs, title."""
-    from mlops_trace.analysis.catalog import load_catalog
+    """List every check: id, slug, severity, inputs (requires: the skip gate; reads: what else it reads), title.
+
+    `-o markdown` prints the catalog table of README.md, exactly (tests/test_readme_catalog.py holds them equal)."""
+    from mlops_trace.analysis.catalog import load_catalog, markdown_table
 
     entries = load_catalog()
     if output == "json":
@@ -224,6 +232,7 @@ def checks_list(
                 "severity": e.check.severity.value,
                 "area": e.area,
                 "requires": list(e.check.requires),
+                "reads": list(e.check.reads),
                 "playbook": e.check.playbook,
                 "title": e.check.title,
             }
@@ -232,12 +241,7 @@ def checks_list(
         typer.echo(json.dumps(rows, indent=2))
         return
     if output == "markdown":
-        typer.echo("| id | slug | severity | requires | title |\n|---|---|---|---|---|")
-        for e in entries:
-            typer.echo(
-                f"| {e.check.id} | {e.check.slug} | {e.check.severity.value} | "
-                f"{', '.join(e.check.requires)} | {e.check.title} |"
-            )
+        typer.echo(markdown_table(entries), nl=False)
         return
     if output != "table":
         _fail(f"--output must be table, json or markdown (got {output!r})")
@@ -248,10 +252,12 @@ def checks_list(
     for column in ("id", "slug", "severity"):
         table.add_column(column, no_wrap=True)
     table.add_column("requires", overflow="fold", max_width=34)
+    table.add_column("reads", overflow="fold", max_width=34)
     table.add_column("title", overflow="fold")
     for e in entries:
         requires = "\n".join(req.replace("|", " | ") for req in e.check.requires)
-        table.add_row(e.check.id, e.check.slug, e.check.severity.value, requires, e.check.title)
+        reads = "\n".join(e.check.reads) or "-"
+        table.add_row(e.check.id, e.check.slug, e.check.severity.value, requires, reads, e.check.title)
     Console(width=_width()).print(table)
 
 
@@ -267,6 +273,7 @@ def checks_explain(check: Annotated[str, typer.Argument(help="Check id (MT101) o
     c = entry.check
     typer.echo(f"{c.id} {c.slug} ({c.severity.value})")
     typer.echo(f"requires: {', '.join(c.requires) or '-'}")
+    typer.echo(f"reads: {', '.join(c.reads) or '-'}")
     typer.echo(f"playbook: {playbook_path(c.playbook)}")
     typer.echo("")
     typer.echo(entry.doc().rstrip())
@@ -278,23 +285,23 @@ def collect(
         Path, typer.Option("--output", "-o", help="Where to write the bundle: a new directory, or FILE.tar.gz.")
     ],
     namespace: Annotated[
-        Optional[list[str]], typer.Option("--namespace", "-n", help="Namespace to collect (repeatable).")
+        list[str] | None, typer.Option("--namespace", "-n", help="Namespace to collect (repeatable).")
     ] = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
     request_timeout: RequestTimeoutOption = 10.0,
-    since: Annotated[Optional[str], typer.Option("--since", help="Only logs newer than this (e.g. 1h).")] = None,
-    tail: Annotated[Optional[int], typer.Option("--tail", help="Last N lines of each log (default 10000).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only logs newer than this (e.g. 1h).")] = None,
+    tail: Annotated[int | None, typer.Option("--tail", help="Last N lines of each log (default 10000).")] = None,
     envoy_admin: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--envoy-admin", help="Envoy admin URL to read, or NAMESPACE/POD=URL (repeatable)."),
     ] = None,
     timeout: LiveTimeoutOption = None,
 ) -> None:
     """Collect a redacted bundle (objects, logs, Envoy admin) from a live cluster (-n/-A), for doctor --bundle."""
     from mlops_trace.collect.bundle_writer import collect_bundle
-    from mlops_trace.doctor import LiveTarget
+    from mlops_trace.collect.target import LiveTarget
 
     live = LiveTarget(
         namespaces=tuple(namespace or ()),
@@ -321,13 +328,13 @@ def bundle_serve(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory or .tar.gz.")],
     port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1 (0 picks a free one).")] = 0,
     kubeconfig_out: Annotated[
-        Optional[Path], typer.Option("--kubeconfig-out", help="Also write the kubeconfig to this file.")
+        Path | None, typer.Option("--kubeconfig-out", help="Also write the kubeconfig to this file.")
     ] = None,
     request_log: Annotated[
-        Optional[Path], typer.Option("--request-log", help="Append every request (verb, path) to this file.")
+        Path | None, typer.Option("--request-log", help="Append every request (verb, path) to this file.")
     ] = None,
     duration: Annotated[
-        Optional[float], typer.Option("--duration", help="Stop after this many seconds (default: until Ctrl-C).")
+        float | None, typer.Option("--duration", help="Stop after this many seconds (default: until Ctrl-C).")
     ] = None,
     limit: LimitOption = None,
 ) -> None:
@@ -355,9 +362,9 @@ STATE_DIR_HELP = "State directory (default ~/.cache/mlops-trace/stack, or $MLOPS
 @stack_app.command("up")
 def stack_up(
     fault: Annotated[
-        Optional[list[str]], typer.Option("--fault", "-f", help="Reproduce a failure (repeatable): see `stack faults`.")
+        list[str] | None, typer.Option("--fault", "-f", help="Reproduce a failure (repeatable): see `stack faults`.")
     ] = None,
-    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
 ) -> None:
     """Start the stack (creates its environment on first use) and print where everything is."""
@@ -378,7 +385,7 @@ def stack_up(
 
 
 @stack_app.command("down")
-def stack_down(state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help=STATE_DIR_HELP)] = None) -> None:
+def stack_down(state_dir: Annotated[Path | None, typer.Option("--state-dir", help=STATE_DIR_HELP)] = None) -> None:
     """Stop every process of the stack by PID; exit 2 if a port of the stack is still listening."""
     from mlops_trace.stack.runner import down
 
@@ -397,7 +404,7 @@ def stack_down(state_dir: Annotated[Optional[Path], typer.Option("--state-dir", 
 
 @stack_app.command("status")
 def stack_status(
-    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
 ) -> None:
     """Where the stack's entry points, kubeconfig and logs are; refreshes the bundle's Envoy config_dump."""
@@ -419,7 +426,7 @@ def stack_logs(
     component: Annotated[str, typer.Argument(help="scheduler, central-scheduler, controller, agent, mlserver, "
                                                   "envoy, ingress or agent-proxy-access.")],
     tail: Annotated[int, typer.Option("--tail", help="Last N lines (0: all).")] = 50,
-    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
 ) -> None:
     """Print a component's log (the same file `kubectl logs` reads through the stack's kubeconfig)."""
     from mlops_trace.stack.status import log_path, read_tail
@@ -445,24 +452,24 @@ def stack_faults() -> None:
 
 @app.command("request")
 def request_command(
-    url: Annotated[Optional[str], typer.Option("--url", help="Ingress URL (default: the reference stack's).")] = None,
-    host: Annotated[Optional[str], typer.Option("--host", help="Host header for the ingress rule.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Call this Model.")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Ingress URL (default: the reference stack's).")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Host header for the ingress rule.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Call this Model.")] = None,
     experiment: Annotated[
-        Optional[str], typer.Option("--experiment", help="Call this Experiment (seldon-model: <exp>.experiment).")
+        str | None, typer.Option("--experiment", help="Call this Experiment (seldon-model: <exp>.experiment).")
     ] = None,
     data: Annotated[
-        Optional[Path], typer.Option("--data", help="V2 request body (JSON); default: made from the model metadata.")
+        Path | None, typer.Option("--data", help="V2 request body (JSON); default: made from the model metadata.")
     ] = None,
-    header: Annotated[Optional[list[str]], typer.Option("--header", "-H", help="Extra header 'Name: value'.")] = None,
+    header: Annotated[list[str] | None, typer.Option("--header", "-H", help="Extra header 'Name: value'.")] = None,
     protocol: Annotated[str, typer.Option("--protocol", help="rest or grpc.")] = "rest",
     http2: Annotated[bool, typer.Option("--http2", help="REST over HTTP/2 (h2 over TLS, h2c over http).")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each answer.")] = 10.0,
     insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")] = False,
-    cacert: Annotated[Optional[Path], typer.Option("--cacert", help="CA bundle to verify TLS with.")] = None,
+    cacert: Annotated[Path | None, typer.Option("--cacert", help="CA bundle to verify TLS with.")] = None,
     count: Annotated[int, typer.Option("--count", help="Send N requests and summarise them.")] = 0,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight with --count.")] = 1,
-    rate: Annotated[Optional[float], typer.Option("--rate", help="Requests per second with --count.")] = None,
+    rate: Annotated[float | None, typer.Option("--rate", help="Requests per second with --count.")] = None,
     until_decided: Annotated[
         bool, typer.Option("--until-decided", help="Stop when a sequential test accepts or rejects the split.")
     ] = False,
@@ -470,34 +477,34 @@ def request_command(
         float, typer.Option("--split-tolerance", help="Share difference the sequential test must detect (0-1).")
     ] = 0.05,
     split_alpha: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(
             "--split-alpha", help="Error rate of the split tests: p-value threshold and the sequential α (0.01)."
         ),
     ] = None,
-    bundle: Annotated[Optional[Path], typer.Option("--bundle", "-b", help="Read the path from a bundle.")] = None,
-    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Read the path from a cluster.")] = None,
-    context: Annotated[Optional[str], typer.Option("--context", help="kubeconfig context.")] = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", "-b", help="Read the path from a bundle.")] = None,
+    kubeconfig: Annotated[str | None, typer.Option("--kubeconfig", help="Read the path from a cluster.")] = None,
+    context: Annotated[str | None, typer.Option("--context", help="kubeconfig context.")] = None,
     namespace: Annotated[
-        Optional[list[str]], typer.Option("--namespace", "-n", help="Live: namespaces to read (default all).")
+        list[str] | None, typer.Option("--namespace", "-n", help="Live: namespaces to read (default all).")
     ] = None,
     probes: Annotated[
-        Optional[int], typer.Option("--probes", help="Differential probes per entry point (0: none).")
+        int | None, typer.Option("--probes", help="Differential probes per entry point (0: none).")
     ] = None,
     probe_url: Annotated[
-        Optional[list[str]], typer.Option("--probe-url", help="Entry point NAME=URL (envoy, agent, mlserver).")
+        list[str] | None, typer.Option("--probe-url", help="Entry point NAME=URL (envoy, agent, mlserver).")
     ] = None,
     metrics_url: Annotated[
-        Optional[str], typer.Option("--metrics-url", help="MLServer /metrics URL for the model time.")
+        str | None, typer.Option("--metrics-url", help="MLServer /metrics URL for the model time.")
     ] = None,
-    envoy_admin: Annotated[Optional[str], typer.Option("--envoy-admin", help="Envoy admin URL.")] = None,
+    envoy_admin: Annotated[str | None, typer.Option("--envoy-admin", help="Envoy admin URL.")] = None,
     log_wait: Annotated[float, typer.Option("--log-wait", help="Seconds to wait for access-log lines.")] = 3.0,
     output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
     fail_on: Annotated[str, typer.Option("--fail-on", help=FAIL_ON_HELP)] = "warning",
-    otlp: Annotated[Optional[str], typer.Option("--otlp", help="Export spans to this OTLP/HTTP endpoint.")] = None,
-    save: Annotated[Optional[Path], typer.Option("--save", help="Write the JSON record to this file.")] = None,
+    otlp: Annotated[str | None, typer.Option("--otlp", help="Export spans to this OTLP/HTTP endpoint.")] = None,
+    save: Annotated[Path | None, typer.Option("--save", help="Write the JSON record to this file.")] = None,
     no_stack: Annotated[bool, typer.Option("--no-stack", help="Ignore the reference stack's defaults.")] = False,
-    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help="Reference stack state directory.")] = None,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Reference stack state directory.")] = None,
 ) -> None:
     """Send a V2 inference request, follow it through the seven hops, time each hop and explain a failure."""
     from mlops_trace.trace.command import RequestArgs, execute
@@ -557,13 +564,13 @@ def request_command(
 def alerts_command(
     namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the serving stack.")],
     bundle: Annotated[
-        Optional[Path], typer.Option("--bundle", "-b", help="Read the Experiments from an offline bundle.")
+        Path | None, typer.Option("--bundle", "-b", help="Read the Experiments from an offline bundle.")
     ] = None,
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
     request_timeout: RequestTimeoutOption = 10.0,
     name: Annotated[
-        Optional[str], typer.Option("--name", help="PrometheusRule name (default mlops-trace-<namespace>).")
+        str | None, typer.Option("--name", help="PrometheusRule name (default mlops-trace-<namespace>).")
     ] = None,
     max_p95: Annotated[float, typer.Option("--max-p95", help="HighMLInferenceLatency: P95 objective in ms.")] = 50.0,
     for_: Annotated[str, typer.Option("--for", help="How long a condition must hold before an alert fires.")] = "5m",
@@ -578,13 +585,13 @@ def alerts_command(
         str, typer.Option("--metrics", help="Which component's metrics: envoy, agent or mlserver.")
     ] = "envoy",
     label: Annotated[
-        Optional[list[str]], typer.Option("--label", help="Label KEY=VALUE on the rule (e.g. release=prom).")
+        list[str] | None, typer.Option("--label", help="Label KEY=VALUE on the rule (e.g. release=prom).")
     ] = None,
     runbook_url_base: Annotated[
-        Optional[str], typer.Option("--runbook-url-base", help="URL of the playbooks/ folder for runbook_url.")
+        str | None, typer.Option("--runbook-url-base", help="URL of the playbooks/ folder for runbook_url.")
     ] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="yaml or json.")] = "yaml",
-    output_file: Annotated[Optional[Path], typer.Option("--output-file", "-f", help="Write here, not stdout.")] = None,
+    output_file: Annotated[Path | None, typer.Option("--output-file", "-f", help="Write here, not stdout.")] = None,
 ) -> None:
     """Write a PrometheusRule with HighMLInferenceLatency and ABTestTrafficImbalance (targets from the Experiments)."""
     from mlops_trace.alerts import (
@@ -595,7 +602,8 @@ def alerts_command(
         render_rule,
         skipped_experiments,
     )
-    from mlops_trace.doctor import LiveTarget, open_snapshot
+    from mlops_trace.collect.target import LiveTarget
+    from mlops_trace.doctor import open_snapshot
 
     try:
         try:
@@ -637,42 +645,42 @@ def alerts_command(
 @app.command("smoke")
 def smoke_command(
     stack: Annotated[bool, typer.Option("--stack", help="Test the reference stack (`mlops-trace stack up`).")] = False,
-    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
-    bundle: Annotated[Optional[Path], typer.Option("--bundle", "-b", help="Doctor reads this bundle.")] = None,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", "-b", help="Doctor reads this bundle.")] = None,
     namespace: Annotated[
-        Optional[list[str]], typer.Option("--namespace", "-n", help="Live: namespace to examine (repeatable).")
+        list[str] | None, typer.Option("--namespace", "-n", help="Live: namespace to examine (repeatable).")
     ] = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Live: every namespace.")] = False,
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
     request_timeout: RequestTimeoutOption = 10.0,
     envoy_admin: Annotated[
-        Optional[list[str]], typer.Option("--envoy-admin", help="Live: Envoy admin URL to read (repeatable).")
+        list[str] | None, typer.Option("--envoy-admin", help="Live: Envoy admin URL to read (repeatable).")
     ] = None,
     doctor_timeout: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--doctor-timeout", help="Live: seconds doctor's whole read of the cluster may take (default 300)."),
     ] = None,
     limit: LimitOption = None,
-    url: Annotated[Optional[str], typer.Option("--url", help="Endpoint (ingress URL) the requests go to.")] = None,
-    host: Annotated[Optional[str], typer.Option("--host", help="Host header for the ingress rule.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Call this Model.")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Endpoint (ingress URL) the requests go to.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Host header for the ingress rule.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Call this Model.")] = None,
     experiment: Annotated[
-        Optional[str], typer.Option("--experiment", help="Call this Experiment (seldon-model: <exp>.experiment).")
+        str | None, typer.Option("--experiment", help="Call this Experiment (seldon-model: <exp>.experiment).")
     ] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="V2 request body (JSON).")] = None,
-    header: Annotated[Optional[list[str]], typer.Option("--header", "-H", help="Extra header 'Name: value'.")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="V2 request body (JSON).")] = None,
+    header: Annotated[list[str] | None, typer.Option("--header", "-H", help="Extra header 'Name: value'.")] = None,
     protocol: Annotated[str, typer.Option("--protocol", help="rest or grpc.")] = "rest",
     count: Annotated[
-        Optional[int], typer.Option("--count", help="Requests to send (default 100; 0: doctor only).")
+        int | None, typer.Option("--count", help="Requests to send (default 100; 0: doctor only).")
     ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight.")] = 1,
-    rate: Annotated[Optional[float], typer.Option("--rate", help="Requests per second.")] = None,
+    rate: Annotated[float | None, typer.Option("--rate", help="Requests per second.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each answer.")] = 10.0,
     insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify the endpoint's TLS certificate.")] = False,
-    cacert: Annotated[Optional[Path], typer.Option("--cacert", help="CA bundle for the endpoint's TLS.")] = None,
+    cacert: Annotated[Path | None, typer.Option("--cacert", help="CA bundle for the endpoint's TLS.")] = None,
     max_p95: MaxP95 = None,
-    max_p99: Annotated[Optional[float], typer.Option("--max-p99", help="Gate: client P99 in ms.")] = None,
+    max_p99: Annotated[float | None, typer.Option("--max-p99", help="Gate: client P99 in ms.")] = None,
     min_success: Annotated[
         float, typer.Option("--min-success", help="Gate and MT402: success rate, 0-1.")
     ] = 0.99,
@@ -694,13 +702,13 @@ def smoke_command(
         float, typer.Option("--prometheus-wait", help="Seconds to wait for a scrape newer than the requests.")
     ] = 30.0,
     fail_on: Annotated[str, typer.Option("--fail-on", help=FAIL_ON_HELP)] = "warning",
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only these checks.")] = None,
-    skip: Annotated[Optional[list[str]], typer.Option("--skip", help="Do not run these checks.")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only these checks.")] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="Do not run these checks.")] = None,
     baseline: Annotated[
-        Optional[Path], typer.Option("--baseline", help="Fail when a hop's P95 regressed against this run.")
+        Path | None, typer.Option("--baseline", help="Fail when a hop's P95 regressed against this run.")
     ] = None,
     save_baseline: Annotated[
-        Optional[Path], typer.Option("--save-baseline", help="Write this run's per-hop P95 here.")
+        Path | None, typer.Option("--save-baseline", help="Write this run's per-hop P95 here.")
     ] = None,
     regression_margin: Annotated[
         float, typer.Option("--regression-margin", help="Allowed P95 increase over the baseline (0.2 = 20%).")
@@ -709,16 +717,16 @@ def smoke_command(
         float, typer.Option("--regression-floor", help="Extra ms allowed per hop on top of the margin.")
     ] = 1.0,
     output: Annotated[str, typer.Option("--output", "-o", help="text, json, junit or sarif.")] = "text",
-    junit_file: Annotated[Optional[Path], typer.Option("--junit-file", help="Also write JUnit XML here.")] = None,
-    sarif_file: Annotated[Optional[Path], typer.Option("--sarif-file", help="Also write SARIF here.")] = None,
-    json_file: Annotated[Optional[Path], typer.Option("--json-file", help="Also write the JSON report here.")] = None,
+    junit_file: Annotated[Path | None, typer.Option("--junit-file", help="Also write JUnit XML here.")] = None,
+    sarif_file: Annotated[Path | None, typer.Option("--sarif-file", help="Also write SARIF here.")] = None,
+    json_file: Annotated[Path | None, typer.Option("--json-file", help="Also write the JSON report here.")] = None,
 ) -> None:
     """CI gate: requests through the serving path, then doctor and Prometheus, judged by gates; exit 0, 1 or 2."""
+    from mlops_trace.doctor import service_level
     from mlops_trace.smoke.gates import GateSettings
     from mlops_trace.smoke.render import FORMATS as SMOKE_FORMATS
     from mlops_trace.smoke.render import render_smoke
     from mlops_trace.smoke.report import could_not_run
-    from mlops_trace.smoke.service_level import service_level
     from mlops_trace.smoke.run import SmokeArgs, run_smoke
 
     if output not in SMOKE_FORMATS:

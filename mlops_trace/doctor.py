@@ -1,35 +1,91 @@
-"""`doctor`: get a Snapshot (offline bundle or live cluster), run the selected checks, return the Report."""
+"""`doctor`, one path for every caller (the CLI's `doctor`, `smoke`): open the snapshot (an offline bundle, or a live
+cluster collected into one) → attach Prometheus's answers when asked → add the request records of a run, if any → run
+the catalog with the user's objectives → the Report. `request` runs the same catalog on its own snapshot
+(`trace.diagnose`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops_trace.analysis.catalog import select
 from mlops_trace.analysis.engine import run_checks
+from mlops_trace.analysis.objectives import Objectives
+from mlops_trace.collect.target import LiveTarget
 from mlops_trace.errors import UsageError
+from mlops_trace.findings import InputProblem, Report
 from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
-from mlops_trace.findings import Report
-from mlops_trace.snapshot.snapshot import Snapshot
+from mlops_trace.prometheus.client import PrometheusConfig
+from mlops_trace.promql.builders import check_window
+from mlops_trace.snapshot.snapshot import RequestRecord, Snapshot
 
 
 @dataclass(frozen=True)
-class LiveTarget:
-    """Where and how to read a live cluster (all optional: kubeconfig defaults apply)."""
+class ServiceLevel:
+    """The service-level part of a run: which Prometheus to query (none: MT401-MT403 read what the input holds), over
+    which window, against which objectives."""
 
-    namespaces: tuple[str, ...] = ()
-    all_namespaces: bool = False
-    kubeconfig: str | None = None
-    context: str | None = None
-    request_timeout: float = 10.0
-    # The whole live run (every API call, log and Envoy read) ends by then; None: DEFAULT_LIVE_DEADLINE.
-    deadline: float | None = None
-    since: str | None = None
-    tail: int | None = None
-    envoy_admin: tuple[str, ...] = ()
-    extra: dict[str, str] = field(default_factory=dict)
+    prometheus: PrometheusConfig | None = None
+    window: str = "5m"
+    objectives: Objectives = field(default_factory=Objectives)
+
+    def prepare(self, snap: Snapshot, *, fresh_after: float | None = None, wait_s: float = 0.0) -> list[str]:
+        """Query Prometheus into `snap` (nothing without one); the lines to tell the user."""
+        if self.prometheus is None:
+            return []
+        from mlops_trace.prometheus.attach import query_prometheus_into
+
+        return query_prometheus_into(snap, self.prometheus, self.window, fresh_after=fresh_after, wait_s=wait_s)
+
+
+
+def service_level(
+    *,
+    prometheus: str | None,
+    token: str | None,
+    user: str | None,
+    password: str | None,
+    cacert: Path | None,
+    insecure: bool,
+    window: str,
+    max_p95_ms: float | None,
+    min_success: float | None,
+    split_alpha: float | None,
+    split_tolerance: float | None = None,
+) -> ServiceLevel:
+    """Validate the service-level flags (UsageError/InputError) into one value."""
+    from mlops_trace.prometheus.options import prometheus_config
+
+    return ServiceLevel(
+        prometheus=prometheus_config(prometheus, token, user, password, cacert, insecure),
+        window=check_window(window),
+        objectives=Objectives(max_p95_ms, min_success, split_alpha, split_tolerance),
+    )
+
+
+@dataclass(frozen=True)
+class DoctorRun:
+    """One doctor run: where to read (exactly one of `bundle` and `live`), what to judge by, which checks."""
+
+    bundle: Path | None = None
+    live: LiveTarget | None = None
+    limits: InputLimits = DEFAULT_LIMITS
+    service_level: ServiceLevel = field(default_factory=ServiceLevel)
+    only: Sequence[str] = ()
+    skip: Sequence[str] = ()
+    requests: Sequence[RequestRecord] = ()  # a request run's records, judged with the rest (`smoke`)
+    fresh_after: float | None = None  # Prometheus: wait for a scrape newer than this (after a request run)
+    prometheus_wait_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class DoctorResult:
+    report: Report
+    notes: tuple[str, ...]  # what the Prometheus step wants the user to know
+    problems: tuple[InputProblem, ...]  # input files that could not be used
 
 
 @contextmanager
@@ -52,5 +108,15 @@ def open_snapshot(
         yield snap
 
 
-def run_doctor(snap: Snapshot, only: Sequence[str] = (), skip: Sequence[str] = ()) -> Report:
-    return run_checks(snap, select(only, skip))
+def run_doctor(run: DoctorRun, on_input: Callable[[Sequence[str], Sequence[InputProblem]], None] | None = None) -> DoctorResult:
+    """The pipeline. `on_input` hears the Prometheus notes and the input problems before the checks run (a long run
+    says early what it could not read)."""
+    with open_snapshot(run.bundle, run.live, run.limits) as snap:
+        notes = run.service_level.prepare(snap, fresh_after=run.fresh_after, wait_s=run.prometheus_wait_s)
+        if run.requests:
+            snap.requests[:] = list(run.requests)
+        if on_input is not None:
+            on_input(notes, snap.problems)
+        report = run_checks(snap, select(run.only, run.skip), run.service_level.objectives.check_options())
+        problems = tuple(snap.problems)
+    return DoctorResult(report, tuple(notes), problems)

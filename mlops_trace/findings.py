@@ -12,6 +12,15 @@ from typing import Any, NewType
 
 CheckId = NewType("CheckId", str)
 
+EVIDENCE_CHARS = 200  # one evidence line at most; a longer text is cut with an ellipsis
+
+
+def evidence_line(text: str, width: int = EVIDENCE_CHARS) -> str:
+    """The one rule for quoting a log line, an answer or a config as evidence: every run of whitespace (tabs of a zap
+    line, newlines of a body) one space, and at most `width` characters, the last an ellipsis when cut."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
 
 class Severity(StrEnum):
     CRITICAL = "critical"
@@ -57,6 +66,11 @@ class Finding:
     evidence: tuple[Evidence, ...]
     playbook: str
     fix: str
+
+    @property
+    def key(self) -> tuple[str, str | None, str, str]:
+        """What makes two findings the same one: check, namespace, object and message (evidence may differ)."""
+        return (self.id, self.namespace, self.object, self.message)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -45,20 +46,35 @@ def test_json_is_the_design_object() -> None:
     report = json.loads(proc.stdout)
     assert report["schema_version"] == 1
     assert {"findings", "checks"} <= set(report)
-    finding = report["findings"][0]
-    for key in ("id", "slug", "severity", "title", "message", "namespace", "object", "evidence", "playbook", "fix"):
-        assert key in finding
-    assert all({"where", "what"} <= set(e) for e in finding["evidence"])
+    assert report["findings"] and report["checks"], "the broken scenario has findings and ran checks"
+    for finding in report["findings"]:
+        for key in ("id", "slug", "severity", "title", "message", "namespace", "object", "evidence", "playbook", "fix"):
+            assert key in finding, (finding["id"], key)
+        assert finding["evidence"], f"{finding['id']} points at no evidence"
+        assert all({"where", "what"} <= set(e) for e in finding["evidence"])
     assert {c["status"] for c in report["checks"]} <= {"pass", "fail", "skip", "error"}
+    assert "fail" in {c["status"] for c in report["checks"]}
     assert all({"id", "status", "reason"} <= set(c) for c in report["checks"])
+    failing = {c["id"] for c in report["checks"] if c["status"] == "fail"}
+    assert failing == {f["id"] for f in report["findings"]}, "a check fails exactly when it has a finding"
 
 
-def test_other_formats_parse() -> None:
-    assert yaml.safe_load(_run("doctor", "--bundle", str(BROKEN), "-o", "yaml").stdout)["schema_version"] == 1
-    suite = ET.fromstring(_run("doctor", "--bundle", str(BROKEN), "-o", "junit").stdout)
-    assert suite.iter("failure")
+def test_other_formats_parse_and_agree_with_json() -> None:
+    report = json.loads(_run("doctor", "--bundle", str(BROKEN), "-o", "json").stdout)
+    failing = sorted(c["id"] for c in report["checks"] if c["status"] == "fail")
+    assert failing, "the broken scenario fails some checks"
+    assert yaml.safe_load(_run("doctor", "--bundle", str(BROKEN), "-o", "yaml").stdout) == report
+    suites = ET.fromstring(_run("doctor", "--bundle", str(BROKEN), "-o", "junit").stdout)
+    failed_cases = sorted(
+        (case.get("classname") or "").rpartition(".")[2]
+        for case in suites.iter("testcase")
+        if case.find("failure") is not None
+    )
+    assert failed_cases == failing, "a CI reading the JUnit file sees the same failing checks"
+    assert suites.get("failures") == str(len(failing))
     sarif = json.loads(_run("doctor", "--bundle", str(BROKEN), "-o", "sarif").stdout)
-    assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"]
+    assert sarif["version"] == "2.1.0"
+    assert sorted(r["ruleId"] for r in sarif["runs"][0]["results"]) == sorted(f["id"] for f in report["findings"])
 
 
 def test_only_and_skip_select_checks() -> None:
@@ -66,6 +82,8 @@ def test_only_and_skip_select_checks() -> None:
     assert [c["id"] for c in only["checks"]] == ["MT204"]
     skipped = json.loads(_run("doctor", "--bundle", str(BROKEN), "-o", "json", "--skip", "MT1").stdout)
     assert not any(c["id"].startswith("MT1") for c in skipped["checks"])
+    assert not any(f["id"].startswith("MT1") for f in skipped["findings"])
+    assert "MT204" in {c["id"] for c in skipped["checks"]}, "--skip MT1 leaves the other areas running"
 
 
 @pytest.mark.parametrize(
@@ -121,5 +139,5 @@ def test_checks_list_and_explain() -> None:
 
 def test_help_and_version() -> None:
     assert _run("--help").returncode == 0
-    assert _run("--version").stdout.startswith("mlops-trace ")
+    assert _run("--version").stdout.strip() == f"mlops-trace {version('mlops-trace')}"
     assert _run("doctor", "--help").returncode == 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from mlops_trace.analysis.check import make_check
 from mlops_trace.analysis.seldon import SCHEDULER_AGENT_PORT
-from mlops_trace.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
 from mlops_trace.parsers.logs import LogRecord, iter_records
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.roles import Role
@@ -22,6 +22,17 @@ CHECK = make_check(
     title="Server agent is not subscribed to a scheduler",
     severity=Severity.CRITICAL,
     requires=("logs:agent",),
+    reads=(
+        "kube:Deployment",
+        "kube:Experiment",
+        "kube:Model",
+        "kube:Pipeline",
+        "kube:Pod",
+        "kube:SeldonRuntime",
+        "kube:Server",
+        "kube:StatefulSet",
+        "logs:mlserver",
+    ),
     playbook="scheduler-connectivity",
     fix="Make the address in the agent's SELDON_SCHEDULER_HOST:SELDON_SCHEDULER_PORT (default seldon-scheduler:9005) "
     "reach a running scheduler: local scheduler, ExternalName alias, and NetworkPolicies that admit the agent.",
@@ -269,5 +280,4 @@ def _describe(record: LogRecord) -> str:
 
 
 def _short(text: str) -> str:
-    one_line = " ".join(text.split())
-    return one_line if len(one_line) <= _MESSAGE_LIMIT else one_line[: _MESSAGE_LIMIT - 1] + "…"
+    return evidence_line(text, _MESSAGE_LIMIT)

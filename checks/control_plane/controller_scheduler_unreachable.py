@@ -21,6 +21,7 @@ CHECK = make_check(
     title="Controller manager cannot reach the scheduler",
     severity=Severity.CRITICAL,
     requires=("logs:controller",),
+    reads=("kube:Deployment", "kube:Experiment", "kube:Model", "kube:Pipeline", "kube:Server"),
     playbook="scheduler-connectivity",
     fix="Make seldon-scheduler.<namespace>:9004 reachable from the controller: run the local scheduler or add the "
     "seldon-scheduler ExternalName alias, and allow the traffic in NetworkPolicies (env vars on the controller do "

@@ -10,7 +10,7 @@ from typing import Any
 
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.seldon import is_ready
-from mlops_trace.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
 from mlops_trace.parsers.logs import LogRecord, Needles, parse_line
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.roles import Role
@@ -22,6 +22,7 @@ CHECK = make_check(
     title="Model cannot be scheduled on any Server",
     severity=Severity.CRITICAL,
     requires=("kube:Model|logs:scheduler",),
+    reads=("kube:Deployment", "kube:Server", "kube:ServerConfig", "kube:StatefulSet"),
     playbook="models-not-loading",
     fix="Give the Model requirements a Server offers (or add them to the Server's capabilities/extraCapabilities), "
     "fix spec.server, and make sure that Server's agents are subscribed to the scheduler.",
@@ -315,5 +316,4 @@ def _describe(record: LogRecord) -> str:
 
 
 def _short(text: str, limit: int = _MESSAGE_LIMIT) -> str:
-    one_line = " ".join(text.split())
-    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+    return evidence_line(text, limit)

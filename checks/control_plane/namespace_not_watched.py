@@ -22,6 +22,7 @@ CHECK = make_check(
     title="No controller watches a namespace that holds Seldon resources",
     severity=Severity.CRITICAL,
     requires=("kube:Deployment",),
+    reads=("kube:Experiment", "kube:Model", "kube:Pipeline", "kube:SeldonRuntime", "kube:Server", "logs:controller"),
     playbook="scheduler-connectivity",
     fix="Run the controller clusterwide (controller.clusterwide=true, --clusterwide=true) and list the namespace in "
     "--watch-namespaces (or leave it empty for all), or install a controller in that namespace.",

@@ -1,26 +1,37 @@
 """MT108 ready-but-not-served: a Model or Experiment says Ready, yet its namespace's Envoy has no cluster for it or no
-agent of the namespace ever loaded it, so the Ready status is stale and requests cannot be served."""
+agent of the namespace ever loaded it, so the Ready status is stale and requests cannot be served. A recorded request
+shows it too: Envoy routed it (`x-seldon-route`) and the agent answered `404 page not found` or MLServer `Model …
+not found` (gRPC NOT_FOUND), or Envoy had no cluster for the route (503, flag NC)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.routing import (
+    SELDON_MODEL,
+    STICKY_HEADER,
+    lua_effective_headers,
+    object_of_route_value,
+    route_models,
+    unversioned,
+)
 from mlops_trace.analysis.seldon import is_ready, iter_weighted_candidates, server_pods
-from mlops_trace.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
 from mlops_trace.parsers.logs import iter_records
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.roles import Role
-from mlops_trace.snapshot.snapshot import EnvoySource, LogSource, Snapshot
+from mlops_trace.snapshot.snapshot import EnvoySource, Existence, LogSource, RequestRecord, Snapshot
 
 CHECK = make_check(
     id="MT108",
     slug="ready-but-not-served",
     title="Model or Experiment is Ready but nothing serves it",
     severity=Severity.CRITICAL,
-    requires=("kube:Model|kube:Experiment", "envoy:config_dump|logs:agent"),
+    requires=("kube:Model|kube:Experiment", "envoy:config_dump|logs:agent|requests"),
+    reads=("kube:Namespace", "kube:Pipeline", "kube:Pod", "kube:SeldonRuntime", "kube:Server"),
     playbook="models-not-loading",
     fix="Find which scheduler owns the namespace (MT101/MT103/MT104): the one the controller reports to is not the one "
     "Envoy and the agents listen to. Once one scheduler holds the models, re-apply them (or restart the controller) "
@@ -44,6 +55,19 @@ class _AgentView:
 
 
 def run(snap: Snapshot) -> Iterator[Finding]:
+    findings = {finding.object: finding for finding in _from_status(snap)}
+    for ref, (obj, records) in _unserved_requests(snap).items():
+        evidence = [Evidence(record.display, _describe(record)) for record in records[:_SAMPLES]]
+        known = findings.get(ref)
+        if known is not None:
+            findings[ref] = replace(known, evidence=(*known.evidence, *evidence))
+        else:
+            findings[ref] = _request_finding(ref, obj, records, evidence)
+    yield from findings.values()
+
+
+def _from_status(snap: Snapshot) -> Iterator[Finding]:
+    """Ready objects that the namespace's Envoy clusters or agent logs show are not served."""
     targets = _ready_targets(snap)
     if not targets:
         return
@@ -74,7 +98,7 @@ def run(snap: Snapshot) -> Iterator[Finding]:
                     evidence += _agent_evidence(agents, unloaded)
             if reasons:
                 yield _finding(obj, models, reasons, evidence)
-    if undecided:
+    if undecided and not any(_unserved_shape(record) is not None for record in snap.requests):
         raise SkipCheck(
             "no Envoy config_dump with clusters and no agent logs covering the agents' life for "
             + ", ".join(undecided[:5])
@@ -103,6 +127,82 @@ def _finding(obj: KubeObject, models: list[str], reasons: list[str], evidence: l
     message = f"{what} is Ready{since}, but " + "; ".join(reasons) + ": requests for it cannot be served."
     status = Evidence(obj.field_where(".status.conditions"), f"Ready=True{since}")
     return CHECK.finding(namespace=obj.namespace, object=obj.ref, message=message, evidence=[status, *evidence[:8]])
+
+
+# --- recorded requests -------------------------------------------------------------------------------------------
+
+_SAMPLES = 3
+
+
+def _unserved_shape(record: RequestRecord) -> str | None:
+    """What the answer to a recorded request says when Envoy routed it but nothing served the model; None otherwise."""
+    routed = STICKY_HEADER in record.response_headers
+    body = record.body.lower()
+    if record.protocol == "grpc":
+        return "the agent or MLServer answered NOT_FOUND" if (record.grpc_status or "").upper() == "NOT_FOUND" else None
+    if record.status == 404 and routed and "404 page not found" in body:
+        return "the agent answered `404 page not found`: it does not have the model loaded"
+    if record.status == 404 and routed and "not found" in body:
+        return "MLServer answered that it does not know the model"
+    if record.status is not None and 500 <= record.status < 600 and "NC" in record.envoy_flags:
+        return "Envoy has no cluster for the route (flag NC)"
+    return None
+
+
+def _served_object(record: RequestRecord) -> str | None:
+    """`Kind/name` a recorded request was served for: the model its `x-seldon-route` names, else its route value."""
+    served = route_models(record.response_headers.get(STICKY_HEADER))
+    if served:
+        return f"Model/{unversioned(served[0])}"
+    path = record.path[record.path.find("/v2/") :] if "/v2/" in record.path else record.path
+    value = lua_effective_headers(path, record.headers, record.protocol == "grpc").get(SELDON_MODEL)
+    return object_of_route_value(value) if value else None
+
+
+def _unserved_requests(snap: Snapshot) -> dict[str, tuple[KubeObject | None, list[RequestRecord]]]:
+    """Objects that recorded requests reached but nothing served, when they say Ready (or the input cannot tell):
+    one that exists and is not Ready is another check's (unschedulable, failed to load)."""
+    found: dict[str, tuple[KubeObject | None, list[RequestRecord]]] = {}
+    for record in snap.requests:
+        if _unserved_shape(record) is None:
+            continue
+        ref = _served_object(record)
+        if ref is None:
+            continue
+        kind, _, name = ref.partition("/")
+        namespaces: list[str | None] = [record.namespace] if record.namespace else [*snap.seldon_namespaces()] or [None]
+        obj = next((o for ns in namespaces if (o := snap.get(kind, ns, name)) is not None), None)
+        if obj is not None and is_ready(obj) is not True:
+            continue
+        if obj is None and all(snap.existence(kind, ns, name) is Existence.ABSENT for ns in namespaces if ns):
+            continue
+        found.setdefault(ref, (obj, []))[1].append(record)
+    return found
+
+
+def _describe(record: RequestRecord) -> str:
+    outcome = record.grpc_status if record.protocol == "grpc" else record.status
+    route = record.response_headers.get(STICKY_HEADER)
+    routed = f", {STICKY_HEADER}: {route}" if route else ""
+    body = f", body {record.body.strip()[:80]!r}" if record.body.strip() else ""
+    return evidence_line(f"{record.method} {record.path} -> {outcome}{routed}{body}")
+
+
+def _request_finding(
+    ref: str, obj: KubeObject | None, records: list[RequestRecord], evidence: list[Evidence]
+) -> Finding:
+    shape = _unserved_shape(records[0]) or ""
+    more = f" (showing {_SAMPLES})" if len(records) > _SAMPLES else ""
+    what = ref.replace("/", " ", 1)
+    ready = f"{what} is Ready, but" if obj is not None else f"{what} (not in the input, so its status is unknown):"
+    status = [Evidence(obj.field_where(".status.conditions"), "Ready=True")] if obj is not None else []
+    namespace = obj.namespace if obj is not None else records[0].namespace
+    return CHECK.finding(
+        namespace=namespace,
+        object=ref,
+        message=f"{ready} {len(records)} request(s){more} reached it through Envoy and failed: {shape}",
+        evidence=[*status, *evidence],
+    )
 
 
 # --- Envoy -----------------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mlops_trace.analysis.check import make_check
-from mlops_trace.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
 from mlops_trace.parsers.logs import LogRecord, iter_records
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource, Snapshot
@@ -20,6 +20,7 @@ CHECK = make_check(
     title="Scheduler keeps removing and rebuilding the same routes",
     severity=Severity.CRITICAL,
     requires=("logs:scheduler",),
+    reads=(),
     playbook="scheduler-split-brain",
     fix="Stop the source of repeated model events: remove the second scheduler or controller, fix flapping server "
     "replicas, or stop re-applying the Models; then the experiment's routes stay put.",
@@ -145,5 +146,4 @@ def _clean(name: str) -> str:
 
 
 def _short(text: str) -> str:
-    one_line = " ".join(text.split())
-    return one_line if len(one_line) <= _MESSAGE_LIMIT else one_line[: _MESSAGE_LIMIT - 1] + "…"
+    return evidence_line(text, _MESSAGE_LIMIT)

@@ -30,6 +30,16 @@ CHECK = make_check(
     title="Two schedulers claim the models of one namespace",
     severity=Severity.CRITICAL,
     requires=("kube:StatefulSet|kube:Pod",),
+    reads=(
+        "kube:Deployment",
+        "kube:Experiment",
+        "kube:Model",
+        "kube:Namespace",
+        "kube:Pipeline",
+        "kube:SeldonRuntime",
+        "kube:Server",
+        "kube:Service",
+    ),
     playbook="scheduler-split-brain",
     fix="Run one scheduler per namespace: scale the local seldon-scheduler to 0 (SeldonRuntime override) and keep the "
     "alias, or point agents, alias and controller back at the local scheduler.",

@@ -29,6 +29,7 @@ CHECK = make_check(
     title="Ingress backend Service, port or ExternalName target is missing",
     severity=Severity.CRITICAL,
     requires=("kube:Ingress",),
+    reads=("kube:EndpointSlice", "kube:Endpoints", "kube:Namespace", "kube:Service"),
     playbook="ingress-routing",
     fix="Point the Ingress backend at an existing Service and one of its ports (for Seldon: seldon-mesh, port 80).",
 )

@@ -35,6 +35,7 @@ CHECK = make_check(
     title="Ingress path reaches Envoy without the /v2 prefix it routes on",
     severity=Severity.CRITICAL,
     requires=("kube:Ingress",),
+    reads=("kube:IngressClass", "kube:Namespace", "kube:Service"),
     playbook="ingress-routing",
     fix=(
         "Rewrite the prefix away: path `/<prefix>(/|$)(.*)` with `nginx.ingress.kubernetes.io/rewrite-target: /$2` "

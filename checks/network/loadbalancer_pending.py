@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.ingress import (
@@ -18,8 +16,8 @@ from mlops_trace.analysis.ingress import (
     selects_labels,
     service_type,
 )
+from mlops_trace.analysis.metallb import ANNOTATION_PREFIXES, Outcome, Pool, assign
 from mlops_trace.analysis.seldon import envoy_services
-from mlops_trace.analysis.selectors import SelectorError, selector_matches
 from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping, pod_template_labels
 from mlops_trace.snapshot.snapshot import Snapshot
@@ -30,19 +28,22 @@ CHECK = make_check(
     title="LoadBalancer Service on the request path has no external IP",
     severity=Severity.WARNING,
     requires=("kube:Service",),
+    reads=(
+        "kube:DaemonSet",
+        "kube:Deployment",
+        "kube:IPAddressPool",
+        "kube:Ingress",
+        "kube:IngressClass",
+        "kube:Namespace",
+        "kube:Pod",
+        "kube:StatefulSet",
+    ),
     playbook="ingress-routing",
     fix=(
         "Give MetalLB an address for this Service: an IPAddressPool (metallb.io/v1beta1) with a free address that "
         "allows its namespace, and pool/IP annotations that name it."
     ),
 )
-
-_METALLB_PREFIXES = ("metallb.universe.tf/", "metallb.io/")
-_POOL_KEYS = ("metallb.universe.tf/address-pool", "metallb.io/address-pool")
-_IP_KEYS = ("metallb.universe.tf/loadBalancerIPs", "metallb.io/loadBalancerIPs")
-_SHARE_KEYS = ("metallb.universe.tf/allow-shared-ip", "metallb.io/allow-shared-ip")
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def run(snap: Snapshot) -> Iterator[Finding]:
@@ -143,52 +144,30 @@ class _Diagnosis:
     fix: str | None
 
 
-@dataclass(frozen=True)
-class _Pool:
-    obj: KubeObject
-    ranges: tuple[tuple[int, int, int], ...]  # (IP version, first, last) as integers
-
-    @property
-    def name(self) -> str:
-        return self.obj.name
-
-    @property
-    def size(self) -> int:
-        return sum(last - first + 1 for _, first, last in self.ranges)
-
-    def contains(self, ip: IPAddress) -> bool:
-        return any(version == ip.version and first <= int(ip) <= last for version, first, last in self.ranges)
-
-    def describe(self) -> str:
-        shown = ", ".join(str(a) for a in as_list(self.obj.spec.get("addresses")))
-        return f"{self.name} ({shown or 'no addresses'})"
-
-
 def _metallb(snap: Snapshot, svc: KubeObject) -> _Diagnosis:
+    """MetalLB's side of a pending Service: what the Service asks for, then why the simulated assignment fails."""
     evidence: list[Evidence] = []
     requested_ip = str(svc.spec.get("loadBalancerIP") or "").strip()
     if requested_ip:
         evidence.append(Evidence(svc.field_where(".spec.loadBalancerIP"), f"loadBalancerIP={requested_ip}"))
     for key, value in sorted(svc.annotations.items()):
-        if key.startswith(_METALLB_PREFIXES):
+        if key.startswith(ANNOTATION_PREFIXES):
             evidence.append(Evidence(svc.field_where(".metadata.annotations"), f"{key}={value}"))
     lb_class = svc.spec.get("loadBalancerClass")
     if lb_class:
         evidence.append(Evidence(svc.field_where(".spec.loadBalancerClass"), f"loadBalancerClass={lb_class}"))
-    requested_ips = [requested_ip] if requested_ip else []
-    for key in _IP_KEYS:
-        requested_ips += [part.strip() for part in svc.annotations.get(key, "").split(",") if part.strip()]
-    requested_pools = [svc.annotations[key].strip() for key in _POOL_KEYS if svc.annotations.get(key, "").strip()]
 
-    pools = [_pool(obj) for obj in snap.objects_of("IPAddressPool") if obj.api_version.startswith("metallb.io/")]
-    if not pools:
-        if "IPAddressPool" in snap.metadata.kinds:
-            evidence.append(Evidence("kube/ IPAddressPool", "no MetalLB IPAddressPool exists: MetalLB has no address"))
-            return _Diagnosis(
-                evidence,
-                "No MetalLB IPAddressPool exists, so MetalLB has nothing to assign",
-                "Create an IPAddressPool (metallb.io/v1beta1) with free addresses, and an L2Advertisement for it.",
-            )
+    result = assign(snap, svc)
+    outcome = result.outcome
+    names = ", ".join(_describe_pool(p) for p in result.pools)
+    if outcome is Outcome.NO_POOLS:
+        evidence.append(Evidence("kube/ IPAddressPool", "no MetalLB IPAddressPool exists: MetalLB has no address"))
+        return _Diagnosis(
+            evidence,
+            "No MetalLB IPAddressPool exists, so MetalLB has nothing to assign",
+            "Create an IPAddressPool (metallb.io/v1beta1) with free addresses, and an L2Advertisement for it.",
+        )
+    if outcome is Outcome.POOLS_NOT_COLLECTED:
         evidence.append(
             Evidence(
                 "kube/ IPAddressPool",
@@ -197,50 +176,36 @@ def _metallb(snap: Snapshot, svc: KubeObject) -> _Diagnosis:
             )
         )
         return _Diagnosis(evidence, "", None)
-
-    names = ", ".join(p.describe() for p in pools)
-    for pool_name in requested_pools:
-        if not any(p.name == pool_name for p in pools):
-            evidence.append(Evidence("kube/ IPAddressPool", f"no IPAddressPool named {pool_name} (pools: {names})"))
-            return _Diagnosis(
-                evidence,
-                f"It asks for MetalLB pool {pool_name!r}, which does not exist",
-                f"Name an existing pool in the address-pool annotation ({', '.join(p.name for p in pools)}) "
-                f"or create IPAddressPool {pool_name}.",
-            )
-    held = _held_addresses(snap, svc)
-    for raw_ip in requested_ips:
-        ip = _parse_ip(raw_ip)
-        if ip is None:
-            evidence.append(Evidence(svc.field_where(".spec"), f"requested address {raw_ip!r} is not an IP address"))
-            return _Diagnosis(evidence, f"It asks for {raw_ip!r}, which is not an IP address", None)
-        offering = [p for p in pools if p.contains(ip)]
-        if not offering:
-            evidence.append(Evidence("kube/ IPAddressPool", f"no IPAddressPool offers {ip} (pools: {names})"))
-            return _Diagnosis(
-                evidence,
-                f"It asks for {ip}, which no MetalLB IPAddressPool contains",
-                f"Request an address inside a pool ({names}) or add {ip} to a pool's spec.addresses.",
-            )
-        owner = held.get(ip)
-        if owner is not None and not _may_share(svc, owner):
-            evidence.append(Evidence(owner.field_where(".status.loadBalancer"), f"{ip} is assigned to {owner.ref}"))
-            return _Diagnosis(
-                evidence,
-                f"It asks for {ip}, which Service {owner.namespace}/{owner.name} already holds",
-                "Request a free address, or set the same allow-shared-ip key on both Services (ports must differ).",
-            )
-    if requested_ips:
-        return _Diagnosis(evidence, "", None)
-
-    eligible = [
-        p
-        for p in pools
-        if (not requested_pools or p.name in requested_pools)
-        and (requested_pools or p.obj.spec.get("autoAssign") is not False)
-        and _allocates_to(snap, p, svc)
-    ]
-    if not eligible:
+    if outcome is Outcome.POOL_MISSING:
+        pool_name = result.pool_name
+        evidence.append(Evidence("kube/ IPAddressPool", f"no IPAddressPool named {pool_name} (pools: {names})"))
+        return _Diagnosis(
+            evidence,
+            f"It asks for MetalLB pool {pool_name!r}, which does not exist",
+            f"Name an existing pool in the address-pool annotation ({', '.join(p.name for p in result.pools)}) "
+            f"or create IPAddressPool {pool_name}.",
+        )
+    if outcome is Outcome.IP_INVALID:
+        raw_ip = result.requested
+        evidence.append(Evidence(svc.field_where(".spec"), f"requested address {raw_ip!r} is not an IP address"))
+        return _Diagnosis(evidence, f"It asks for {raw_ip!r}, which is not an IP address", None)
+    if outcome is Outcome.IP_OUTSIDE_POOLS:
+        ip = result.ip
+        evidence.append(Evidence("kube/ IPAddressPool", f"no IPAddressPool offers {ip} (pools: {names})"))
+        return _Diagnosis(
+            evidence,
+            f"It asks for {ip}, which no MetalLB IPAddressPool contains",
+            f"Request an address inside a pool ({names}) or add {ip} to a pool's spec.addresses.",
+        )
+    if outcome is Outcome.IP_HELD and result.holder is not None:
+        ip, owner = result.ip, result.holder
+        evidence.append(Evidence(owner.field_where(".status.loadBalancer"), f"{ip} is assigned to {owner.ref}"))
+        return _Diagnosis(
+            evidence,
+            f"It asks for {ip}, which Service {owner.namespace}/{owner.name} already holds",
+            "Request a free address, or set the same allow-shared-ip key on both Services (ports must differ).",
+        )
+    if outcome is Outcome.NO_ELIGIBLE_POOL:
         evidence.append(
             Evidence(
                 "kube/ IPAddressPool",
@@ -254,85 +219,27 @@ def _metallb(snap: Snapshot, svc: KubeObject) -> _Diagnosis:
             "Allow the Service's namespace in a pool's serviceAllocation (or enable autoAssign), or name a pool "
             "with the metallb.io/address-pool annotation.",
         )
-    exhausted: list[str] = []
-    for pool in eligible:
-        in_pool = sorted(
-            ((ip, owner) for ip, owner in held.items() if pool.contains(ip)),
-            key=lambda item: (item[0].version, int(item[0])),
+    if outcome is Outcome.REQUESTED_IPS_FREE:
+        return _Diagnosis(evidence, "", None)
+    for usage in result.usage:
+        holders = ", ".join(f"{ip}={owner.namespace}/{owner.name}" for ip, owner in usage.holders[:8])
+        text = (
+            f"pool {_describe_pool(usage.pool)}: {len(usage.holders)} of {usage.pool.size} addresses held by "
+            "Services in the bundle"
         )
-        holders = ", ".join(f"{ip}={owner.namespace}/{owner.name}" for ip, owner in in_pool[:8])
-        text = f"pool {pool.describe()}: {len(in_pool)} of {pool.size} addresses held by Services in the bundle"
-        evidence.append(Evidence(pool.obj.field_where(".spec.addresses"), text + (f" ({holders})" if holders else "")))
-        if len(in_pool) >= pool.size:
-            exhausted.append(pool.name)
-    if len(exhausted) == len(eligible):
+        evidence.append(
+            Evidence(usage.pool.obj.field_where(".spec.addresses"), text + (f" ({holders})" if holders else ""))
+        )
+    if outcome is Outcome.POOLS_EXHAUSTED:
+        exhausted = ", ".join(result.exhausted)
         return _Diagnosis(
             evidence,
-            f"Every pool that could serve it is exhausted ({', '.join(exhausted)})",
-            f"Free an address in {', '.join(exhausted)} or add addresses to a pool's spec.addresses.",
+            f"Every pool that could serve it is exhausted ({exhausted})",
+            f"Free an address in {exhausted} or add addresses to a pool's spec.addresses.",
         )
     return _Diagnosis(evidence, "", None)
 
 
-def _pool(obj: KubeObject) -> _Pool:
-    ranges: list[tuple[int, int, int]] = []
-    for raw in as_list(obj.spec.get("addresses")):
-        text = str(raw).strip()
-        try:
-            if "-" in text:
-                low, high = (ipaddress.ip_address(part.strip()) for part in text.split("-", 1))
-                if low.version == high.version and int(low) <= int(high):
-                    ranges.append((low.version, int(low), int(high)))
-            else:
-                network = ipaddress.ip_network(text, strict=False)
-                ranges.append((network.version, int(network[0]), int(network[-1])))
-        except ValueError:
-            continue
-    return _Pool(obj, tuple(ranges))
-
-
-def _parse_ip(text: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def _held_addresses(snap: Snapshot, me: KubeObject) -> dict[IPAddress, KubeObject]:
-    held: dict[IPAddress, KubeObject] = {}
-    for svc in snap.objects_of("Service"):
-        if svc is me or service_type(svc) != "LoadBalancer":
-            continue
-        for entry in as_list(as_mapping(svc.status.get("loadBalancer")).get("ingress")):
-            ip = _parse_ip(str(as_mapping(entry).get("ip") or ""))
-            if ip is not None:
-                held.setdefault(ip, svc)
-    return held
-
-
-def _may_share(svc: KubeObject, other: KubeObject) -> bool:
-    mine = {svc.annotations.get(k) for k in _SHARE_KEYS} - {None}
-    theirs = {other.annotations.get(k) for k in _SHARE_KEYS} - {None}
-    return bool(mine & theirs)
-
-
-def _allocates_to(snap: Snapshot, pool: _Pool, svc: KubeObject) -> bool:
-    """MetalLB's serviceAllocation: listed namespaces / namespace selectors, and service selectors, when set."""
-    allocation: Mapping[str, Any] = as_mapping(pool.obj.spec.get("serviceAllocation"))
-    namespaces = [str(n) for n in as_list(allocation.get("namespaces"))]
-    ns_selectors = as_list(allocation.get("namespaceSelectors"))
-    svc_selectors = as_list(allocation.get("serviceSelectors"))
-    namespace = svc.namespace or "default"
-    try:
-        if namespaces or ns_selectors:
-            ns_labels = snap.namespace_labels(namespace)
-            in_namespace = namespace in namespaces or any(
-                selector_matches(as_mapping(sel), ns_labels) for sel in ns_selectors
-            )
-            if not in_namespace:
-                return False
-        if svc_selectors and not any(selector_matches(as_mapping(sel), svc.labels) for sel in svc_selectors):
-            return False
-    except SelectorError:
-        return True
-    return True
+def _describe_pool(pool: Pool) -> str:
+    shown = ", ".join(str(a) for a in as_list(pool.obj.spec.get("addresses")))
+    return f"{pool.name} ({shown or 'no addresses'})"

@@ -7,7 +7,7 @@ from typing import Any
 
 from mlops_trace.analysis import fields
 from mlops_trace.analysis.check import SkipCheck, make_check
-from mlops_trace.analysis.ingress import PodEndpoint, invalid_ports, pod_endpoints, service_ports, workload_members
+from mlops_trace.analysis.ingress import service_ports
 from mlops_trace.analysis.netpol import (
     Direction,
     Endpoint,
@@ -17,6 +17,7 @@ from mlops_trace.analysis.netpol import (
     rules_text,
     undecided_rules,
 )
+from mlops_trace.analysis.pod_endpoints import PodEndpoint, invalid_ports, pod_endpoints, workload_members
 from mlops_trace.analysis.seldon import runs_seldon_agent
 from mlops_trace.findings import Evidence, Finding, Severity
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
@@ -29,6 +30,7 @@ CHECK = make_check(
     title="Egress NetworkPolicy on Seldon pods allows no DNS",
     severity=Severity.CRITICAL,
     requires=("kube:Pod|kube:StatefulSet|kube:Deployment",),
+    reads=("kube:DaemonSet", "kube:Namespace", "kube:NetworkPolicy", "kube:Service"),
     playbook="network-policy",
     fix=(
         "Add an egress rule for DNS: `- to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: "

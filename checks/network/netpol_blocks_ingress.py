@@ -8,16 +8,12 @@ from dataclasses import dataclass, field
 from mlops_trace.analysis import fields
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.ingress import (
-    PodEndpoint,
     SeldonBackend,
     controller_pods,
     controller_workloads,
     controllers_for,
-    invalid_ports,
-    pod_endpoints,
     seldon_backends,
     target_port,
-    workload_members,
 )
 from mlops_trace.analysis.netpol import (
     Direction,
@@ -30,6 +26,7 @@ from mlops_trace.analysis.netpol import (
     rules_text,
     undecided_rules,
 )
+from mlops_trace.analysis.pod_endpoints import PodEndpoint, invalid_ports, pod_endpoints, workload_members
 from mlops_trace.analysis.seldon import ENVOY_HTTP_PORT
 from mlops_trace.analysis.selectors import SelectorError, selector_matches
 from mlops_trace.findings import Evidence, Finding, Severity
@@ -43,6 +40,16 @@ CHECK = make_check(
     title="NetworkPolicy blocks the ingress controller from Seldon's Envoy",
     severity=Severity.CRITICAL,
     requires=("kube:Ingress",),
+    reads=(
+        "kube:DaemonSet",
+        "kube:Deployment",
+        "kube:IngressClass",
+        "kube:Namespace",
+        "kube:NetworkPolicy",
+        "kube:Pod",
+        "kube:Service",
+        "kube:StatefulSet",
+    ),
     playbook="network-policy",
     fix=(
         "Admit the ingress controller: add `- from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: "

@@ -7,13 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_trace.analysis.check import SkipCheck, make_check
-from mlops_trace.analysis.ingress import (
-    PodEndpoint,
-    container_port,
-    invalid_ports,
-    pod_endpoints,
-    workload_members,
-)
 from mlops_trace.analysis.netpol import (
     Direction,
     InvalidPort,
@@ -23,6 +16,13 @@ from mlops_trace.analysis.netpol import (
     evaluate,
     rules_text,
     undecided_rules,
+)
+from mlops_trace.analysis.pod_endpoints import (
+    PodEndpoint,
+    container_port,
+    invalid_ports,
+    pod_endpoints,
+    workload_members,
 )
 from mlops_trace.analysis.seldon import (
     AGENT_PROXY_GRPC_PORT,
@@ -43,6 +43,7 @@ CHECK = make_check(
     title="NetworkPolicy blocks Seldon components inside their namespace",
     severity=Severity.CRITICAL,
     requires=("kube:Pod|kube:StatefulSet|kube:Deployment",),
+    reads=("kube:DaemonSet", "kube:Namespace", "kube:NetworkPolicy"),
     playbook="network-policy",
     fix=(
         "Admit the namespace's own pods: add `- from: [{podSelector: {}}]` to the ingress rules (and "

@@ -18,6 +18,7 @@ CHECK = make_check(
     title="Two candidates of an Experiment load the same storageUri",
     severity=Severity.WARNING,
     requires=("kube:Experiment", "kube:Model"),
+    reads=(),
     playbook="traffic-not-splitting",
     fix="Point each candidate Model at its own artefact (spec.storageUri), or drop the duplicate candidate.",
 )

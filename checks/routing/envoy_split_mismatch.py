@@ -4,21 +4,23 @@ or an extra one)."""
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mlops_trace.analysis.check import SkipCheck, make_check
+from mlops_trace.analysis.objectives import WEIGHT_TOLERANCE_PP
 from mlops_trace.analysis.routing import (
-    INTERNAL_MODEL,
     SELDON_MODEL,
     STICKY_HEADER,
+    candidate_of_cluster,
+    experiment_route_name,
+    pipeline_route_name,
     serving_route_configs,
 )
-from mlops_trace.analysis.seldon import experiment_candidates, experiment_route_name, iter_weighted_candidates
+from mlops_trace.analysis.seldon import experiment_candidates, iter_weighted_candidates
 from mlops_trace.findings import Evidence, Finding, Severity
-from mlops_trace.parsers.envoy_config import ClusterWeight, EnvoyConfig, Route
+from mlops_trace.parsers.envoy_config import EnvoyConfig, Route
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.snapshot import EnvoySource, Snapshot
 
@@ -28,15 +30,13 @@ CHECK = make_check(
     title="Envoy's traffic split for an Experiment differs from its weights",
     severity=Severity.WARNING,
     requires=("kube:Experiment", "envoy:config_dump"),
+    reads=(),
     playbook="traffic-not-splitting",
     fix="Recreate the Experiment (delete, then apply) so the scheduler rebuilds its routes; restart an Envoy pod that "
     "keeps old clusters; if a fresh snapshot is still wrong, look at the scheduler (thrash, a second scheduler).",
 )
 
-TOLERANCE_PP = 1.0  # percentage points
-_MODEL_CLUSTER = re.compile(r"^(?P<model>.+)_\d+_(?:http|grpc)$")
-_PIPELINE_CLUSTER = re.compile(r"^(?P<pipeline>.+)_pipeline_(?:http|grpc)$")
-_VERSION_SUFFIX = re.compile(r"_\d+$")
+TOLERANCE_PP = WEIGHT_TOLERANCE_PP  # percentage points
 
 
 @dataclass(frozen=True)
@@ -73,23 +73,10 @@ class _SplitRoutes:
         return index.get(value, [])
 
 
-def _target_of(cluster: ClusterWeight, pipelines: bool) -> str:
-    """The candidate a cluster serves: from `seldon-internal-model` (`<m>_<v>` / `<p>.pipeline`), else from the
-    cluster name (`<m>_<v>_http`, `<p>_pipeline_http`); an unknown cluster stands for itself."""
-    internal = cluster.request_headers_to_add.get(INTERNAL_MODEL)
-    if internal:
-        if internal.endswith(".pipeline"):
-            return internal[: -len(".pipeline")]
-        return _VERSION_SUFFIX.sub("", internal)
-    pattern = _PIPELINE_CLUSTER if pipelines else _MODEL_CLUSTER
-    match = pattern.match(cluster.cluster)
-    return match.group(1) if match else cluster.cluster
-
-
 def _split(route: Route, pipelines: bool) -> _Split:
     by_target: dict[str, int] = defaultdict(int)
     for cluster in route.clusters:
-        by_target[_target_of(cluster, pipelines)] += cluster.weight
+        by_target[candidate_of_cluster(cluster, pipelines)] += cluster.weight
     return _Split(route, dict(by_target))
 
 
@@ -179,7 +166,7 @@ def _route_values(
     values = [own]
     default = exp.spec.get("default")
     if isinstance(default, str) and default and any(split_routes.get(config, own) for _, config in envoys):
-        values.append(f"{default}.pipeline" if _is_pipeline(exp) else default)
+        values.append(pipeline_route_name(default) if _is_pipeline(exp) else default)
     return values
 
 

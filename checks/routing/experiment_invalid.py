@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.fields import WEIGHT_RULE
 from mlops_trace.analysis.seldon import Candidate, experiment_candidates, is_ready
-from mlops_trace.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
 from mlops_trace.snapshot.kube import KubeObject, as_mapping
 from mlops_trace.snapshot.snapshot import Snapshot
 
@@ -19,6 +19,7 @@ CHECK = make_check(
     title="Experiment is invalid or points at models that cannot serve",
     severity=Severity.CRITICAL,
     requires=("kube:Experiment",),
+    reads=("kube:Model", "kube:Pipeline"),
     playbook="traffic-not-splitting",
     fix="Make `default` one of the candidates, give the candidates non-zero weights, list each once, and point the "
     "Experiment only at Ready Models (Pipelines for resourceType: pipeline) not used as baseline elsewhere.",
@@ -167,7 +168,7 @@ def _target_problems(snap: Snapshot, exp: KubeObject) -> Iterator[Finding]:
                 "build the Experiment's routes until it is",
                 [
                     Evidence(exp.field_where(where), f"{role}: {name}"),
-                    Evidence(target.field_where(".status.conditions[Ready]"), f"Ready=False: {detail}"[:200]),
+                    Evidence(target.field_where(".status.conditions[Ready]"), evidence_line(f"Ready=False: {detail}")),
                 ],
             )
 

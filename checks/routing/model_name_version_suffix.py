@@ -11,8 +11,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mlops_trace.analysis.check import SkipCheck, make_check
-from mlops_trace.analysis.routing import envoy_access_logs, envoy_no_route, namespace_from_upstream, short_line
-from mlops_trace.findings import Evidence, Finding, Severity
+from mlops_trace.analysis.routing import (
+    SELDON_MODEL,
+    STICKY_HEADER,
+    envoy_access_logs,
+    envoy_no_route,
+    namespace_from_upstream,
+    split_versioned,
+)
+from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
 from mlops_trace.parsers import envoy_access, logs, nginx_access
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource, RequestRecord, Snapshot
@@ -23,6 +30,7 @@ CHECK = make_check(
     title="Model called with the wrong name form (with or without the _<version> suffix)",
     severity=Severity.WARNING,
     requires=("kube:Model", "logs:ingress|envoy:access|logs:mlserver|requests"),
+    reads=("kube:Experiment",),
     playbook="envoy-404",
     fix="Through Envoy (seldon-mesh, the ingress) call /v2/models/<model>/...; straight at a server pod or MLServer "
     "call /v2/models/<model>_<version>/...",
@@ -30,7 +38,6 @@ CHECK = make_check(
 
 SAMPLES = 3
 _MODEL_IN_PATH = re.compile(r"/v2/models/(?P<name>[^/?#]+)")
-_VERSIONED = re.compile(r"^(?P<model>.+)_(?P<version>\d+)$")
 _NOT_FOUND = re.compile(r"\bModel (?P<name>\S+?)(?: with version \S*)? not found", re.IGNORECASE)
 _DEFAULT_BACKEND = "default-backend"
 
@@ -48,6 +55,7 @@ class _Hit:
     direction: Direction
     where: str
     what: str
+    recorded: bool = False  # a recorded request, not a log line
 
 
 @dataclass(frozen=True)
@@ -57,11 +65,11 @@ class _Names:
 
     def versioned_model(self, name: str, namespace: str) -> str | None:
         """`<m>` when `name` is `<m>_<n>` for a Model m of the namespace and not itself a Model or Experiment."""
-        match = _VERSIONED.match(name)
+        model, version = split_versioned(name)
         models = self.models.get(namespace, set())
-        if match is None or name in models or name in self.experiments.get(namespace, set()):
+        if version is None or name in models or name in self.experiments.get(namespace, set()):
             return None
-        return match.group("model") if match.group("model") in models else None
+        return model if model in models else None
 
     def plain_model(self, name: str, namespace: str) -> bool:
         """`name` is a Model of the namespace (and not an Experiment, which is MT301's)."""
@@ -92,18 +100,19 @@ def run(snap: Snapshot) -> Iterator[Finding]:
     names = _names(snap)
     hits: list[_Hit] = []
     seen_versions: dict[tuple[str, str], set[str]] = defaultdict(set)
+    recorded = {request.request_id for request in snap.requests if request.request_id}
     judged = 0
     for log in snap.logs_of(Role.INGRESS):
         for record in nginx_access.iter_records(log.lines()):
             judged += 1
-            hit = _ingress_hit(log, record, names)
+            hit = None if record.request_id in recorded else _ingress_hit(log, record, names)
             if hit is not None:
                 hits.append(hit)
     envoy_logs = envoy_access_logs(snap)
     for log in envoy_logs:
         for access in envoy_access.iter_records(log.lines()):
             judged += 1
-            hit = _envoy_hit(log, access, names)
+            hit = None if access.request_id in recorded else _envoy_hit(log, access, names)
             if hit is not None:
                 hits.append(hit)
     for log in snap.logs_of(Role.MLSERVER):
@@ -130,20 +139,20 @@ def _ingress_hit(log: LogSource, record: nginx_access.NginxAccessRecord, names: 
     model = names.versioned_model(called, namespace) if namespace is not None else None
     if namespace is None or model is None:
         return None
-    return _Hit(namespace, model, called, Direction.VIA_ENVOY, log.where(record.lineno), short_line(record.raw))
+    return _Hit(namespace, model, called, Direction.VIA_ENVOY, log.where(record.lineno), evidence_line(record.raw))
 
 
 def _envoy_hit(log: LogSource, record: envoy_access.EnvoyAccessRecord, names: _Names) -> _Hit | None:
     called = _called_name(record.path)
     if called is None or not envoy_no_route(record):
         return None
-    sent = record.headers.get("seldon-model")
-    if (sent is not None and sent != called) or "x-seldon-route" in record.headers:
+    sent = record.headers.get(SELDON_MODEL)
+    if (sent is not None and sent != called) or STICKY_HEADER in record.headers:
         return None  # routed by an explicit header, or a sticky request (MT307): the URL name played no part
     model = names.versioned_model(called, log.namespace)
     if model is None:
         return None
-    return _Hit(log.namespace, model, called, Direction.VIA_ENVOY, log.where(record.lineno), short_line(record.raw))
+    return _Hit(log.namespace, model, called, Direction.VIA_ENVOY, log.where(record.lineno), evidence_line(record.raw))
 
 
 def _mlserver_hits(
@@ -163,25 +172,25 @@ def _mlserver_hits(
         read += 1
         called = _called_name(path)
         if called is not None:
-            versioned = _VERSIONED.match(called)
-            if versioned is not None and names.plain_model(versioned.group("model"), log.namespace):
-                seen_versions[(log.namespace, versioned.group("model"))].add(called)
+            model, version = split_versioned(called)
+            if version is not None and names.plain_model(model, log.namespace):
+                seen_versions[(log.namespace, model)].add(called)
             if record.fields.get("status") == "404" and names.plain_model(called, log.namespace):
-                where, what = log.where(record.lineno), short_line(record.raw)
+                where, what = log.where(record.lineno), evidence_line(record.raw)
                 access_hits.append(_Hit(log.namespace, called, called, Direction.DIRECT, where, what))
         elif not_found is not None and names.plain_model(not_found.group("name"), log.namespace):
             name = not_found.group("name")
-            where, what = log.where(record.lineno), short_line(record.raw)
+            where, what = log.where(record.lineno), evidence_line(record.raw)
             error_hits.append(_Hit(log.namespace, name, name, Direction.DIRECT, where, what))
     with_access = {hit.model for hit in access_hits}
     return read, access_hits + [hit for hit in error_hits if hit.model not in with_access]
 
 
 def _describe(record: RequestRecord) -> str:
-    sent = record.headers.get("seldon-model")
+    sent = record.headers.get(SELDON_MODEL)
     header = f", seldon-model: {sent}" if sent is not None else ""
     target = f" to {record.authority}" if record.authority else ""
-    return short_line(f"{record.method} {record.path}{target}{header} -> {record.status}")
+    return evidence_line(f"{record.method} {record.path}{target}{header} -> {record.status}")
 
 
 def _only(namespaces: list[str]) -> str | None:
@@ -196,26 +205,31 @@ def _request_hit(record: RequestRecord, names: _Names) -> _Hit | None:
         match.group("name") == called for match in _NOT_FOUND.finditer(record.body)
     )
     if from_mlserver:
-        namespaces = [ns for ns in names.namespaces() if names.plain_model(called, ns)]
+        namespaces = [ns for ns in _aimed(record, names) if names.plain_model(called, ns)]
         if not namespaces:
             return None
-        return _Hit(_only(namespaces), called, called, Direction.DIRECT, record.display, _describe(record))
-    sent = record.headers.get("seldon-model")
-    if "x-seldon-route" in record.response_headers or "x-seldon-route" in record.headers:
+        return _Hit(_only(namespaces), called, called, Direction.DIRECT, record.display, _describe(record), True)
+    sent = record.headers.get(SELDON_MODEL)
+    if STICKY_HEADER in record.response_headers or STICKY_HEADER in record.headers:
         return None  # a 404 from behind Envoy, or a sticky request the Lua filter leaves alone (MT307)
     if sent is not None and sent != called:
         return None  # routed by an explicit header: the URL name played no part
-    namespaces = [ns for ns in names.namespaces() if names.versioned_model(called, ns) is not None]
+    namespaces = [ns for ns in _aimed(record, names) if names.versioned_model(called, ns) is not None]
     namespace = _only(namespaces)
     model = names.versioned_model(called, namespaces[0]) if namespaces else None
     if model is None:
         return None
-    return _Hit(namespace, model, called, Direction.VIA_ENVOY, record.display, _describe(record))
+    return _Hit(namespace, model, called, Direction.VIA_ENVOY, record.display, _describe(record), True)
+
+
+def _aimed(record: RequestRecord, names: _Names) -> list[str]:
+    """The namespaces a recorded request may have been aimed at: the one its sender names, else every one."""
+    return [record.namespace] if record.namespace else names.namespaces()
 
 
 def _version_number(name: str) -> int:
-    match = _VERSIONED.match(name)
-    return int(match.group("version")) if match else 0
+    version = split_versioned(name)[1]
+    return int(version) if version is not None else 0
 
 
 def _group(hits: list[_Hit], seen_versions: dict[tuple[str, str], set[str]]) -> Iterator[Finding]:
@@ -227,7 +241,9 @@ def _group(hits: list[_Hit], seen_versions: dict[tuple[str, str], set[str]]) -> 
     ):
         called = sorted({hit.called for hit in group})
         more = f" (showing {SAMPLES})" if len(group) > SAMPLES else ""
-        evidence = [Evidence(hit.where, hit.what) for hit in group[:SAMPLES]]
+        # Recorded requests first: they show what was sent and what came back, whole.
+        shown = sorted(group, key=lambda hit: not hit.recorded)[:SAMPLES]
+        evidence = [Evidence(hit.where, hit.what) for hit in shown]
         if direction is Direction.VIA_ENVOY:
             message = (
                 f"{len(group)} request(s){more} called {', '.join(f'/v2/models/{c}/' for c in called)} through Envoy "

@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.ingress import rewrite_target
 from mlops_trace.analysis.routing import (
+    SELDON_MODEL,
+    STICKY_HEADER,
     envoy_access_logs,
     envoy_no_route,
+    experiment_route_name,
     namespace_from_upstream,
     request_succeeded,
-    short_line,
 )
-from mlops_trace.analysis.seldon import experiment_route_name
-from mlops_trace.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
 from mlops_trace.parsers import envoy_access, nginx_access
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource, RequestRecord, Snapshot
@@ -29,6 +30,7 @@ CHECK = make_check(
     title="Requests to an Experiment lack the seldon-model: <exp>.experiment header",
     severity=Severity.WARNING,
     requires=("kube:Experiment", "logs:ingress|envoy:access|requests"),
+    reads=("envoy:config_dump", "kube:Ingress", "kube:Model", "kube:Pipeline"),
     playbook="envoy-404",
     fix="Send `seldon-model: <experiment>.experiment` with every request to the Experiment (HTTP header or gRPC "
     "metadata), from the client or the ingress; the URL name alone never selects an Experiment.",
@@ -95,16 +97,21 @@ def _target(path: str | None) -> tuple[str, str] | None:
 
 def run(snap: Snapshot) -> Iterator[Finding]:
     known = _experiments(snap)
+    recorded = {record.request_id for record in snap.requests if record.request_id}
     hits: list[_Hit] = []
     grpc_without_metadata: list[RequestRecord] = []
     judged = 0
-    for log in snap.logs_of(Role.INGRESS):
-        for hit in _ingress_hits(log, known):
+    seen_by_envoy: set[str] = set()  # request ids of Envoy lines that show the routing headers
+    witnessed: set[str] = set()  # namespaces whose Envoy access log shows them
+    for log in envoy_access_logs(snap):
+        for hit in _envoy_hits(log, known, recorded, seen_by_envoy, witnessed):
             judged += 1
             if hit is not None:
                 hits.append(hit)
-    for log in envoy_access_logs(snap):
-        for hit in _envoy_hits(log, known):
+    # Where Envoy's access log shows the routing headers, its lines are the witness: an ingress line without an
+    # Envoy line beside it is one the Envoy log has not flushed yet or was cut from, and cannot show the headers.
+    for log in snap.logs_of(Role.INGRESS):
+        for hit in _ingress_hits(log, known, recorded | seen_by_envoy, witnessed):
             judged += 1
             if hit is not None:
                 hits.append(hit)
@@ -135,17 +142,22 @@ def _route_missing(snap: Snapshot, namespace: str | None, experiment: str) -> bo
         return False
     value = experiment_route_name(experiment)
     return not any(
-        route.header_contains("x-seldon-route") is None
+        route.header_contains(STICKY_HEADER) is None
         for config in configs
-        for route in config.routes_with_header_exact("seldon-model", value)
+        for route in config.routes_with_header_exact(SELDON_MODEL, value)
     )
 
 
-def _ingress_hits(log: LogSource, known: _Experiments) -> Iterator[_Hit | None]:
+def _ingress_hits(
+    log: LogSource, known: _Experiments, judged_elsewhere: set[str], witnessed: set[str]
+) -> Iterator[_Hit | None]:
     """One item per access line: a hit for a 404 that Envoy (not nginx, not its default backend) gave on an
-    Experiment's path, else None."""
+    Experiment's path, else None. A line of a recorded request, or of one whose Envoy line shows the routing headers,
+    is left to that record or line: an ingress line cannot show the headers."""
     for record in nginx_access.iter_records(log.lines()):
         hit = None
+        if record.request_id in judged_elsewhere:
+            continue
         target = _target(record.path)
         upstream = record.proxy_upstream_name or ""
         if (
@@ -155,8 +167,8 @@ def _ingress_hits(log: LogSource, known: _Experiments) -> Iterator[_Hit | None]:
             and _DEFAULT_BACKEND not in upstream
         ):
             namespace = namespace_from_upstream(known.namespaces_of(target[1], target[0]), upstream)
-            if namespace is not None:
-                where, what = log.where(record.lineno), short_line(record.raw)
+            if namespace is not None and namespace not in witnessed:
+                where, what = log.where(record.lineno), evidence_line(record.raw)
                 hit = _Hit(namespace, target[1], where, what, from_log=True, prefixed=_prefixed(record.path))
         yield hit
 
@@ -169,16 +181,31 @@ def _ingress_rewrites(snap: Snapshot) -> bool:
     return any(rewrite_target(ing) is not None for ing in ingresses)
 
 
-def _envoy_hits(log: LogSource, known: _Experiments) -> Iterator[_Hit | None]:
-    """One item per access line: a hit for a 404 Envoy made itself on an Experiment's path, else None."""
+def _envoy_hits(
+    log: LogSource, known: _Experiments, recorded: set[str], seen: set[str], witnessed: set[str]
+) -> Iterator[_Hit | None]:
+    """One item per access line: a hit for a 404 Envoy made itself on an Experiment's path, else None (and for a
+    line of a recorded request, which its record judges). A line that carries `x-seldon-route` is MT307's: the Lua
+    filter leaves such a request alone. Adds to `seen` the request ids of the lines on an Experiment's path that
+    show the routing headers, and to `witnessed` the log's namespace when it has such lines."""
     for record in envoy_access.iter_records(log.lines()):
         hit = None
+        if record.request_id in recorded:
+            continue
         target = _target(record.path)
+        shows_headers = SELDON_MODEL in record.headers or STICKY_HEADER in record.headers
+        if target is not None and shows_headers:
+            witnessed.add(log.namespace)
+            if record.request_id:
+                seen.add(record.request_id)
+        if STICKY_HEADER in record.headers:
+            yield None
+            continue
         if target is not None and envoy_no_route(record):
             kind, name = target
-            sent = record.headers.get("seldon-model")
+            sent = record.headers.get(SELDON_MODEL)
             if log.namespace in known.namespaces_of(name, kind) and sent != experiment_route_name(name):
-                where, what = log.where(record.lineno), short_line(record.raw)
+                where, what = log.where(record.lineno), evidence_line(record.raw)
                 # The path as Envoy saw it: with a prefix before /v2/ no Seldon route can match whatever the
                 # headers were, so the 404 says nothing about `seldon-model` (an unrewritten ingress path, MT204).
                 if not _prefixed(record.path):
@@ -187,16 +214,16 @@ def _envoy_hits(log: LogSource, known: _Experiments) -> Iterator[_Hit | None]:
 
 
 def _describe(record: RequestRecord) -> str:
-    sent = record.headers.get("seldon-model")
+    sent = record.headers.get(SELDON_MODEL)
     outcome = record.grpc_status if record.protocol == "grpc" and record.grpc_status else record.status
     header = f"seldon-model: {sent}" if sent is not None else "no seldon-model header"
-    return short_line(f"{record.method} {record.path} ({record.protocol}, {header}) -> {outcome or 'no response'}")
+    return evidence_line(f"{record.method} {record.path} ({record.protocol}, {header}) -> {outcome or 'no response'}")
 
 
 def _request_hit(record: RequestRecord, known: _Experiments) -> _Hit | None:
     """A recorded request aimed at an Experiment (by its path, or by a header that names the bare Experiment) that
     does not carry `seldon-model: <exp>.experiment`."""
-    sent = record.headers.get("seldon-model")
+    sent = record.headers.get(SELDON_MODEL)
     aimed: list[tuple[str, str]] = []
     target = _target(record.path) if record.protocol != "grpc" else None
     if target is not None:
@@ -209,13 +236,15 @@ def _request_hit(record: RequestRecord, known: _Experiments) -> _Hit | None:
             continue
         if sent is None and request_succeeded(record):
             continue  # something on the way (e.g. an ingress snippet) added the header: it did reach a route
+        if record.namespace in namespaces:
+            namespaces = [record.namespace]
         namespace = namespaces[0] if len(namespaces) == 1 else None
         return _Hit(namespace, name, record.display, _describe(record))
     return None
 
 
 def _grpc_without_metadata(record: RequestRecord) -> bool:
-    return record.protocol == "grpc" and "seldon-model" not in record.headers and not request_succeeded(record)
+    return record.protocol == "grpc" and SELDON_MODEL not in record.headers and not request_succeeded(record)
 
 
 def _group(hits: list[_Hit], known: _Experiments) -> Iterator[Finding]:
@@ -229,7 +258,9 @@ def _group(hits: list[_Hit], known: _Experiments) -> Iterator[Finding]:
             if namespace
             else "namespaces " + ", ".join(ns for ns, names in sorted(known.by_namespace.items()) if name in names)
         )
-        evidence = [Evidence(hit.where, hit.what) for hit in group[:SAMPLES]]
+        # Recorded requests first: they show the headers that were sent, an access line does not.
+        shown = sorted(group, key=lambda hit: hit.from_log)[:SAMPLES]
+        evidence = [Evidence(hit.where, hit.what) for hit in shown]
         more = f" (showing {SAMPLES})" if len(group) > SAMPLES else ""
         caveat = (
             "; some paths carry a prefix before /v2/: if the ingress does not rewrite it away, that alone gives the "

@@ -13,13 +13,15 @@ from mlops_trace.analysis.routing import (
     SELDON_MODEL,
     STICKY_HEADER,
     envoy_access_logs,
+    lua_effective_headers,
+    object_of_route_value,
     request_succeeded,
+    select_route,
     serving_route_configs,
-    short_line,
 )
-from mlops_trace.findings import Evidence, Finding, Severity
+from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
 from mlops_trace.parsers import envoy_access
-from mlops_trace.parsers.envoy_config import EnvoyConfig, Route
+from mlops_trace.parsers.envoy_config import EnvoyConfig
 from mlops_trace.snapshot.snapshot import EnvoySource, RequestRecord, Snapshot
 
 CHECK = make_check(
@@ -28,6 +30,7 @@ CHECK = make_check(
     title="Requests carry an x-seldon-route that no sticky route matches",
     severity=Severity.WARNING,
     requires=("envoy:config_dump", "requests|envoy:access"),
+    reads=(),
     playbook="envoy-404",
     fix="Drop a stored x-seldon-route when a request with it gets 404 and resend without it (then keep the new value "
     "Envoy returns); never send it to models outside an experiment.",
@@ -36,7 +39,6 @@ CHECK = make_check(
 SAMPLES = 3
 _LISTED = 8
 _INFERENCE_PATH = re.compile(r"/v2/|/inference\.")
-_LUA_TARGET = re.compile(r"^/v2/(?P<kind>models|pipelines)/(?P<name>[^/?#]+)")
 
 
 @dataclass(frozen=True)
@@ -70,27 +72,6 @@ def _inference_path(path: str) -> str:
     return path[match.start() :] if match else path
 
 
-def _effective_headers(path: str, headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers after Seldon's Lua filter: only when neither `seldon-model` nor `x-seldon-route` is present does it set
-    `seldon-model` from `/v2/models/<n>` (`<n>`) or `/v2/pipelines/<n>` (`<n>.pipeline`)."""
-    result = {name.lower(): value for name, value in headers.items()}
-    if SELDON_MODEL in result or STICKY_HEADER in result:
-        return result
-    match = _LUA_TARGET.match(path)
-    if match is not None:
-        name = match.group("name")
-        result[SELDON_MODEL] = f"{name}.pipeline" if match.group("kind") == "pipelines" else name
-    return result
-
-
-def _select(config: EnvoyConfig, authority: str, path: str, headers: Mapping[str, str]) -> Route | None:
-    for name in serving_route_configs(config):
-        route = config.select_route(name, authority, path, headers)
-        if route is not None:
-            return route
-    return None
-
-
 def _sticky_values(config: EnvoyConfig, seldon_model: str) -> tuple[str, ...]:
     values = {
         value
@@ -106,13 +87,13 @@ def _judge(item: _Sticky, envoys: Mapping[str, list[tuple[EnvoySource, EnvoyConf
     when that Envoy routes it only without the header. Not judged: not routable even without it (another problem,
     for MT301/MT302) or no Envoy data."""
     path = _inference_path(item.path)
-    with_header = _effective_headers(path, item.headers)
-    without = _effective_headers(path, {k: v for k, v in item.headers.items() if k.lower() != STICKY_HEADER})
+    with_header = lua_effective_headers(path, item.headers)
+    without = lua_effective_headers(path, {k: v for k, v in item.headers.items() if k.lower() != STICKY_HEADER})
     for namespace in item.namespaces:
         for env, config in envoys.get(namespace, []):
-            if _select(config, item.authority, path, without) is None:
+            if select_route(config, item.authority, path, without) is None:
                 continue
-            if _select(config, item.authority, path, with_header) is not None:
+            if select_route(config, item.authority, path, with_header) is not None:
                 return True, None
             seldon_model = without.get(SELDON_MODEL, "")
             return True, _Stale(
@@ -133,7 +114,7 @@ def _request_items(snap: Snapshot, namespaces: tuple[str, ...]) -> Iterator[_Sti
         if STICKY_HEADER not in record.headers:
             continue
         yield _Sticky(
-            namespaces=namespaces,
+            namespaces=(record.namespace,) if record.namespace in namespaces else namespaces,
             path=record.path,
             authority=record.authority or "",
             headers=dict(record.headers),
@@ -147,7 +128,7 @@ def _describe(record: RequestRecord) -> str:
     model = record.headers.get(SELDON_MODEL)
     header = f"seldon-model: {model}" if model is not None else "no seldon-model"
     outcome = record.grpc_status if record.protocol == "grpc" and record.grpc_status else record.status
-    return short_line(
+    return evidence_line(
         f"{record.method} {record.path} ({header}, x-seldon-route: {record.headers[STICKY_HEADER]}) "
         f"-> {outcome or 'no response'}"
     )
@@ -168,7 +149,7 @@ def _access_items(snap: Snapshot) -> Iterator[_Sticky]:
                 authority=record.authority or "",
                 headers=dict(record.headers),
                 where=log.where(record.lineno),
-                what=short_line(record.raw),
+                what=evidence_line(record.raw),
             )
 
 
@@ -200,14 +181,6 @@ def run(snap: Snapshot) -> Iterator[Finding]:
             "route them even without it (see MT301/MT302)"
         )
     yield from _group(stale)
-
-
-def _object(seldon_model: str) -> str:
-    if seldon_model.endswith(".experiment"):
-        return "Experiment/" + seldon_model[: -len(".experiment")]
-    if seldon_model.endswith(".pipeline"):
-        return "Pipeline/" + seldon_model[: -len(".pipeline")]
-    return "Model/" + seldon_model
 
 
 def _sticky_text(values: tuple[str, ...]) -> str:
@@ -246,7 +219,7 @@ def _group(stale: list[_Stale]) -> Iterator[Finding]:
         )
         yield CHECK.finding(
             namespace=namespace,
-            object=_object(seldon_model),
+            object=object_of_route_value(seldon_model),
             message=f"{len(group)} request(s){more} sent `x-seldon-route: {sent}` {reason}; every normal route "
             "requires the header to be absent, so Envoy answers 404",
             evidence=evidence,

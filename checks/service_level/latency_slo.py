@@ -28,6 +28,7 @@ CHECK = make_check(
     title="P95 latency above the objective",
     severity=Severity.WARNING,
     requires=("prometheus",),
+    reads=(),
     playbook="high-latency",
     fix="Find the hop that adds the time (`mlops-trace request --count 200` shows per-hop P95) and fix it there: "
     "retries, cold model loads, batching waits, CPU throttling or too few replicas.",

@@ -28,6 +28,7 @@ CHECK = make_check(
     title="Success rate below the objective",
     severity=Severity.CRITICAL,
     requires=("prometheus",),
+    reads=(),
     playbook="high-latency",
     fix="Read the failures' status codes and response flags (404 NR: routing; 503 UH/UF: no healthy endpoint; "
     "5xx with a JSON error: the model) and follow the matching playbook.",

@@ -127,3 +127,20 @@ def select(only: Iterable[str] = (), skip: Iterable[str] = ()) -> tuple[CatalogE
 def playbook_path(slug: str) -> Path:
     return playbooks_dir() / f"{slug}.md"
 
+
+def markdown_table(entries: Iterable[CatalogEntry]) -> str:
+    """The catalog as README.md's Markdown table (`mlops-trace checks list -o markdown`), ending in a newline.
+
+    `requires` is the skip gate (`a|b`: either), `reads` what else a check may read; a `|` in a cell is escaped, or
+    it would split the cell."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| id | slug | severity | requires | reads | title |", "|---|---|---|---|---|---|"]
+    for entry in entries:
+        c = entry.check
+        requires = cell(", ".join(c.requires) or "-")
+        reads = cell(", ".join(c.reads) or "-")
+        lines.append(f"| {c.id} | {c.slug} | {c.severity.value} | {requires} | {reads} | {cell(c.title)} |")
+    return "\n".join(lines) + "\n"

@@ -61,9 +61,8 @@ def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
     seen: set[tuple[str, str | None, str, str]] = set()
     unique: list[Finding] = []
     for finding in findings:
-        key = (finding.id, finding.namespace, finding.object, finding.message)
-        if key in seen:
+        if finding.key in seen:
             continue
-        seen.add(key)
+        seen.add(finding.key)
         unique.append(finding)
     return unique

@@ -28,6 +28,7 @@ from typing import Any
 
 from mlops_trace.analysis import fields
 from mlops_trace.analysis.selectors import SelectorError, label_value, selector_matches, selector_matches_partly
+from mlops_trace.findings import evidence_line
 
 __all__ = [
     "METADATA_NAME_LABEL",
@@ -601,7 +602,7 @@ def rules_text(policy_spec: Mapping[str, Any], direction: str) -> str:
     types = policy_spec.get("policyTypes")
     rules = policy_spec.get(direction)
     text = f"policyTypes={_json(types) if types else 'default'} {direction}={_json(rules)}"
-    return text if len(text) <= 220 else text[:217] + "..."
+    return evidence_line(text, 220)
 
 
 def _json(value: Any) -> str:

@@ -18,6 +18,9 @@ DEFAULT_SPLIT_ALPHA = 0.01  # below this p-value an observed split is not chance
 DEFAULT_SPLIT_TOLERANCE = 0.05  # and it must also be off by more than this share (5 points) to matter
 DEFAULT_MIN_REQUESTS = 20  # MT401/MT402 ignore groups with fewer requests in the window
 DEFAULT_MIN_SPLIT_REQUESTS = 100  # MT403 tests no split on fewer
+# Envoy's share of a candidate may differ from the Experiment's by this many percentage points (rounding of weights)
+# before MT303 calls the split stale.
+WEIGHT_TOLERANCE_PP = 1.0
 
 
 @dataclass(frozen=True)

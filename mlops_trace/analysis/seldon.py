@@ -31,16 +31,6 @@ def is_ready(obj: KubeObject) -> bool | None:
     return obj.condition_true("Ready")
 
 
-def versioned_name(model: str, version: int | str) -> str:
-    """`<model>_<version>`, the name Envoy clusters, the agent and MLServer use."""
-    return f"{model}_{version}"
-
-
-def cluster_pattern(model: str) -> re.Pattern[str]:
-    """Envoy cluster names of any version of `model`: `<model>_<n>_http` / `_grpc`."""
-    return re.compile(rf"^{re.escape(model)}_(\d+)_(http|grpc)$")
-
-
 @dataclass(frozen=True)
 class ServiceAddress:
     service: str
@@ -256,7 +246,3 @@ def iter_weighted_candidates(experiment: KubeObject) -> Iterator[tuple[str, int]
     weight (checks that must tell the two apart read `experiment_candidates`)."""
     for cand in experiment_candidates(experiment):
         yield cand.name, cand.weight if cand.weight is not None else 0
-
-
-def experiment_route_name(experiment_name: str) -> str:
-    return f"{experiment_name}.experiment"

@@ -5,19 +5,17 @@ quantiles by their group labels, and the evidence line that quotes the PromQL an
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mlops_trace.analysis.check import SkipCheck
+from mlops_trace.analysis.routing import model_of_cluster, unversioned
 from mlops_trace.findings import Evidence
 from mlops_trace.promql.families import Family, describe_families
 from mlops_trace.promql.plan import plan_queries
 from mlops_trace.snapshot.prometheus import PrometheusData, QueryResult, Sample
 from mlops_trace.snapshot.snapshot import Snapshot
 
-_CLUSTER = re.compile(r"^(?P<model>.+)_(?P<version>\d+)_(?P<protocol>http|grpc)$")
-_VERSIONED = re.compile(r"^(?P<model>.+)_(?P<version>\d+)$")
 EVIDENCE_QUERY_CHARS = 400
 
 
@@ -29,18 +27,6 @@ class Subject:
     object: str  # `Model/iris`, `Server/mlserver`, `Pod/mlserver-0`, `Service/seldon-mesh`
     words: str  # `Model iris (Envoy cluster iris_1_http)`
     model: str | None = None  # the Seldon model name, without version, when the series names one
-
-
-def model_of_cluster(cluster: str) -> str | None:
-    """`iris_1_http` → `iris`; None for clusters that are not Seldon model clusters."""
-    match = _CLUSTER.match(cluster)
-    return match.group("model") if match else None
-
-
-def unversioned(name: str) -> str:
-    """`iris_1` → `iris`; a name without a version suffix is returned unchanged."""
-    match = _VERSIONED.match(name)
-    return match.group("model") if match else name
 
 
 def subject_of(sample: Sample, family: Family | None) -> Subject:

@@ -32,22 +32,22 @@ from mlops_trace import __version__
 from mlops_trace.collect.client import ApiStatusError, KubeApi, connect
 from mlops_trace.collect.deadline import Clock, RunDeadlinePassed
 from mlops_trace.collect.envoy import DOCUMENTS, assign_urls, envoy_pods, fetch_envoy, parse_admin_urls
-from mlops_trace.collect.kinds import (
-    EVENTS_PER_NAMESPACE,
-    KINDS,
-    NAMESPACE_KIND,
-    NEVER_COLLECTED,
-    SYNTHESIZED_ANNOTATION,
-)
 from mlops_trace.collect.logs import DEFAULT_TAIL, WANTED_ROLES, fetch_logs, log_targets, parse_since
 from mlops_trace.collect.names import NameRule, UnsafePathError, bundle_path, name_problem, shown
 from mlops_trace.collect.objects import KindObjects, collect_objects
 from mlops_trace.collect.outcome import FetchError, NotCollected, Outcome, SkippedName
 from mlops_trace.errors import ClusterError, InputError, UsageError
+from mlops_trace.kinds import (
+    COLLECTED_KINDS,
+    EVENTS_PER_NAMESPACE,
+    NAMESPACE_KIND,
+    NEVER_COLLECTED,
+    SYNTHESIZED_ANNOTATION,
+)
 from mlops_trace.redaction import Redaction, RedactionReport, redact_lines, redact_object
 
 if TYPE_CHECKING:
-    from mlops_trace.doctor import LiveTarget
+    from mlops_trace.collect.target import LiveTarget
 
 TARBALL_SUFFIXES = (".tar.gz", ".tgz")
 
@@ -453,7 +453,7 @@ def _metadata(
         "namespaces": "all" if target.all_namespaces else namespaces,
         "kinds": list(outcome.kinds_listed),
         # Kinds listed by name only: their absence says nothing about objects of other names.
-        "kinds_by_name": {spec.kind: list(spec.names) for spec in KINDS if spec.names},
+        "kinds_by_name": {spec.kind: list(spec.names) for spec in COLLECTED_KINDS if spec.names},
         "absent_kinds": [a.to_dict() for a in outcome.absent],
         "forbidden": [f.to_dict() for f in outcome.forbidden],
         "envoy_errors": [e.to_dict() for e in outcome.envoy_errors],

@@ -21,7 +21,7 @@ from mlops_trace.snapshot.bundle import load_bundle_dir
 from mlops_trace.snapshot.snapshot import Snapshot
 
 if TYPE_CHECKING:
-    from mlops_trace.doctor import LiveTarget
+    from mlops_trace.collect.target import LiveTarget
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""List the kinds of `kinds.KINDS` per namespace (`-n`) or cluster-wide (`-A`), as raw API objects.
+"""List the kinds of `kinds.COLLECTED_KINDS` per namespace (`-n`) or cluster-wide (`-A`), as raw API objects.
 
 List items come back without `apiVersion`/`kind` (the List carries them); both are put back on every item, as
 `kubectl get -o yaml` does, so the bundle reader sees complete objects. A 404 on a kind = the API is not served
@@ -22,9 +22,9 @@ from typing import Any
 
 from mlops_trace.collect.client import ApiStatusError, KubeApi
 from mlops_trace.collect.deadline import CallTimedOut, RunDeadlinePassed
-from mlops_trace.collect.kinds import KINDS, NAMESPACE_KIND, NEVER_COLLECTED, KindSpec, Scope
 from mlops_trace.collect.outcome import AbsentKind, Forbidden, NotCollected, Outcome
 from mlops_trace.errors import ClusterError
+from mlops_trace.kinds import COLLECTED_KINDS, NAMESPACE_KIND, NEVER_COLLECTED, KindSpec
 
 PAGE_SIZE = 500
 
@@ -41,7 +41,7 @@ def collect_objects(
     """Namespaces first (as objects), then every kind; returns the kinds in a stable order. Once the run's --timeout
     has passed, the kinds not listed yet are recorded as not collected."""
     collected = [_namespaces(api, namespaces, all_namespaces, outcome)]
-    for spec in KINDS:
+    for spec in COLLECTED_KINDS:
         if outcome.deadline_passed is not None:
             reason = f"not collected: {outcome.deadline_passed}"
             outcome.add_not_collected(NotCollected(f"kube:{spec.kind}", reason, by_deadline=True))
@@ -100,7 +100,7 @@ def _one_kind(
     api: KubeApi, spec: KindSpec, namespaces: Sequence[str], all_namespaces: bool, outcome: Outcome
 ) -> KindObjects:
     result = KindObjects(spec)
-    scopes: list[str | None] = [None] if all_namespaces or spec.scope is not Scope.NAMESPACED else list(namespaces)
+    scopes: list[str | None] = [None] if all_namespaces or not spec.listed_per_namespace else list(namespaces)
     complete = True
     for namespace in scopes:
         stop = False

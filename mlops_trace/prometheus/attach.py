@@ -14,7 +14,7 @@ from pathlib import Path
 from mlops_trace.prometheus.client import PrometheusClient, PrometheusConfig, QuerySource
 from mlops_trace.prometheus.collect import Collection, collect_queries, present_metrics, wait_for_scrape
 from mlops_trace.promql.plan import Purpose, plan_queries
-from mlops_trace.snapshot.prometheus import attach, load_prometheus_dir, parse_result
+from mlops_trace.snapshot.prometheus import load_prometheus_dir, parse_result
 from mlops_trace.snapshot.snapshot import Snapshot
 
 
@@ -49,7 +49,7 @@ def query_into(
     folder = Path(tempfile.mkdtemp(prefix="mlops-trace-prometheus-"))
     try:
         collection = collect_queries(source, window, folder, source_name)
-        attach(snap, load_prometheus_dir(folder))
+        snap.attach_prometheus(load_prometheus_dir(folder))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return Collection(collection.plan, collection.files, collection.source, tuple(notes))

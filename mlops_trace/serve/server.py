@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from mlops_trace.errors import InputError
+from mlops_trace.kinds import NEVER_SERVED, SYNTHESIZED_ANNOTATION, KindSpec
 from mlops_trace.serve.files import RefusedFile, open_in_bundle
 from mlops_trace.serve.httpd import (
     BundleHTTPServer,
@@ -35,7 +36,7 @@ from mlops_trace.serve.httpd import (
     serving,
     status_response,
 )
-from mlops_trace.serve.resources import NEVER_SERVED, Resource, ResourceTable
+from mlops_trace.serve.resources import ResourceTable
 from mlops_trace.serve.selectors import SelectorError, labels_match, parse_field_selector, parse_label_selector
 from mlops_trace.snapshot.kube import as_mapping
 from mlops_trace.snapshot.snapshot import Snapshot
@@ -43,7 +44,6 @@ from mlops_trace.snapshot.snapshot import Snapshot
 if TYPE_CHECKING:
     from mlops_trace.limits import InputLimits
 
-SYNTHESIZED_ANNOTATION = "mlops-trace.io/synthesized"
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -114,7 +114,7 @@ class ServedBundle:
         meta = self.snap.metadata
         return bool(self.objects_by_kind.get(kind)) or kind in meta.kinds or kind in meta.empty_kinds
 
-    def items(self, resource: Resource, namespace: str | None) -> list[dict[str, Any]]:
+    def items(self, resource: KindSpec, namespace: str | None) -> list[dict[str, Any]]:
         found = self.objects_by_kind.get(resource.kind, [])
         if namespace is None or not resource.namespaced:
             return list(found)
@@ -280,13 +280,13 @@ class BundleApi:
             return status_response(404, f'{resource.plural} "{name}" not found')
         return json_response(200, obj)
 
-    def _find(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+    def _find(self, resource: KindSpec, namespace: str | None, name: str) -> dict[str, Any] | None:
         for obj in self.served.items(resource, namespace):
             if as_mapping(obj.get("metadata")).get("name") == name:
                 return obj
         return None
 
-    def _list(self, resource: Resource, namespace: str | None, query: Mapping[str, str], accept: str) -> Response:
+    def _list(self, resource: KindSpec, namespace: str | None, query: Mapping[str, str], accept: str) -> Response:
         try:
             by_labels = parse_label_selector(query.get("labelSelector", ""))
             by_fields = parse_field_selector(query.get("fieldSelector", ""), resource.kind)
@@ -382,7 +382,7 @@ def _log_text(handle: BinaryIO, tail: int | None, limit: int | None) -> bytes:
     return bytes(out)
 
 
-def _table(items: Iterable[Mapping[str, Any]], resource: Resource) -> dict[str, Any]:
+def _table(items: Iterable[Mapping[str, Any]], resource: KindSpec) -> dict[str, Any]:
     """A minimal `meta.k8s.io/v1 Table`, which kubectl asks for and prints as columns."""
     columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}]
     if resource.kind == "Pod":

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from mlops_trace.analysis.objectives import DEFAULT_MIN_SUCCESS, DEFAULT_SPLIT_TOLERANCE
+
 
 class GateStatus(StrEnum):
     PASS = "pass"
@@ -52,10 +54,10 @@ class GateResult:
 
 @dataclass(frozen=True)
 class GateSettings:
-    min_success: float = 0.99
+    min_success: float = DEFAULT_MIN_SUCCESS
     max_p95_ms: float | None = None
     max_p99_ms: float | None = None
-    split_tolerance: float = 0.05
+    split_tolerance: float = DEFAULT_SPLIT_TOLERANCE
     until_decided: bool = False
     split_alpha: float | None = None  # the sequential test's α; None: the request default
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from mlops_trace import __version__
 from mlops_trace.errors import UsageError
+from mlops_trace.render._common import namespace_label, one_line, verdict_line
 from mlops_trace.smoke.gates import GateResult, GateStatus
 from mlops_trace.smoke.report import SmokeReport, gates_text
-from mlops_trace.render._common import namespace_label, one_line, verdict_line
 
 FORMATS: tuple[str, ...] = ("text", "json", "junit", "sarif")
 GATE_SUITE = "mlops-trace smoke gates"

@@ -7,12 +7,12 @@ cluster or Prometheus) or a check crashed (not every check could run), 1 when a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from mlops_trace.findings import Finding, Report, Severity
 from mlops_trace.smoke.gates import GateResult, GateStatus
-from mlops_trace.findings import CheckResult, CheckStatus, Finding, Report, Severity
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -74,33 +74,6 @@ class SmokeReport:
 
 def could_not_run(source: str, message: str, fail_on: Severity = Severity.WARNING) -> SmokeReport:
     return SmokeReport(source=source, report=None, fail_on=fail_on, error=message)
-
-
-def merge_findings(report: Report, extra: Iterable[Finding], origin: str) -> Report:
-    """`report` with the findings of another source (the request run) added: duplicates dropped, and a check that
-    passed or was skipped in doctor marked failed when the other source found something for it."""
-    findings = list(report.findings)
-    seen = {(f.id, f.namespace, f.object, f.message) for f in findings}
-    added: dict[str, int] = {}
-    for finding in extra:
-        key = (finding.id, finding.namespace, finding.object, finding.message)
-        if key in seen:
-            continue
-        seen.add(key)
-        findings.append(finding)
-        added[finding.id] = added.get(finding.id, 0) + 1
-    if not added:
-        return report
-    checks: list[CheckResult] = []
-    for check in report.checks:
-        count = added.get(check.id)
-        if count and check.status in (CheckStatus.PASS, CheckStatus.SKIP):
-            doctor_said = f"; doctor: {check.status.value}" + (f" ({check.reason})" if check.reason else "")
-            reason = f"{count} finding(s) from {origin}{doctor_said}"
-            check = CheckResult(check.id, check.slug, CheckStatus.FAIL, reason)
-        checks.append(check)
-    findings.sort(key=lambda f: (-f.severity.rank, f.namespace or "", f.id, f.object))
-    return replace(report, findings=tuple(findings), checks=tuple(checks))
 
 
 def gates_text(gates: Sequence[GateResult]) -> str:

@@ -22,14 +22,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mlops_trace.doctor import ServiceLevel
 from mlops_trace.errors import ClusterError, MlopsTraceError, UsageError
+from mlops_trace.findings import Report, Severity
+from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
+from mlops_trace.prometheus.client import PrometheusConfig
 from mlops_trace.smoke import baseline as baselines
 from mlops_trace.smoke.gates import GateResult, GateSettings, request_gates
-from mlops_trace.smoke.report import SmokeReport, could_not_run, merge_findings
-from mlops_trace.smoke.service_level import ServiceLevel
-from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
-from mlops_trace.findings import Report, Severity
-from mlops_trace.prometheus.client import PrometheusConfig
+from mlops_trace.smoke.report import SmokeReport, could_not_run
+from mlops_trace.snapshot.snapshot import RequestRecord
 
 DEFAULT_COUNT = 100
 WARMUP_REQUESTS = 5  # sent before the measured run when Prometheus judges it; not counted in any gate
@@ -101,7 +102,7 @@ class SmokeArgs:
 @dataclass(frozen=True)
 class _RequestRun:
     summary: Mapping[str, Any]
-    findings: tuple[Any, ...]
+    records: tuple[RequestRecord, ...]  # judged by doctor with the rest
     target: str
     is_experiment: bool
     ended_at: float
@@ -221,12 +222,6 @@ def _run(args: SmokeArgs) -> SmokeReport:
     gates: list[GateResult] = []
     if run is not None:
         gates += request_gates(run.summary, args.gates, run.is_experiment)
-        findings = run.findings
-        if run.is_experiment:
-            # The split gate judges the run's split with a tolerance; the run's own MT403 (any significant
-            # deviation, however small) would fail one healthy run in a hundred at its alpha.
-            findings = tuple(f for f in findings if f.id != "MT403")
-        report = merge_findings(report, findings, "the request run")
         current = baselines.from_summary(run.summary, run.target)
         if stored is not None:
             gates += baselines.compare(stored, current, args.regression_margin, args.regression_floor_ms)
@@ -283,7 +278,7 @@ def _request_run(args: SmokeArgs, kubeconfig: str | None) -> _RequestRun:
     called = f"experiment {target.name}" if target.is_experiment else f"model {target.name}"
     return _RequestRun(
         summary=summary.to_dict(),
-        findings=tuple(summary.findings),
+        records=summary.records,
         target=f"{target.base_url}{target.infer_path} ({called}, {target.protocol.value})",
         is_experiment=target.is_experiment,
         ended_at=time.time(),
@@ -293,7 +288,8 @@ def _request_run(args: SmokeArgs, kubeconfig: str | None) -> _RequestRun:
 def _doctor(
     args: SmokeArgs, service_level: ServiceLevel, kubeconfig: str | None, run: _RequestRun | None
 ) -> tuple[Report, Sequence[str]]:
-    from mlops_trace.doctor import LiveTarget, open_snapshot
+    from mlops_trace.collect.target import LiveTarget
+    from mlops_trace.doctor import DoctorRun, run_doctor
 
     live = LiveTarget(
         namespaces=args.namespaces,
@@ -304,8 +300,17 @@ def _doctor(
         deadline=args.live_deadline,
         envoy_admin=args.envoy_admin,
     )
-    with open_snapshot(args.bundle, None if args.bundle is not None else live, args.limits) as snap:
-        fresh_after = run.ended_at + ENVOY_STATS_FLUSH_S if run is not None else None
-        notes = service_level.prepare(snap, fresh_after=fresh_after, wait_s=args.prometheus_wait_s)
-        report = service_level.run(snap, args.only, args.skip)
-    return report, notes
+    result = run_doctor(
+        DoctorRun(
+            bundle=args.bundle,
+            live=None if args.bundle is not None else live,
+            limits=args.limits,
+            service_level=service_level,
+            only=args.only,
+            skip=args.skip,
+            requests=run.records if run is not None else (),
+            fresh_after=run.ended_at + ENVOY_STATS_FLUSH_S if run is not None else None,
+            prometheus_wait_s=args.prometheus_wait_s,
+        )
+    )
+    return result.report, result.notes

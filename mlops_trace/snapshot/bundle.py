@@ -20,9 +20,10 @@ from typing import Any
 from mlops_trace.errors import InputError
 from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
 from mlops_trace.findings import InputProblem
+from mlops_trace.kinds import kind_for_file_stem
 from mlops_trace.parsers.kube_docs import read_documents
 from mlops_trace.parsers.structured import load_json, load_yaml, read_bounded_text
-from mlops_trace.snapshot.prometheus import attach_prometheus_dir
+from mlops_trace.snapshot.prometheus import load_prometheus_dir
 from mlops_trace.snapshot.archive import unpack_archive
 from mlops_trace.snapshot.files import bundle_files, is_plain_file
 from mlops_trace.snapshot.kube import KubeObject, as_mapping
@@ -81,7 +82,7 @@ def load_bundle_dir(
     _read_logs(root, snap, limits)
     _read_envoy(root, snap, limits)
     _read_requests(root, snap, limits)
-    attach_prometheus_dir(root, snap, limits)
+    snap.attach_prometheus(load_prometheus_dir(root, limits))
     if not (snap.objects or snap.logs or snap.envoys or snap.requests or snap.prometheus or _forbidden(snap)):
         if snap.problems:
             first = snap.problems[0]
@@ -165,15 +166,11 @@ def _read_kube(root: Path, snap: Snapshot, limits: InputLimits) -> None:
 def _note_empty_list(snap: Snapshot, root: Path, path: Path) -> None:
     """An empty file or List says "collected, none found" when its name names the kind (`netpol.yaml`,
     `networkpolicies.json`); under `kube/<namespace>/` it speaks for that namespace only."""
-    from mlops_trace.serve.resources import WELL_KNOWN
-
-    stem = path.stem.lower().replace("-", "").replace("_", "")
-    for resource in WELL_KNOWN:
-        if stem in (resource.plural, resource.singular, *resource.short_names):
-            parts = path.relative_to(root / "kube").parts
-            scope = parts[0] if len(parts) > 1 and resource.namespaced else None
-            snap.metadata.empty_kinds.setdefault(resource.kind, scope)
-            return
+    spec = kind_for_file_stem(path.stem)
+    if spec is not None:
+        parts = path.relative_to(root / "kube").parts
+        scope = parts[0] if len(parts) > 1 and spec.namespaced else None
+        snap.metadata.empty_kinds.setdefault(spec.kind, scope)
 
 
 def _to_object(body: Mapping[str, Any], source: str) -> KubeObject | None:
@@ -336,4 +333,13 @@ def _to_request(item: Any, display: str) -> RequestRecord | None:
         response_headers={str(k).lower(): str(v) for k, v in as_mapping(response.get("headers")).items()},
         body=str(response.get("body") or "")[:2000],
         grpc_status=str(response["grpc_status"]) if response.get("grpc_status") is not None else None,
+        namespace=str(request["namespace"]) if isinstance(request.get("namespace"), str) else None,
+        envoy_flags=_response_flags(response.get("envoy_response_flags")),
+        request_id=headers.get("x-request-id"),
     )
+
+
+def _response_flags(value: Any) -> tuple[str, ...]:
+    """Envoy's `%RESPONSE_FLAGS%` as recorded: `"NR"`, `"UF,URX"` or a list; `-` means none."""
+    items = value if isinstance(value, list) else str(value or "").split(",")
+    return tuple(flag for flag in (str(item).strip() for item in items) if flag and flag != "-")

@@ -16,18 +16,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlops_trace.errors import InputError
-from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
 from mlops_trace.findings import InputProblem
+from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
 from mlops_trace.parsers.structured import load_json, read_bounded_text
 from mlops_trace.promql.families import Family, family_of_query, unit_of_query
-
 from mlops_trace.snapshot.files import bundle_files, is_plain_file
-
-if TYPE_CHECKING:
-    from mlops_trace.snapshot.snapshot import Snapshot
 
 FOLDER = "prometheus"
 
@@ -173,19 +169,6 @@ def load_prometheus_dir(root: Path, limits: InputLimits = DEFAULT_LIMITS) -> Pro
         except (OSError, UnicodeDecodeError):
             source = ""
     return PrometheusData(results, tuple(problems), source)
-
-
-def attach(snap: Snapshot, data: PrometheusData | None) -> None:
-    """Put query results into the Snapshot; unreadable files become its input problems."""
-    if data is None:
-        return
-    snap.prometheus = data
-    snap.problems.extend(data.problems)
-
-
-def attach_prometheus_dir(root: Path, snap: Snapshot, limits: InputLimits = DEFAULT_LIMITS) -> None:
-    """Read `<root>/prometheus/` (if any) into `snap`: the one call the bundle reader makes."""
-    attach(snap, load_prometheus_dir(root, limits))
 
 
 def finite(value: float) -> bool:

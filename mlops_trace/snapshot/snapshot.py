@@ -14,18 +14,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_trace.limits import DEFAULT_LIMITS, human_size
 from mlops_trace.findings import InputProblem
+from mlops_trace.kinds import SELDON_NAMESPACE_KINDS, kind_for_file_stem
+from mlops_trace.limits import DEFAULT_LIMITS, human_size
 from mlops_trace.parsers.logs import Needles, lines_mentioning, read_line_pieces
 from mlops_trace.snapshot.kube import KubeObject
+from mlops_trace.snapshot.prometheus import PrometheusData
 from mlops_trace.snapshot.roles import Role
 
 if TYPE_CHECKING:
     from mlops_trace.parsers.envoy_config import EnvoyConfig
     from mlops_trace.parsers.envoy_stats import EnvoyStats
-    from mlops_trace.snapshot.prometheus import PrometheusData
 
-SELDON_KINDS = ("Model", "Server", "Experiment", "Pipeline", "SeldonRuntime")
+SELDON_KINDS = SELDON_NAMESPACE_KINDS  # Model, Server, Experiment, Pipeline, SeldonRuntime
 
 
 class Existence(StrEnum):
@@ -112,6 +113,9 @@ class RequestRecord:
     response_headers: Mapping[str, str]
     body: str
     grpc_status: str | None = None
+    namespace: str | None = None  # the namespace the request was aimed at, when the sender knew it
+    envoy_flags: tuple[str, ...] = ()  # Envoy's response flags for it (`NR`, `NC`, `UH`…), from its access line
+    request_id: str | None = None  # its `x-request-id`: the access lines of the same request say less than it
 
 
 @dataclass
@@ -141,6 +145,13 @@ class Snapshot:
     prometheus: PrometheusData | None = None  # query results (`prometheus/*.json`, or queried live)
     _by_kind: dict[str, list[KubeObject]] = field(default_factory=dict, repr=False)
     _by_key: dict[tuple[str, str | None, str], KubeObject] = field(default_factory=dict, repr=False)
+
+    def attach_prometheus(self, data: PrometheusData | None) -> None:
+        """Put Prometheus query results into the Snapshot; their unreadable files become its input problems."""
+        if data is None:
+            return
+        self.prometheus = data
+        self.problems.extend(data.problems)
 
     def add_objects(self, objects: Iterable[KubeObject]) -> None:
         for obj in objects:
@@ -308,13 +319,9 @@ class Snapshot:
 def _from_file_named_for(obj: KubeObject, kind: str) -> bool:
     """Whether an object was read from a file whose name names its kind (`namespaces.yaml` for Namespace), the way
     `kubectl get <plural> -o yaml > kube/<plural>.yaml` writes a kind's whole list."""
-    from mlops_trace.serve.resources import WELL_KNOWN
-
     file_name = obj.source.partition("#")[0].rsplit("/", 1)[-1]
-    stem = file_name.split(".", 1)[0].lower().replace("-", "").replace("_", "")
-    return any(
-        stem in (r.plural, r.singular, *r.short_names) for r in WELL_KNOWN if r.kind == kind
-    )
+    spec = kind_for_file_stem(file_name.split(".", 1)[0])
+    return spec is not None and spec.kind == kind
 
 
 def _kinds_by_name(meta: BundleMetadata) -> dict[str, Any]:

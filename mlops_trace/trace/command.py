@@ -17,7 +17,7 @@ from mlops_trace.trace.record import Protocol
 from mlops_trace.trace.rest import TlsOptions
 from mlops_trace.trace.runner import RunOptions, run_many, run_one
 from mlops_trace.trace.sources import ClusterSource, StackDefaults, stack_defaults
-from mlops_trace.trace.split import ALPHA as SPLIT_ALPHA
+from mlops_trace.analysis.objectives import DEFAULT_SPLIT_ALPHA, DEFAULT_SPLIT_TOLERANCE
 from mlops_trace.trace.target import build_target
 
 OUTPUTS = ("table", "json")
@@ -41,8 +41,8 @@ class RequestArgs:
     concurrency: int = 1
     rate: float | None = None
     until_decided: bool = False
-    split_tolerance: float = 0.05
-    split_alpha: float | None = None  # None: the split module's ALPHA
+    split_tolerance: float = DEFAULT_SPLIT_TOLERANCE
+    split_alpha: float | None = None  # None: the objectives' default
     bundle: Path | None = None
     kubeconfig: str | None = None
     context: str | None = None
@@ -154,7 +154,7 @@ def options_from(args: RequestArgs) -> RunOptions:
         rate=args.rate,
         until_decided=args.until_decided,
         split_tolerance=args.split_tolerance,
-        split_alpha=SPLIT_ALPHA if args.split_alpha is None else args.split_alpha,
+        split_alpha=DEFAULT_SPLIT_ALPHA if args.split_alpha is None else args.split_alpha,
         probes=max(0, probes),
         log_wait_s=args.log_wait,
         source=source,

@@ -30,18 +30,22 @@ from mlops_trace.analysis.ingress import (
     service_type,
     simulate_path,
 )
+from mlops_trace.analysis.routing import (
+    SELDON_MODEL,
+    STICKY_HEADER,
+    cluster_model,
+    experiment_of_route_value,
+    lua_effective_headers,
+    route_models,
+    select_route,
+    split_versioned,
+)
 from mlops_trace.analysis.seldon import iter_weighted_candidates, server_pods
 from mlops_trace.findings import Evidence
 from mlops_trace.parsers.envoy_config import EnvoyConfig, Route
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.snapshot import Snapshot
 from mlops_trace.trace.record import HOP_NAMES
-from mlops_trace.trace.target import STICKY_HEADER, lua_effective_headers
-
-SERVING_LISTENER = "seldon_http"
-SERVING_ROUTE_CONFIG = "listener_0"
-_CLUSTER = re.compile(r"^(?P<model>.+)_(?P<version>\d+)_(?P<proto>http|grpc)$")
-_VERSIONED = re.compile(r"^(?P<model>.+)_(?P<version>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -78,43 +82,6 @@ class RequestPath:
     route_headers: Mapping[str, str] = field(default_factory=dict)  # what Envoy's router sees
     experiment: KubeObject | None = None
     served_cluster: str | None = None
-
-
-def serving_route_configs(config: EnvoyConfig) -> list[str]:
-    """Route configs of the `seldon_http` listener, else `listener_0`, else every one."""
-    for listener in config.listeners:
-        if listener.name == SERVING_LISTENER and listener.route_config_names:
-            return list(listener.route_config_names)
-    if config.route_config(SERVING_ROUTE_CONFIG) is not None:
-        return [SERVING_ROUTE_CONFIG]
-    return [rc.name for rc in config.route_configs]
-
-
-def select_route(config: EnvoyConfig, authority: str, path: str, headers: Mapping[str, str]) -> Route | None:
-    for name in serving_route_configs(config):
-        route = config.select_route(name, authority, path, headers)
-        if route is not None:
-            return route
-    return None
-
-
-def split_versioned(name: str) -> tuple[str, str | None]:
-    """`iris_2` → (`iris`, `2`); a name without a version suffix → (name, None)."""
-    match = _VERSIONED.match(name)
-    return (match.group("model"), match.group("version")) if match else (name, None)
-
-
-def cluster_model(cluster: str) -> str | None:
-    """`iris_2_http` → `iris_2`."""
-    match = _CLUSTER.match(cluster)
-    return f"{match.group('model')}_{match.group('version')}" if match else None
-
-
-def route_models(route_header: str | None) -> list[str]:
-    """`:iris_1:` → [`iris_1`]; pipelines add `:p.pipeline:` values, which are kept too."""
-    if not route_header:
-        return []
-    return [part for part in route_header.replace(" ", ":").split(":") if part]
 
 
 # --- hop 1 -------------------------------------------------------------------------------------------------------
@@ -176,7 +143,7 @@ def _hop1(snap: Snapshot, request: PathRequest) -> PathHop:
                 name,
                 f"{request.url_host}:{request.url_port} (Service {svc.namespace}/{svc.name} has no external IP)",
                 (Evidence(svc.field_where(".status.loadBalancer"), "no ingress IP assigned"),),
-                problem=f"LoadBalancer Service {svc.namespace}/{svc.name} has no external IP (MT206)",
+                problem=f"LoadBalancer Service {svc.namespace}/{svc.name} has no external IP",
             )
     listed = ", ".join(f"{svc.namespace}/{svc.name}={'/'.join(_lb_addresses(svc)) or 'pending'}" for svc in fronting)
     what = f"ingress LoadBalancer(s): {listed}" if listed else "no LoadBalancer Service in front of the ingress"
@@ -303,7 +270,7 @@ def _hop3(snap: Snapshot, backend: IngressBackend | None) -> tuple[PathHop, str 
     ]
     problem = None
     if resolution.stop is not Stop.SERVICE:
-        problem = f"{resolution.detail} (MT205)"
+        problem = resolution.detail
     ready = ready_endpoints(snap, final.namespace, final.name)
     endpoints_text = ""
     if ready is not None:
@@ -340,9 +307,9 @@ def _weights_text(route: Route) -> str:
 
 
 def _experiment(snap: Snapshot, namespace: str | None, seldon_model: str | None) -> KubeObject | None:
-    if not seldon_model or not seldon_model.endswith(".experiment"):
+    name = experiment_of_route_value(seldon_model)
+    if name is None:
         return None
-    name = seldon_model[: -len(".experiment")]
     if namespace is not None:
         return snap.get("Experiment", namespace, name)
     return next((exp for exp in snap.objects_of("Experiment") if exp.name == name), None)
@@ -411,7 +378,7 @@ def reconstruct(
         hops[4] = PathHop(4, HOP_NAMES[4], envoy_label, (Evidence(f"snapshot {snap.source}", envoy_label),))
     else:
         route = select_route(config, request.authority, envoy_path, effective)
-        shown = {k: v for k, v in effective.items() if k in ("seldon-model", STICKY_HEADER)}
+        shown = {k: v for k, v in effective.items() if k in (SELDON_MODEL, STICKY_HEADER)}
         where = config_where or envoy_label
         if route is None:
             hops[4] = PathHop(
@@ -428,7 +395,7 @@ def reconstruct(
                 f"{envoy_label} route {route.name or '#' + str(route.index)} ({route.route_config})",
                 (Evidence(where, f"route {route.name} matches {envoy_path} with {shown or 'no Seldon headers'}"),),
             )
-    experiment = _experiment(snap, namespace, effective.get("seldon-model"))
+    experiment = _experiment(snap, namespace, effective.get(SELDON_MODEL))
     served_cluster: str | None = None
     if route is not None and route.clusters:
         weights = _weights_text(route)

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_trace.analysis.routing import STICKY_HEADER
 from mlops_trace.errors import InputError
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ def served_model(body: bytes, headers: Mapping[str, str]) -> str | None:
     match = _MODEL_IN_BODY.search(body[:4096])
     if match is not None:
         return match.group(1).decode("utf-8", "replace")
-    route = headers.get("x-seldon-route")
+    route = headers.get(STICKY_HEADER)
     if route:
         names = [part for part in route.replace(" ", ":").split(":") if part]
         if names:

@@ -18,7 +18,8 @@ from mlops_trace.trace.attribution import ProbeEstimate
 from mlops_trace.trace.ids import IdSource
 from mlops_trace.trace.rest import TlsOptions, make_client, send
 from mlops_trace.analysis.stats import median
-from mlops_trace.trace.target import INTERNAL_MODEL, STICKY_HEADER, Target
+from mlops_trace.analysis.routing import INTERNAL_MODEL, STICKY_HEADER
+from mlops_trace.trace.target import Target
 
 ORDER = ("ingress", "envoy", "agent", "mlserver")
 _HOP_OF_DIFFERENCE = {("ingress", "envoy"): 2, ("envoy", "agent"): 4, ("agent", "mlserver"): 6}

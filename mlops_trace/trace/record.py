@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mlops_trace.analysis.routing import STICKY_HEADER
 from mlops_trace.findings import Evidence, Finding
+from mlops_trace.snapshot.snapshot import RequestRecord
 
 HOP_NAMES: Mapping[int, str] = {
     1: "external IP",
@@ -138,7 +140,7 @@ class Exchange:
     @property
     def route(self) -> str | None:
         """The `x-seldon-route` Envoy answered with (which weighted cluster served the request)."""
-        return self.headers.get("x-seldon-route")
+        return self.headers.get(STICKY_HEADER)
 
     @property
     def upstream_service_time_ms(self) -> float | None:
@@ -195,14 +197,15 @@ class HopTiming:
 
 @dataclass(frozen=True)
 class Failure:
-    """Why a request failed, said at the hop where it failed. `code` is a check id (MT301) or a short name
-    (`ingress-no-match`) when no check covers it."""
+    """Where a request failed and what its answer said there. `code` names the answer's shape (`no-route`,
+    `ingress-no-match`, `agent-cannot-serve`); `checks` are the ids of the catalog's findings whose evidence cites
+    this request: why it failed."""
 
     hop: int
     code: str
     summary: str
     evidence: tuple[Evidence, ...]
-    finding: Finding | None = None
+    checks: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -210,6 +213,7 @@ class Failure:
             "code": self.code,
             "summary": self.summary,
             "evidence": [item.to_dict() for item in self.evidence],
+            "checks": list(self.checks),
         }
 
 
@@ -345,6 +349,7 @@ class RunSummary:
     notes: tuple[str, ...] = ()
     concurrency: int = 1
     target_rate: float | None = None
+    records: tuple[RequestRecord, ...] = field(default=(), repr=False)  # the exchanges as the checks read them
 
     @property
     def success_rate(self) -> float:

@@ -136,6 +136,8 @@ def render_trace(result: TraceResult, *, width: int = 120, color: bool = False) 
         )
         for item in failure.evidence[:4]:
             console.print(f"    [dim]{item.where}: {item.what}[/]")
+        if failure.checks:
+            console.print(f"    why: {', '.join(failure.checks)} (below)")
     _findings(console, result.findings)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")

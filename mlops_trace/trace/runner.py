@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 import time
 from collections import Counter, defaultdict
@@ -19,13 +20,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mlops_trace.analysis.objectives import DEFAULT_SPLIT_ALPHA, DEFAULT_SPLIT_TOLERANCE
+from mlops_trace.analysis.routing import candidate_of_route
+from mlops_trace.analysis.stats import Decision, LatencyHistogram, SplitSprt
 from mlops_trace.errors import ClusterError, InputError, UsageError
-from mlops_trace.findings import Finding
+from mlops_trace.findings import Report
 from mlops_trace.parsers.envoy_config import EnvoyConfig
-from mlops_trace.snapshot.snapshot import Snapshot
+from mlops_trace.snapshot.snapshot import RequestRecord, Snapshot
 from mlops_trace.trace import accesslogs, fastclient, metrics, payload, probes
 from mlops_trace.trace.attribution import ProbeEstimate, attribute
-from mlops_trace.trace.explain import UNREACHABLE, explain, preflight_findings
+from mlops_trace.trace.diagnose import diagnose, explained, record_display, record_of, sent_headers, with_fresh_envoy
+from mlops_trace.trace.explain import UNREACHABLE, explain
 from mlops_trace.trace.ids import IdSource
 from mlops_trace.trace.path import PathRequest, RequestPath, reconstruct
 from mlops_trace.trace.record import (
@@ -40,17 +45,7 @@ from mlops_trace.trace.record import (
 )
 from mlops_trace.trace.rest import TlsOptions, make_async_client, make_client, resolve_ms, send, send_async
 from mlops_trace.trace.sources import ClusterSource, StackDefaults, open_source
-from mlops_trace.trace.split import ALPHA as SPLIT_ALPHA
-from mlops_trace.trace.split import (
-    Weights,
-    build_report,
-    candidate_of_route,
-    experiment_weights,
-    normalise,
-    route_weights,
-    split_findings,
-)
-from mlops_trace.analysis.stats import Decision, LatencyHistogram, SplitSprt
+from mlops_trace.trace.split import Weights, build_report, experiment_weights, normalise, route_weights
 from mlops_trace.trace.target import Target, request_headers
 
 PLACEHOLDER_INPUT = {"name": "input-0", "datatype": "FP32", "shape": [1, 1], "data": [0.0]}
@@ -67,8 +62,8 @@ class RunOptions:
     concurrency: int = 1
     rate: float | None = None
     until_decided: bool = False
-    split_tolerance: float = 0.05
-    split_alpha: float = SPLIT_ALPHA  # error rate of the split's tests: p-value threshold and the SPRT's α
+    split_tolerance: float = DEFAULT_SPLIT_TOLERANCE
+    split_alpha: float = DEFAULT_SPLIT_ALPHA  # error rate of the split's tests: p-value threshold and the SPRT's α
     probes: int = 20
     log_wait_s: float = 3.0
     source: ClusterSource = field(default_factory=ClusterSource)
@@ -229,17 +224,6 @@ def _probe_estimates(ctx: _Context, served: str | None, route: str | None) -> di
     return probes.estimates(results)
 
 
-def _dedupe(findings: Sequence[Finding]) -> tuple[Finding, ...]:
-    seen: set[tuple[str, str]] = set()
-    kept: list[Finding] = []
-    for finding in findings:
-        key = (finding.id, finding.object)
-        if key not in seen:
-            seen.add(key)
-            kept.append(finding)
-    return tuple(kept)
-
-
 def _ingress_error(logs: accesslogs.AccessLogs, exchange: Exchange) -> accesslogs.Found | None:
     """The ingress controller's error line that explains this exchange's 502/504, if its log has one."""
     if exchange.status not in (502, 504):
@@ -254,6 +238,7 @@ def _trace(
     path: RequestPath | None,
     model: ModelTime | None,
     probe_estimates: Mapping[int, ProbeEstimate],
+    report: Report,
 ) -> TraceResult:
     options = ctx.options
     nginx = logs.ingress.get(exchange.request_id)
@@ -261,6 +246,7 @@ def _trace(
     failure = explain(exchange, options.target, path, ctx.snap, nginx, envoy, _ingress_error(logs, exchange))
     if failure is not None and failure.code == UNREACHABLE:
         raise ClusterError(f"cannot connect to {exchange.url}: {exchange.error}")
+    failure = explained(failure, report, record_display(exchange))
     attribution = attribute(
         exchange,
         path=path,
@@ -272,9 +258,6 @@ def _trace(
         ingress_log_note=_log_note(ctx, logs, accesslogs.LogKind.INGRESS),
         envoy_log_note=_log_note(ctx, logs, accesslogs.LogKind.ENVOY),
     )
-    findings = list(preflight_findings(options.target, path.namespace if path else None))
-    if failure is not None and failure.finding is not None:
-        findings.append(failure.finding)
     return TraceResult(
         exchange=exchange,
         protocol=options.target.protocol,
@@ -285,10 +268,35 @@ def _trace(
         unexplained_source=attribution.unexplained_source,
         hops=attribution.hops,
         failure=failure,
-        findings=_dedupe(findings),
+        findings=report.findings,
         path_source=path.source if path is not None else None,
         notes=tuple(ctx.notes),
     )
+
+
+def _diagnosis(
+    ctx: _Context,
+    path: RequestPath | None,
+    envoy_override: tuple[EnvoyConfig | None, str | None],
+    exchanges: Sequence[Exchange],
+    logs: accesslogs.AccessLogs,
+) -> tuple[Report, tuple[RequestRecord, ...]]:
+    """The catalog's findings on the snapshot with these exchanges recorded in it (see `diagnose`), and the records."""
+    options = ctx.options
+    namespace = path.namespace if path is not None else None
+    sent = sent_headers(options.target)
+    records: list[RequestRecord] = [
+        record_of(exchange, options.target, sent, namespace, logs.envoy.get(exchange.request_id))
+        for exchange in exchanges
+    ]
+    snap = ctx.snap
+    if snap is not None:
+        snap = with_fresh_envoy(snap, *envoy_override, namespace)
+    check_options: dict[str, float] = {"split_alpha": options.split_alpha, "split_tolerance": options.split_tolerance}
+    if options.until_decided:
+        check_options["min_split_requests"] = 0  # the sequential test chose how many requests decide the split
+    report = diagnose(snap, records, check_options, source=f"requests to {options.target.base_url}")
+    return report, tuple(records)
 
 
 def _log_note(ctx: _Context, logs: accesslogs.AccessLogs, kind: accesslogs.LogKind) -> str:
@@ -398,7 +406,8 @@ def run_one(options: RunOptions) -> TraceResult:
             if model is None and 7 in estimates and exchange.route:
                 estimate = estimates[7]
                 model = ModelTime(estimate.ms, estimate.source, SourceKind.PROBE, per_request=False)
-            return _trace(ctx, exchange, logs, path, model, estimates)
+            report, _ = _diagnosis(ctx, path, (override, override_where), [exchange], logs)
+            return _trace(ctx, exchange, logs, path, model, estimates, report)
 
 
 # --- many requests -----------------------------------------------------------------------------------------------
@@ -589,7 +598,9 @@ def run_many(options: RunOptions) -> RunSummary:
             estimates = _probe_estimates(ctx, served, first.route if first else None)
             if model is None and 7 in estimates:
                 model = ModelTime(estimates[7].ms, estimates[7].source, SourceKind.PROBE)
-            return _summarise(ctx, batch, logs, path, model, estimates, expected, envoy)
+            report, records = _diagnosis(ctx, path, (override, override_where), exchanges, logs)
+            summary = _summarise(ctx, batch, logs, path, model, estimates, expected, envoy, report)
+            return dataclasses.replace(summary, records=records)
 
 
 def _summarise(
@@ -601,6 +612,7 @@ def _summarise(
     estimates: Mapping[int, ProbeEstimate],
     expected: Weights | None,
     envoy: Weights | None,
+    report: Report,
 ) -> RunSummary:
     options = ctx.options
     exchanges = batch.exchanges
@@ -611,23 +623,18 @@ def _summarise(
     components: dict[int, str] = {}
     errors: dict[str, Counter[str]] = defaultdict(Counter)
     routes: Counter[str] = Counter()
-    findings: list[Finding] = []
     first_trace: TraceResult | None = None
     for index, exchange in enumerate(exchanges):
         if index == 0:
-            first_trace = _trace(ctx, exchange, logs, path, model, estimates)
-            trace = first_trace
-            hops = trace.hops
-            failure = trace.failure
-            findings.extend(trace.findings)
+            first_trace = _trace(ctx, exchange, logs, path, model, estimates, report)
+            hops = first_trace.hops
+            failure = first_trace.failure
         else:
             nginx = logs.ingress.get(exchange.request_id)
             envoy_line = logs.envoy.get(exchange.request_id)
             failure = None if exchange.ok else explain(
                 exchange, options.target, path, ctx.snap, nginx, envoy_line, _ingress_error(logs, exchange)
             )
-            if failure is not None and failure.finding is not None:
-                findings.append(failure.finding)
             hops = attribute(exchange, path=path, nginx=nginx, envoy=envoy_line, model=model, failure=failure).hops
         if exchange.total_ms is not None and exchange.ok:
             totals.record(exchange.total_ms)
@@ -667,7 +674,6 @@ def _summarise(
     if options.target.is_experiment and (routes or expected or envoy):
         decision = batch.decision.value if batch.decision is not None else None
         split = build_report(routes, expected, envoy, decision, alpha=options.split_alpha)
-        findings.extend(split_findings(split, path.namespace if path else None, options.target.name))
     succeeded = sum(1 for exchange in exchanges if exchange.ok)
     latency = totals.summary()
     notes = list(ctx.notes)
@@ -681,7 +687,7 @@ def _summarise(
         hops=tuple(hop_stats),
         errors={hop: dict(counts) for hop, counts in errors.items()},
         split=split,
-        findings=_dedupe(findings),
+        findings=report.findings,
         first=first_trace,
         notes=tuple(notes),
         concurrency=options.concurrency,

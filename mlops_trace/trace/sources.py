@@ -118,7 +118,7 @@ def open_source(source: ClusterSource, *, since_s: float | None = None) -> Itera
         yield None
         return
     from mlops_trace.collect.live import open_live_snapshot
-    from mlops_trace.doctor import LiveTarget
+    from mlops_trace.collect.target import LiveTarget
 
     target = LiveTarget(
         namespaces=source.namespaces,

@@ -1,7 +1,8 @@
-"""The A/B split, three ways: the Experiment's weights, the weights of the Envoy route that served the requests,
-and the counts of `x-seldon-route` in the answers — with a confidence interval per candidate and a goodness-of-fit
-test of the observations against what Envoy was told to do (MT403 when they differ beyond chance), besides the
-comparison of Envoy's weights with the Experiment's (MT303 when they differ).
+"""The A/B split of a `request --count` run, three ways, for the user to read: the Experiment's weights, the weights
+of the Envoy route that served the requests, and the counts of `x-seldon-route` in the answers — with a confidence
+interval per candidate and a goodness-of-fit test of the observations against what Envoy was told to do. Whether the
+split is a problem is the checks' to say, from the recorded requests (split imbalance) and Envoy's config (stale
+weights), with the same objectives.
 """
 
 from __future__ import annotations
@@ -9,17 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mlops_trace.analysis.objectives import DEFAULT_SPLIT_ALPHA, WEIGHT_TOLERANCE_PP
+from mlops_trace.analysis.routing import candidate_of_cluster, candidate_of_route
 from mlops_trace.analysis.seldon import iter_weighted_candidates
-from mlops_trace.findings import Evidence, Finding
+from mlops_trace.analysis.stats import goodness_of_fit, wilson_interval
 from mlops_trace.parsers.envoy_config import Route
 from mlops_trace.snapshot.kube import KubeObject
-from mlops_trace.trace.explain import make_finding
-from mlops_trace.trace.path import cluster_model, route_models, split_versioned
 from mlops_trace.trace.record import SplitReport
-from mlops_trace.analysis.stats import goodness_of_fit, wilson_interval
-
-ALPHA = 0.01  # below this p-value the observed split is called inconsistent
-WEIGHT_TOLERANCE_PP = 1.0  # percentage points between Envoy's and the Experiment's shares (as MT303)
 
 
 @dataclass(frozen=True)
@@ -35,14 +32,6 @@ def normalise(weights: Mapping[str, float]) -> dict[str, float]:
     return {key: round(max(0.0, value) / total, 6) for key, value in weights.items()}
 
 
-def candidate_of_route(route_header: str) -> str:
-    """`:baseline-predictor_1:` → `baseline-predictor`; anything else is kept as it came."""
-    names = route_models(route_header)
-    if not names:
-        return route_header
-    return split_versioned(names[0])[0]
-
-
 def experiment_weights(experiment: KubeObject) -> Weights:
     weights = {name: float(weight) for name, weight in iter_weighted_candidates(experiment)}
     return Weights(normalise(weights), experiment.field_where(".spec.candidates"))
@@ -51,8 +40,7 @@ def experiment_weights(experiment: KubeObject) -> Weights:
 def route_weights(route: Route, where: str) -> Weights:
     weights: dict[str, float] = {}
     for cluster in route.clusters:
-        versioned = cluster_model(cluster.cluster) or cluster.cluster
-        candidate = split_versioned(versioned)[0]
+        candidate = candidate_of_cluster(cluster)
         weights[candidate] = weights.get(candidate, 0.0) + cluster.weight
     return Weights(normalise(weights), f"{where} route {route.name}")
 
@@ -68,7 +56,7 @@ def build_report(
     envoy: Weights | None,
     sequential: str | None = None,
     *,
-    alpha: float = ALPHA,
+    alpha: float = DEFAULT_SPLIT_ALPHA,
 ) -> SplitReport:
     observed: dict[str, int] = {}
     for route, count in routes.items():
@@ -97,36 +85,3 @@ def build_report(
         expected_source=expected.source if expected else "",
         envoy_source=envoy.source if envoy else "",
     )
-
-
-def _shares_text(shares: Mapping[str, float]) -> str:
-    return ", ".join(f"{key} {100.0 * value:.1f}%" for key, value in sorted(shares.items()))
-
-
-def split_findings(report: SplitReport, namespace: str | None, experiment: str) -> list[Finding]:
-    findings: list[Finding] = []
-    obj = f"Experiment/{experiment}"
-    if report.envoy_matches_experiment is False:
-        message = (
-            f"Envoy splits {_shares_text(report.envoy)} while Experiment {experiment} asks for "
-            f"{_shares_text(report.expected)}"
-        )
-        evidence = (
-            Evidence(report.envoy_source, f"Envoy weights: {_shares_text(report.envoy)}"),
-            Evidence(report.expected_source, f"Experiment weights: {_shares_text(report.expected)}"),
-        )
-        findings.append(make_finding("MT303", namespace=namespace, object=obj, message=message, evidence=evidence))
-    if report.consistent is False:
-        total = sum(report.observed.values())
-        observed = {key: count / total for key, count in report.observed.items()} if total else {}
-        reference = report.envoy if report.reference == "envoy" else report.expected
-        message = (
-            f"over {total} requests the answers split {_shares_text(observed)}, not the {report.reference} weights "
-            f"{_shares_text(reference)} ({report.method}, p = {report.p_value:.3g})"
-        )
-        evidence = (
-            Evidence("x-seldon-route of the answers", ", ".join(f"{k} ×{v}" for k, v in sorted(report.routes.items()))),
-            Evidence(report.envoy_source or report.expected_source, f"weights: {_shares_text(reference)}"),
-        )
-        findings.append(make_finding("MT403", namespace=namespace, object=obj, message=message, evidence=evidence))
-    return findings

@@ -4,22 +4,20 @@ Experiment in Seldon Core v2.
 `--experiment E` sends `seldon-model: E.experiment` on `/v2/models/E/infer` (Seldon's documented form: the agent
 ignores the URL name, the header selects the route). `--model M` sends `/v2/models/M/infer`; over REST the
 `seldon-model` header is left to Envoy's Lua filter, as a curl user would, while gRPC always carries it as metadata
-(the filter never fills it for gRPC). A user's own `-H seldon-model` that misses the experiment is reported as MT301
-before anything is sent.
+(the filter never fills it for gRPC). A user's own `-H seldon-model` that misses the experiment is named before anything
+is sent; the checks judge the request it recorded afterwards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from mlops_trace.analysis.routing import SELDON_MODEL, experiment_route_name
 from mlops_trace.errors import UsageError
 from mlops_trace.trace.record import Protocol
 
-SELDON_MODEL = "seldon-model"
-STICKY_HEADER = "x-seldon-route"
-INTERNAL_MODEL = "seldon-internal-model"
 REQUEST_ID_HEADER = "x-request-id"
 TRACEPARENT = "traceparent"
 GRPC_SERVICE = "inference.GRPCInferenceService"
@@ -112,14 +110,14 @@ def build_target(
         raise UsageError("-H Host: ... is not sent as a header; use --host")
     headers: list[tuple[str, str]] = []
     warnings: list[str] = []
-    wanted = f"{experiment}.experiment" if experiment is not None else model
+    wanted = experiment_route_name(experiment) if experiment is not None else model
     user_route = dict(user).get(SELDON_MODEL)
     if SELDON_MODEL not in user_names:
         if experiment is not None or protocol is Protocol.GRPC:
             headers.append((SELDON_MODEL, str(wanted)))
     elif experiment is not None and user_route != wanted:
         warnings.append(
-            f"MT301: -H {SELDON_MODEL}: {user_route} replaces {wanted}: the request will not reach experiment "
+            f"-H {SELDON_MODEL}: {user_route} replaces {wanted}: the request will not reach experiment "
             f"{experiment} (Envoy matches {SELDON_MODEL} exactly)"
         )
     headers.extend(user)
@@ -148,19 +146,3 @@ def request_headers(target: Target, request_id: str, traceparent: str) -> dict[s
     headers[REQUEST_ID_HEADER] = request_id
     headers[TRACEPARENT] = traceparent
     return headers
-
-
-def lua_effective_headers(path: str, headers: Mapping[str, str], grpc: bool) -> dict[str, str]:
-    """Headers as Envoy's router sees them after Seldon's Lua filter: only for REST, and only when neither
-    `seldon-model` nor `x-seldon-route` is present, `/v2/models/<n>…` gains `seldon-model: <n>` and
-    `/v2/pipelines/<n>…` gains `<n>.pipeline`."""
-    result = {name.lower(): value for name, value in headers.items()}
-    if grpc or SELDON_MODEL in result or STICKY_HEADER in result:
-        return result
-    for marker, suffix in (("/v2/models/", ""), ("/v2/pipelines/", ".pipeline")):
-        if path.startswith(marker):
-            name = path[len(marker) :].split("/", 1)[0].split("?", 1)[0]
-            if name:
-                result[SELDON_MODEL] = name + suffix
-            break
-    return result

@@ -11,16 +11,13 @@ import yaml
 from mlops_trace.analysis.ingress import (
     PortRef,
     Stop,
-    container_port,
     controllers_for,
     envoy_namespace,
     ingress_backends,
     is_envoy_data_port,
     is_nginx_ingress,
     literal_prefix,
-    namespace_labels_unknown,
     parse_external_name,
-    pod_endpoints,
     reaches_seldon_route,
     ready_endpoints,
     regex_hosts,
@@ -30,8 +27,8 @@ from mlops_trace.analysis.ingress import (
     simulate_path,
     substitute_captures,
     target_port,
-    workload_members,
 )
+from mlops_trace.analysis.pod_endpoints import container_port, namespace_labels_unknown, pod_endpoints, workload_members
 from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.snapshot import BundleMetadata, Snapshot
 

@@ -12,9 +12,9 @@ import yaml
 
 from mlops_trace.collect.bundle_writer import collect_bundle, collect_to_dir
 from mlops_trace.collect.envoy import AdminUrl, EnvoyPod, assign_urls, parse_admin_urls
-from mlops_trace.collect.kinds import KINDS, Scope
+from mlops_trace.kinds import COLLECTED_KINDS
 from mlops_trace.collect.logs import parse_since
-from mlops_trace.doctor import LiveTarget
+from mlops_trace.collect.target import LiveTarget
 from mlops_trace.errors import ClusterError, UsageError
 from mlops_trace.snapshot.bundle import load_bundle_dir, open_bundle
 from tests.collect.fake_apiserver import FakeApi, serving, write_kubeconfig
@@ -56,8 +56,8 @@ def base_api() -> FakeApi:
     api = FakeApi()
     api.json("/version", {"major": "1", "minor": "31", "gitVersion": "v1.31.2"})
     api.json(f"/api/v1/namespaces/{NS}", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": NS}})
-    for spec in KINDS:
-        namespace = NS if spec.scope is Scope.NAMESPACED else None
+    for spec in COLLECTED_KINDS:
+        namespace = NS if spec.listed_per_namespace else None
         if spec.crd and spec.group == "metallb.io":
             continue  # MetalLB is not installed: its path answers 404
         api.items(spec.list_path(namespace), spec.kind, [])
@@ -279,7 +279,7 @@ def test_bearer_token_from_the_kubeconfig_is_sent(tmp_path: Path) -> None:
 def test_all_namespaces_lists_cluster_wide(tmp_path: Path) -> None:
     api = FakeApi()
     api.json("/version", {"gitVersion": "v1.31.2"})
-    for spec in KINDS:
+    for spec in COLLECTED_KINDS:
         api.items(spec.list_path(None), spec.kind, [])
     api.items("/api/v1/namespaces", "Namespace", [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}])
     root, meta = _collect(tmp_path, api, namespaces=(), all_namespaces=True)

@@ -22,8 +22,8 @@ from mlops_trace.analysis.engine import run_checks
 from mlops_trace.collect.bundle_writer import CollectResult, collect_to_dir
 from mlops_trace.collect.client import KubeApi, connect
 from mlops_trace.collect.deadline import CallTimedOut, Clock, RunDeadlinePassed
-from mlops_trace.collect.kinds import KINDS, Scope
-from mlops_trace.doctor import LiveTarget
+from mlops_trace.kinds import COLLECTED_KINDS
+from mlops_trace.collect.target import LiveTarget
 from mlops_trace.errors import ClusterError, UsageError
 from mlops_trace.findings import CheckStatus
 from mlops_trace.snapshot.bundle import load_bundle_dir
@@ -44,8 +44,8 @@ def api() -> FakeApi:
     api = FakeApi()
     api.json("/version", {"gitVersion": "v1.31.2"})
     api.json(f"/api/v1/namespaces/{NS}", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": NS}})
-    for spec in KINDS:
-        api.items(spec.list_path(NS if spec.scope is Scope.NAMESPACED else None), spec.kind, [])
+    for spec in COLLECTED_KINDS:
+        api.items(spec.list_path(NS if spec.listed_per_namespace else None), spec.kind, [])
     pods = [
         {
             "metadata": {"name": SCHEDULER, "namespace": NS, "labels": {"app.kubernetes.io/name": "seldon-scheduler"}},
@@ -138,11 +138,12 @@ def test_the_run_stops_at_its_deadline_and_keeps_what_it_has(api: FakeApi, kube:
     assert meta["kinds"] == ["Namespace"]
     assert meta["timeouts"] == {"request_seconds": 10.0, "run_seconds": 3.0, "run_passed": True}
     cut = {entry["requirement"]: entry["reason"] for entry in meta["not_collected"]}
-    assert {f"kube:{spec.kind}" for spec in KINDS} <= set(cut)
+    assert {f"kube:{spec.kind}" for spec in COLLECTED_KINDS} <= set(cut)
     assert {"logs:scheduler", "envoy:config_dump", "envoy:stats"} <= set(cut)
     assert set(cut.values()) == {DEADLINE_REASON}
     assert result.objects == 1 and result.logs == 0 and result.envoys == 0
-    assert result.warnings[0].startswith(f"the live run's --timeout of 3 s passed: not collected: {len(KINDS)} kinds (")
+    kinds = len(COLLECTED_KINDS)
+    assert result.warnings[0].startswith(f"the live run's --timeout of 3 s passed: not collected: {kinds} kinds (")
     assert result.notices == (result.warnings[0],)
 
     snap = load_bundle_dir(tmp_path / "bundle")

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from mlops_trace.collect.bundle_writer import collect_to_dir
-from mlops_trace.collect.kinds import KINDS
+from mlops_trace.kinds import COLLECTED_KINDS
 from mlops_trace.collect.names import NameRule, UnsafePathError, bundle_path, name_problem
-from mlops_trace.doctor import LiveTarget
+from mlops_trace.collect.target import LiveTarget
 from mlops_trace.errors import UsageError
 from mlops_trace.snapshot.bundle import load_bundle_dir
 from tests.collect.fake_apiserver import FakeApi, serving, write_kubeconfig
@@ -39,7 +39,7 @@ def _pod(namespace: Any, name: Any, containers: list[Any], labels: dict[str, str
 def _hostile_api() -> FakeApi:
     api = FakeApi()
     api.json("/version", {"gitVersion": "v1.31.2"})
-    for spec in KINDS:
+    for spec in COLLECTED_KINDS:
         api.items(spec.list_path(None), spec.kind, [])
     api.items("/api/v1/namespaces", "Namespace", [{"metadata": {"name": NS}}, {"metadata": {"name": EVIL}}])
     pods = [

@@ -16,9 +16,9 @@ import yaml
 
 from mlops_trace.collect import objects
 from mlops_trace.collect.bundle_writer import collect_to_dir
-from mlops_trace.collect.kinds import KINDS, Scope
+from mlops_trace.kinds import COLLECTED_KINDS
 from mlops_trace.collect.logs import is_seldon_pod, log_targets
-from mlops_trace.doctor import LiveTarget
+from mlops_trace.collect.target import LiveTarget
 from mlops_trace.serve.server import BundleApi, ServedBundle
 from mlops_trace.snapshot.bundle import load_bundle_dir
 from mlops_trace.snapshot.roles import Role
@@ -120,8 +120,8 @@ def next_api() -> FakeApi:
     api = FakeApi()
     api.json("/version", {"major": "1", "minor": "31", "gitVersion": "v1.31.2"})
     api.json(f"/api/v1/namespaces/{NS}", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": NS}})
-    for spec in KINDS:
-        api.items(spec.list_path(NS if spec.scope is Scope.NAMESPACED else None), spec.kind, [])
+    for spec in COLLECTED_KINDS:
+        api.items(spec.list_path(NS if spec.listed_per_namespace else None), spec.kind, [])
     api.items(BASE, "Pod", _pods())
     api.items(
         f"/apis/apps/v1/namespaces/{NS}/statefulsets",
@@ -248,8 +248,8 @@ def test_new_kinds_are_collected_and_container_statuses_kept(tmp_path: Path) -> 
 
 
 def test_events_are_bounded_per_namespace_keeping_the_newest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bounded = tuple(dataclasses.replace(s, keep_newest=2) if s.kind == "Event" else s for s in KINDS)
-    monkeypatch.setattr(objects, "KINDS", bounded)
+    bounded = tuple(dataclasses.replace(s, keep_newest=2) if s.kind == "Event" else s for s in COLLECTED_KINDS)
+    monkeypatch.setattr(objects, "COLLECTED_KINDS", bounded)
     root, meta = _collect(tmp_path, next_api())
     events = yaml.safe_load((root / "kube/events.yaml").read_text(encoding="utf-8"))["items"]
     assert [e["metadata"]["name"] for e in events] == ["ev-d", "ev-c"]

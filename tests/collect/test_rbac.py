@@ -1,6 +1,6 @@
-"""deploy/rbac-readonly.yaml grants exactly what the collector uses: get/list/watch on every kind `kinds.py` lists
-(by name where the collector lists by name), `get` on the log, proxy and port-forward subresources, and nothing that
-writes, nothing on Secrets and nothing the collector does not read."""
+"""deploy/rbac-readonly.yaml grants exactly what the collector uses: get/list/watch on every kind the registry
+(`mlops_trace/kinds.py`) marks collected (by name where the collector lists by name), `get` on the log, proxy and
+port-forward subresources, and nothing that writes, nothing on Secrets and nothing the collector does not read."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from mlops_trace.collect.kinds import KINDS, NAMESPACE_KIND
+from mlops_trace.kinds import ALL_KINDS, COLLECTED_KINDS
 
 RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac-readonly.yaml"
 READ = {"get", "list", "watch"}
@@ -36,7 +36,7 @@ def _grants() -> dict[tuple[str, str], tuple[set[str], tuple[str, ...]]]:
 
 def test_every_collected_kind_is_readable_and_nothing_else() -> None:
     grants = _grants()
-    wanted = {(spec.group, spec.plural): spec for spec in (*KINDS, NAMESPACE_KIND)}
+    wanted = {(spec.group, spec.plural): spec for spec in ALL_KINDS if spec.collected}
     for key, spec in wanted.items():
         assert key in grants, f"rbac-readonly.yaml does not grant {spec.plural} ({spec.group or 'core'})"
         verbs, names = grants[key]
@@ -60,6 +60,6 @@ def test_nothing_writes_and_secrets_are_not_readable() -> None:
 
 
 def test_the_configmap_kind_is_listed_by_name_only() -> None:
-    (configmaps,) = [spec for spec in KINDS if spec.kind == "ConfigMap"]
+    (configmaps,) = [spec for spec in COLLECTED_KINDS if spec.kind == "ConfigMap"]
     assert configmaps.names == ("seldon-kafka",)
     assert configmaps.list_queries() == [[("fieldSelector", "metadata.name=seldon-kafka")]]

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from mlops_trace.collect.bundle_writer import collect_to_dir
-from mlops_trace.collect.kinds import KINDS, NEVER_COLLECTED, Scope
-from mlops_trace.doctor import LiveTarget
+from mlops_trace.kinds import COLLECTED_KINDS, NEVER_COLLECTED
+from mlops_trace.collect.target import LiveTarget
 from mlops_trace.redaction import (
     LineRedactor,
     Redaction,
@@ -217,12 +217,12 @@ def _fake_api(root: Path) -> FakeApi:
     api = FakeApi()
     api.json("/version", {"major": "1", "minor": "31", "gitVersion": "v1.31.2"})
     api.json(f"/api/v1/namespaces/{NS}", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": NS}})
-    for spec in KINDS:
+    for spec in COLLECTED_KINDS:
         if spec.crd and spec.group == "metallb.io":
             continue
         path = root / spec.file_name
         items = yaml.safe_load(path.read_text(encoding="utf-8"))["items"] if path.is_file() else []
-        api.items(spec.list_path(NS if spec.scope is Scope.NAMESPACED else None), spec.kind, items)
+        api.items(spec.list_path(NS if spec.listed_per_namespace else None), spec.kind, items)
     for log in root.glob("logs/*/*/*.log"):
         namespace, pod = log.parent.parent.name, log.parent.name
         # By container: every container of a Seldon pod is read now, and each must get its own log.

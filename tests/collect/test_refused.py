@@ -13,8 +13,8 @@ import yaml
 from mlops_trace.analysis.catalog import select
 from mlops_trace.analysis.engine import run_checks
 from mlops_trace.collect.bundle_writer import collect_bundle, collect_to_dir
-from mlops_trace.collect.kinds import KINDS
-from mlops_trace.doctor import LiveTarget
+from mlops_trace.kinds import COLLECTED_KINDS
+from mlops_trace.collect.target import LiveTarget
 from mlops_trace.errors import ClusterError
 from mlops_trace.findings import CheckStatus
 from mlops_trace.snapshot.bundle import load_bundle_dir
@@ -56,7 +56,7 @@ def test_all_403_gives_a_bundle_where_each_kube_check_names_its_permission(tmp_p
     forbidden = {entry["kind"]: entry["permission"] for entry in meta["forbidden"]}
     assert forbidden["Namespace"] == f"get namespaces {NS} (core)"
     assert forbidden["Pod"] == f"list pods in namespace {NS} (core)"
-    assert set(forbidden) == {"Namespace", *(spec.kind for spec in KINDS)}
+    assert set(forbidden) == {"Namespace", *(spec.kind for spec in COLLECTED_KINDS)}
     # Logs and Envoy admin data come from the pods: the reason names the permission that hid them.
     reasons = {entry["requirement"]: entry["reason"] for entry in meta["not_collected"]}
     pods_reason = (
@@ -80,7 +80,7 @@ def test_a_forbidden_namespace_list_is_named(tmp_path: Path) -> None:
 def test_the_collection_of_an_all_403_cluster_does_not_fail(tmp_path: Path) -> None:
     """What this side guarantees whatever the reader does: no ClusterError, and bundle.yaml says what was refused."""
     root, meta = _collect(tmp_path, FakeApi(default_status=403), all_namespaces=True)
-    assert len(meta["forbidden"]) == 1 + len(KINDS)
+    assert len(meta["forbidden"]) == 1 + len(COLLECTED_KINDS)
     assert meta["kinds"] == [] and meta["not_collected"]
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from mlops_trace.errors import InputError
-from mlops_trace.parsers import envoy_config
-from mlops_trace.parsers.envoy_config import ConfigDumpWithoutRouting, load_config_dump, parse_config_dump
+from mlops_trace.parsers.envoy_config import ConfigDumpWithoutRouting, EnvoyConfig, load_config_dump, parse_config_dump
+from mlops_trace.parsers.envoy_config import load as envoy_load
+from mlops_trace.parsers.envoy_config.streaming import NotStreamable
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,10 +44,10 @@ def test_a_dump_without_listeners_routes_or_clusters_is_named_not_read_as_empty(
 
 
 def test_the_whole_read_gives_the_same_named_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def not_streamable(path: Path) -> envoy_config.EnvoyConfig:
-        raise envoy_config._NotStreamable
+    def not_streamable(path: Path) -> EnvoyConfig:
+        raise NotStreamable
 
-    monkeypatch.setattr(envoy_config, "_stream_config_dump", not_streamable)
+    monkeypatch.setattr(envoy_load, "stream_config_dump", not_streamable)
     path = DATA / "envoy-ecds-secrets-only.json"
     with pytest.raises(ConfigDumpWithoutRouting, match="holds only ECDS, Secrets: no listeners, routes or clusters"):
         load_config_dump(path)

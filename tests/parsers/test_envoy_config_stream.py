@@ -11,23 +11,23 @@ from typing import Any
 import pytest
 
 from mlops_trace.errors import InputError
-from mlops_trace.parsers import envoy_config
-from mlops_trace.parsers.envoy_config import load_config_dump, parse_config_dump
+from mlops_trace.parsers.envoy_config import EnvoyConfig, load_config_dump, parse_config_dump
+from mlops_trace.parsers.envoy_config import load as envoy_load
 
 ROOT = Path(__file__).resolve().parents[2]
 DUMPS = sorted(ROOT.glob("fixtures/**/config_dump.json")) + sorted(ROOT.glob("tests/**/config_dump*.json"))
 HEALTHY = ROOT / "fixtures/scenarios/healthy-ab/envoy/fraud-serving/seldon-envoy-66b4f9d7c8-k8m2n/config_dump.json"
 
 
-def _expected(text: str) -> envoy_config.EnvoyConfig:
+def _expected(text: str) -> EnvoyConfig:
     return parse_config_dump(json.loads(text.removeprefix("\ufeff")))
 
 
 def _streamed_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(path: Path) -> envoy_config.EnvoyConfig:
+    def refuse(path: Path) -> EnvoyConfig:
         raise AssertionError(f"{path} was read whole")
 
-    monkeypatch.setattr(envoy_config, "_load_whole", refuse)
+    monkeypatch.setattr(envoy_load, "_load_whole", refuse)
 
 
 @pytest.mark.parametrize("path", DUMPS, ids=lambda p: str(p.relative_to(ROOT)))

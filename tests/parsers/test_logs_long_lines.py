@@ -15,6 +15,7 @@ import pytest
 
 from mlops_trace.findings import InputProblem
 from mlops_trace.parsers import logs
+from mlops_trace.parsers.logs import scan
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource
 from tests.parsers.test_logs_scan import NEEDLES, PIECES, _mentions
@@ -64,7 +65,7 @@ def test_pieces_join_back_into_each_line(tmp_path: Path, limit: int) -> None:
 def test_scan_returns_the_pieces_of_lines_and_every_one_mentioning_a_needle(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
 ) -> None:
-    monkeypatch.setattr(logs, "_SCAN_BLOCK", block)
+    monkeypatch.setattr(scan, "_SCAN_BLOCK", block)
     rng = random.Random(block)
     for trial in range(120):
         limit = rng.choice([1, 2, 3, 5, 8, 13, 40, MIB])
@@ -81,7 +82,7 @@ def test_scan_returns_the_pieces_of_lines_and_every_one_mentioning_a_needle(
 def test_a_match_in_a_long_line_returns_its_piece_and_both_pieces_a_needle_runs_across(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
 ) -> None:
-    monkeypatch.setattr(logs, "_SCAN_BLOCK", block)
+    monkeypatch.setattr(scan, "_SCAN_BLOCK", block)
     path = tmp_path / "s.log"
     # In pieces of 10: "aaaaaaaaaa", "aaaNO MATC", "HING SERVE", "Rbbbbbbbbb", "bbbFAILED ", "TO SCHEDUL", "E MODEL".
     line = "a" * 13 + "NO MATCHING SERVER" + "b" * 12 + "FAILED TO SCHEDULE MODEL"
@@ -103,7 +104,7 @@ def test_a_match_in_a_long_line_returns_its_piece_and_both_pieces_a_needle_runs_
 def test_needles_added_during_a_scan_are_found_in_the_pieces_of_later_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
 ) -> None:
-    monkeypatch.setattr(logs, "_SCAN_BLOCK", block)
+    monkeypatch.setattr(scan, "_SCAN_BLOCK", block)
     path = tmp_path / "s.log"
     path.write_text("failed m-a\n" + "x" * 7 + "m-a" + "x" * 7 + "\nm-a\n", encoding="utf-8")
     needles = logs.Needles(["failed"])
@@ -157,7 +158,7 @@ def test_a_line_of_exactly_the_limit_is_one_piece_whatever_its_bytes(tmp_path: P
         source = _source(path, 10, problems)
         assert list(source.lines()) == [(1, "a" * 10), (2, "é" * 10), (3, "b" * 10)]
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(logs, "_SCAN_BLOCK", block)
+            patch.setattr(scan, "_SCAN_BLOCK", block)
             assert list(source.lines_mentioning(["a", "b"])) == [(1, "a" * 10), (2, "é" * 10), (3, "b" * 10)]
     assert problems == []
 
@@ -165,7 +166,7 @@ def test_a_line_of_exactly_the_limit_is_one_piece_whatever_its_bytes(tmp_path: P
 def test_pieces_keep_characters_whole_and_crlf_split_across_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(logs, "_SCAN_BLOCK", 4)
+    monkeypatch.setattr(scan, "_SCAN_BLOCK", 4)
     path = tmp_path / "s.log"
     # 8 characters in 17 bytes, read 3 bytes at a time, so that the CR ends one read and its LF opens the next.
     path.write_bytes("ééé€€€ab\r".encode() + b"\nnx\r\n")

@@ -11,6 +11,7 @@ import pytest
 
 from mlops_trace.parsers import logs
 from mlops_trace.parsers._common import read_logfmt_pairs
+from mlops_trace.parsers.logs import formats, scan
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource
 
@@ -47,7 +48,7 @@ def _mentions(line: str) -> bool:
 
 @pytest.mark.parametrize("block", [1, 3, 64, 1 << 22])
 def test_candidates_match_lines_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int) -> None:
-    monkeypatch.setattr(logs, "_SCAN_BLOCK", block)
+    monkeypatch.setattr(scan, "_SCAN_BLOCK", block)
     rng = random.Random(block)
     for trial in range(150):
         path = tmp_path / f"{trial}.log"
@@ -75,14 +76,14 @@ def test_regex_logfmt_reader_agrees_with_the_character_loop() -> None:
     alphabet = ["a", "b", "=", '"', " ", "\t", "x", "ü", "key", "msg", "level", "\r"]
     for _ in range(20000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 25)))
-        assert logs._logfmt_pairs(text) == read_logfmt_pairs(text), text
+        assert formats._logfmt_pairs(text) == read_logfmt_pairs(text), text
 
 
 @pytest.mark.parametrize("block", [1, 7, 64, 1 << 22])
 def test_needles_added_during_a_scan_are_found_from_the_next_line_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
 ) -> None:
-    monkeypatch.setattr(logs, "_SCAN_BLOCK", block)
+    monkeypatch.setattr(scan, "_SCAN_BLOCK", block)
     path = tmp_path / "s.log"
     path.write_text(
         "load m-a\n"  # before the failure: not asked for yet

@@ -122,11 +122,14 @@ def test_the_alerts_fire_on_a_skewed_split_and_a_slow_model_and_stay_quiet_other
     ]
     split_rules = {r["labels"]["candidate"]: r for r in _rule()["spec"]["groups"][1]["rules"]}
 
-    def split_alert(candidate: str) -> dict[str, Any]:
-        rule = split_rules[candidate]
-        annotations = dict(rule["annotations"])
+    def split_alert(candidate: str, target: str) -> dict[str, Any]:
+        # Labels are what Alertmanager routes on: written out, not copied from the rule under test.
+        labels = {"severity": "warning", "mlops_trace_check": "MT403", "experiment": "recs-ab",
+                  "candidate": candidate, "target_share": target}
+        annotations = dict(split_rules[candidate]["annotations"])
         annotations["description"] = annotations["description"].replace("{{ $value | humanizePercentage }}", "30%")
-        return {"exp_labels": dict(rule["labels"]), "exp_annotations": annotations}
+        assert annotations["summary"] == f"A/B test recs-ab: {candidate} is off its {float(target):.1%} target share"
+        return {"exp_labels": labels, "exp_annotations": annotations}
 
     latency_rule = _rule()["spec"]["groups"][0]["rules"][0]
     latency_annotations = dict(latency_rule["annotations"])
@@ -145,9 +148,9 @@ def test_the_alerts_fire_on_a_skewed_split_and_a_slow_model_and_stay_quiet_other
                 "alert_rule_test": [
                     {"eval_time": "4m", "alertname": "ABTestTrafficImbalance", "exp_alerts": []},  # not yet 5m
                     {"eval_time": "15m", "alertname": "ABTestTrafficImbalance",
-                     "exp_alerts": [split_alert("recs-als"), split_alert("recs-two-tower")]},
+                     "exp_alerts": [split_alert("recs-als", "0.8"), split_alert("recs-two-tower", "0.2")]},
                     {"eval_time": "15m", "alertname": "HighMLInferenceLatency", "exp_alerts": [{
-                        "exp_labels": {**latency_rule["labels"], "namespace": NS,
+                        "exp_labels": {"severity": "warning", "mlops_trace_check": "MT401", "namespace": NS,
                                        "envoy_cluster_name": "recs-two-tower_1_http"},
                         "exp_annotations": latency_annotations,
                     }]},

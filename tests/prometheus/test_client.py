@@ -14,7 +14,6 @@ from mlops_trace.analysis.engine import run_checks
 from mlops_trace.cli import app
 from mlops_trace.errors import ClusterError, InputError, UsageError
 from mlops_trace.findings import CheckStatus
-from mlops_trace.promql import families as m
 from mlops_trace.prometheus.attach import query_into, wait_for_first_scrapes
 from mlops_trace.prometheus.client import PrometheusClient, PrometheusConfig
 from mlops_trace.prometheus.collect import collect_queries, wait_for_scrape
@@ -26,20 +25,27 @@ from tests.prometheus.fake_prometheus import FakePrometheus, serving, vector
 NS = "loan-scoring"
 
 
+# The metric names as Seldon's Envoy exports them, written out: the fake must not follow a renamed constant.
+ENVOY_RQ_TIME_BUCKET = "envoy_cluster_upstream_rq_time_bucket"
+ENVOY_RQ_TIME_COUNT = "envoy_cluster_upstream_rq_time_count"
+ENVOY_RQ_TOTAL = "envoy_cluster_upstream_rq_total"
+ENVOY_DOWNSTREAM_XX = "envoy_http_downstream_rq_xx"
+
+
 def _cluster_answers(promql: str) -> Any:
     """A Prometheus holding Seldon Envoy's metrics for two model clusters, the challenger slow."""
     if promql.startswith("count by (__name__)"):
-        return vector(*(({"__name__": name}, 4) for name in (m.ENVOY_RQ_TIME_BUCKET, m.ENVOY_RQ_TOTAL,
-                                                              m.ENVOY_DOWNSTREAM_XX)))
+        return vector(*(({"__name__": name}, 4) for name in (ENVOY_RQ_TIME_BUCKET, ENVOY_RQ_TOTAL,
+                                                              ENVOY_DOWNSTREAM_XX)))
     base = {"namespace": NS, "envoy_cluster_name": "loan-base_2_http"}
     new = {"namespace": NS, "envoy_cluster_name": "loan-new_1_http"}
-    if promql.startswith("histogram_quantile"):
+    if promql.startswith("histogram_quantile") and ENVOY_RQ_TIME_BUCKET in promql:
         return vector((base, 12.5), (new, 140.0))
-    if m.ENVOY_RQ_TIME_COUNT in promql or m.ENVOY_RQ_TOTAL in promql:
+    if ENVOY_RQ_TIME_COUNT in promql or ENVOY_RQ_TOTAL in promql:
         return vector((base, 700), (new, 300))
     if "envoy_response_code_class" in promql:
         return vector(({"namespace": NS}, 3))
-    if m.ENVOY_DOWNSTREAM_XX in promql:
+    if ENVOY_DOWNSTREAM_XX in promql:
         return vector(({"namespace": NS}, 1000))
     if promql.startswith("min(timestamp("):
         return [1767225600.0, "1767225600"]
@@ -136,7 +142,7 @@ def test_query_into_waits_for_a_scrape_after_the_run() -> None:
     assert not collection.warnings
     assert snap.prometheus is not None and Purpose.SPLIT_REQUESTS in snap.prometheus.results
     waited = [s["query"] for s in fake.seen if s["query"].startswith("min(timestamp(")]
-    assert len(waited) == 3 and m.ENVOY_RQ_TOTAL in waited[0]
+    assert len(waited) == 3 and ENVOY_RQ_TOTAL in waited[0]
 
 
 def test_wait_for_scrape_gives_up_at_its_deadline() -> None:

@@ -79,17 +79,19 @@ def _chosen(present: set[str]) -> dict[Purpose, tuple[Family, str]]:
 
 def test_plan_prefers_envoy_when_everything_is_there() -> None:
     chosen = _chosen(set(m.PROBED))
-    assert chosen[Purpose.LATENCY_P95] == (Family.ENVOY_CLUSTER, m.ENVOY_RQ_TIME_BUCKET)
-    assert chosen[Purpose.SUCCESS_REQUESTS] == (Family.ENVOY_LISTENER, m.ENVOY_DOWNSTREAM_XX)
-    assert chosen[Purpose.SPLIT_REQUESTS] == (Family.ENVOY_CLUSTER, m.ENVOY_RQ_TOTAL)
+    assert chosen[Purpose.LATENCY_P95] == (Family.ENVOY_CLUSTER, "envoy_cluster_upstream_rq_time_bucket")
+    assert chosen[Purpose.SUCCESS_REQUESTS] == (Family.ENVOY_LISTENER, "envoy_http_downstream_rq_xx")
+    assert chosen[Purpose.SPLIT_REQUESTS] == (Family.ENVOY_CLUSTER, "envoy_cluster_upstream_rq_total")
 
 
 def test_plan_falls_back_to_the_agent_then_mlserver() -> None:
-    agent = _chosen({m.AGENT_API_BUCKET, m.AGENT_INFER_TOTAL, m.MLSERVER_SUCCESS})
-    assert agent[Purpose.LATENCY_P95][0] is Family.AGENT
-    assert agent[Purpose.SUCCESS_REQUESTS][0] is Family.AGENT
-    assert agent[Purpose.SPLIT_REQUESTS][0] is Family.AGENT
-    mlserver = _chosen({m.MLSERVER_REST_BUCKET, m.MLSERVER_SUCCESS})
+    agent = _chosen(
+        {"seldon_model_infer_api_seconds_bucket", "seldon_model_infer_total", "model_infer_request_success_total"}
+    )
+    assert agent[Purpose.LATENCY_P95] == (Family.AGENT, "seldon_model_infer_api_seconds_bucket")
+    assert agent[Purpose.SUCCESS_REQUESTS] == (Family.AGENT, "seldon_model_infer_total")
+    assert agent[Purpose.SPLIT_REQUESTS] == (Family.AGENT, "seldon_model_infer_total")
+    mlserver = _chosen({"rest_server_request_duration_seconds_bucket", "model_infer_request_success_total"})
     assert {family for family, _ in mlserver.values()} == {Family.MLSERVER}
     assert len(mlserver) == 5
 

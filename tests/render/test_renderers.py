@@ -30,11 +30,10 @@ from mlops_trace.findings import (
     Report,
     Severity,
 )
-from mlops_trace.render import FORMATS, junit, markdown, render, sarif, table
-from mlops_trace.render import json as json_renderer
-from mlops_trace.render import yaml as yaml_renderer
+from mlops_trace.render import FORMATS, render, sarif
 
 GOLDEN = Path(__file__).parent / "golden"
+REPO = Path(__file__).resolve().parents[2]
 
 GOLDEN_FILES = {
     "table": "table.txt",
@@ -90,13 +89,16 @@ def test_unknown_format_is_a_usage_error(rich_report: Report) -> None:
         render(rich_report, "xml")
 
 
-def test_dispatch_calls_the_format_module(rich_report: Report) -> None:
-    assert render(rich_report, "json") == json_renderer.render(rich_report)
-    assert render(rich_report, "yaml") == yaml_renderer.render(rich_report)
-    assert render(rich_report, "junit") == junit.render(rich_report)
-    assert render(rich_report, "sarif") == sarif.render(rich_report)
-    assert render(rich_report, "markdown") == markdown.render(rich_report)
-    assert render(rich_report, "table", color=True, width=80) == table.render(rich_report, color=True, width=80)
+def test_color_and_width_shape_only_the_table(rich_report: Report) -> None:
+    narrow = render(rich_report, "table", color=True, width=80)
+    assert "\x1b[1;31mCRITICAL" in narrow
+    assert max(len(re.sub(r"\x1b\[[0-9;]*m", "", line)) for line in narrow.splitlines()) <= 80
+    assert max(len(line) for line in render(rich_report, "table").splitlines()) > 80, "the default table is wider"
+    for fmt in FORMATS:
+        if fmt != "table":
+            shaped = render(rich_report, fmt, color=True, width=40)
+            assert shaped == render(rich_report, fmt), f"{fmt} changed with table options"
+            assert "\x1b" not in shaped, fmt
 
 
 def test_importing_the_package_does_not_import_rich() -> None:
@@ -105,9 +107,25 @@ def test_importing_the_package_does_not_import_rich() -> None:
     assert completed.returncode == 0, completed.stderr
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_rendering_is_deterministic(rich_report: Report, fmt: str) -> None:
-    assert render(rich_report, fmt) == render(rich_report, fmt)
+_RENDER_ALL = (
+    "import json, sys; from tests.render.conftest import make_rich_report; from mlops_trace.render import FORMATS, "
+    "render; sys.stdout.write(json.dumps({fmt: render(make_rich_report(), fmt) for fmt in FORMATS}))"
+)
+
+
+def test_rendering_is_the_same_in_every_process(rich_report: Report) -> None:
+    """Two runs on the same report give the same bytes (CI diffs and SARIF uploads rely on it), whatever the hash
+    seed that orders a set or a dict built from one."""
+    outputs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        completed = subprocess.run(
+            [sys.executable, "-c", _RENDER_ALL], capture_output=True, text=True, check=False, env=env, cwd=REPO
+        )
+        assert completed.returncode == 0, completed.stderr
+        outputs.append(json.loads(completed.stdout))
+    assert outputs[0] == outputs[1]
+    assert outputs[0] == {fmt: render(rich_report, fmt) for fmt in FORMATS}
 
 
 # --- json and yaml ------------------------------------------------------------------------------------------------
@@ -117,7 +135,12 @@ def test_json_is_the_design_object(rich_report: Report) -> None:
     data = json.loads(render(rich_report, "json"))
     assert list(data) == ["schema_version", "source", "findings", "checks", "input_problems"]
     assert data["schema_version"] == 1
-    assert data == rich_report.to_dict()
+    assert data["source"] == "bundles/incident-42.tar.gz"
+    assert [finding["id"] for finding in data["findings"]] == ["MT304", "MT101", "MT301", "MT305", "MT107"]
+    assert data["findings"][0]["evidence"][0] == {
+        "where": "kube/seldon-a/experiments.yaml:7",
+        "what": "default: iris-c  # candidates: iris-a | iris-b",
+    }
     for finding in data["findings"]:
         assert {
             "id",
@@ -135,8 +158,8 @@ def test_json_is_the_design_object(rich_report: Report) -> None:
     assert all(set(check) >= {"id", "status", "reason"} for check in data["checks"])
 
 
-def test_yaml_loads_back_to_the_same_object(rich_report: Report) -> None:
-    assert yaml.safe_load(render(rich_report, "yaml")) == rich_report.to_dict()
+def test_yaml_is_the_same_document_as_json(rich_report: Report) -> None:
+    assert yaml.safe_load(render(rich_report, "yaml")) == json.loads(render(rich_report, "json"))
 
 
 # --- table --------------------------------------------------------------------------------------------------------
@@ -451,14 +474,29 @@ def test_sarif_physical_location_of_evidence(where: str, expected: dict[str, Any
     assert sarif.physical_location(where) == expected
 
 
+def _fingerprint(finding: Finding) -> dict[str, str]:
+    """The partialFingerprints of a run's one result, as a code-scanning service reads them from the SARIF file."""
+    log = json.loads(render(Report(source="s", findings=(finding,), checks=()), "sarif"))
+    (result,) = log["runs"][0]["results"]
+    fingerprints: dict[str, str] = result["partialFingerprints"]
+    return fingerprints
+
+
 def test_sarif_fingerprint_depends_only_on_id_namespace_object(rich_report: Report) -> None:
+    """Code scanning matches alerts across runs by fingerprint: a reworded finding is the same alert, another object
+    or namespace is a new one."""
     finding = rich_report.findings[0]
-    reworded = replace(finding, message="other words", evidence=(), severity=Severity.INFO)
-    assert sarif.fingerprint(finding) == sarif.fingerprint(reworded)
-    assert sarif.fingerprint(finding) != sarif.fingerprint(replace(finding, namespace="other"))
-    assert sarif.fingerprint(finding) != sarif.fingerprint(replace(finding, object="Experiment/other"))
-    assert sarif.fingerprint(finding) != sarif.fingerprint(replace(finding, namespace=None))
-    assert re.fullmatch(r"[0-9a-f]{64}", sarif.fingerprint(finding))
+    first = _fingerprint(finding)
+    assert list(first) == ["mlopsTraceFinding/v1"]
+    assert re.fullmatch(r"[0-9a-f]{64}", first["mlopsTraceFinding/v1"])
+    assert _fingerprint(replace(finding, message="other words", evidence=(), severity=Severity.INFO)) == first
+    others = [
+        _fingerprint(replace(finding, namespace="other")),
+        _fingerprint(replace(finding, object="Experiment/other")),
+        _fingerprint(replace(finding, namespace=None)),
+        _fingerprint(replace(finding, id=CheckId("MT999"))),
+    ]
+    assert len({fingerprint["mlopsTraceFinding/v1"] for fingerprint in [first, *others]}) == 5
 
 
 def test_sarif_adds_rules_for_findings_without_a_check_result() -> None:

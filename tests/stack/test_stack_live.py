@@ -97,6 +97,21 @@ def _ids(findings: list[dict[str, Any]]) -> set[str]:
     return {f["id"] for f in findings if f["severity"] in ("warning", "critical")}
 
 
+def _named(findings: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(f["id"], f["title"]) for f in findings if f["severity"] in ("warning", "critical")}
+
+
+def _same_causes(info: dict[str, Any]) -> set[str]:
+    """`request` on the stack names the causes `doctor` names, with the same ids and titles: one catalog, one engine.
+    The request goes first, so doctor reads its log lines too. Returns the ids."""
+    from mlops_trace.trace.command import RequestArgs, execute
+
+    outcome = execute(RequestArgs(state_dir=Path(info["state_dir"]), experiment=EXP, output="json", probes=0))
+    traced = _named(json.loads(outcome.text)["findings"])
+    assert traced == _named(_doctor(info))
+    return {check for check, _ in traced}
+
+
 def _grpc_infer(target: str, metadata: list[tuple[str, str]]) -> tuple[grpc_wire.InferResponse, dict[str, str]]:
     import grpc
 
@@ -194,7 +209,7 @@ def test_kubernetes_view(healthy: dict[str, Any]) -> None:
 def test_doctor_finds_nothing_on_the_healthy_stack(healthy: dict[str, Any]) -> None:
     _post(healthy, headers={"seldon-model": ROUTE})
     _post(healthy)  # no header: the ingress derives it for the experiment path
-    assert _ids(_doctor(healthy)) == set()
+    assert _ids(_doctor(healthy)) == set() and _same_causes(healthy) == set()
 
 
 def test_split_brain(tmp_path: Path) -> None:
@@ -215,7 +230,7 @@ def test_split_brain(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert local.count(removal) >= 3 and central.count(removal) >= 3
         assert "Received agent subscribe request from mlserver:0" in central
-        assert {"MT101", "MT102"} <= _ids(_doctor(info))
+        assert {"MT101", "MT102"} <= _same_causes(info)
 
 
 def test_alias_missing(tmp_path: Path) -> None:
@@ -228,7 +243,7 @@ def test_alias_missing(tmp_path: Path) -> None:
         time.sleep(1.5)
         assert "Scheduler not ready" in Path(info["logs"]["controller"]).read_text()
         assert "no such host" in Path(info["logs"]["agent"]).read_text()
-        assert "MT103" in _ids(_doctor(info))
+        assert "MT103" in _same_causes(info)
 
 
 def test_netpol_intra(tmp_path: Path) -> None:
@@ -236,7 +251,7 @@ def test_netpol_intra(tmp_path: Path) -> None:
         assert _post(info, headers={"seldon-model": ROUTE}).status_code == 502
         time.sleep(3.5)  # a dropped dial gives up at its 3 s deadline
         assert "i/o timeout" in Path(info["logs"]["agent"]).read_text()
-        assert "MT201" in _ids(_doctor(info))
+        assert "MT201" in _same_causes(info)
 
 
 def test_ingress_prefix_and_no_route(tmp_path: Path) -> None:
@@ -249,7 +264,7 @@ def test_ingress_prefix_and_no_route(tmp_path: Path) -> None:
         envoy_url = info["entry_points"]["envoy"]
         assert _post(info, headers={"seldon-model": ROUTE}, base=envoy_url).status_code == 404
         assert _post(info, headers={"seldon-model": "baseline-predictor"}, base=envoy_url).status_code == 200
-        assert {"MT204", "MT302"} <= _ids(_doctor(info))
+        assert {"MT204", "MT302"} <= _same_causes(info)
 
 
 def test_stale_weights_missing_header_and_delays(tmp_path: Path) -> None:
@@ -272,7 +287,7 @@ def test_stale_weights_missing_header_and_delays(tmp_path: Path) -> None:
         gaps.sort()
         assert timed and gaps[len(gaps) // 100] >= 27 and gaps[len(gaps) // 2] >= 29, gaps[:10]
         assert all("DI" in r.response_flags for r in timed)
-        assert {"MT301", "MT303"} <= _ids(_doctor(info))
+        assert {"MT301", "MT303"} <= _same_causes(info)
 
 
 def test_cli_on_the_running_stack(healthy: dict[str, Any]) -> None:

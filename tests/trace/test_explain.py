@@ -1,4 +1,5 @@
-"""Failures explained at the right hop with the right id, from the shape of the answer, the logs and the path."""
+"""Failures placed at the right hop from the shape of the answer, the logs and the path; and named by the right check
+once the exchange is recorded into the Snapshot and the catalog runs on it (as `request` does)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from mlops_trace.findings import Report
 from mlops_trace.parsers import nginx_access
 from mlops_trace.snapshot.bundle import open_bundle
 from mlops_trace.snapshot.snapshot import Snapshot
 from mlops_trace.trace.accesslogs import Found, LogFile, LogKind, find
-from mlops_trace.trace.explain import INGRESS_NO_MATCH, explain
-from mlops_trace.trace.path import PathRequest, reconstruct
-from mlops_trace.trace.record import ErrorKind
+from mlops_trace.trace.diagnose import diagnose, explained, record_display, record_of, sent_headers
+from mlops_trace.trace.explain import INGRESS_NO_MATCH, NO_ROUTE, explain
+from mlops_trace.trace.path import PathRequest, RequestPath, reconstruct
+from mlops_trace.trace.record import ErrorKind, Exchange, Failure
 from mlops_trace.trace.target import Target, build_target
 from tests.trace.helpers import EXPERIMENT, HEALTHY_AB, HOST, LB_IP, exchange, nginx_line
 
@@ -36,6 +39,19 @@ def _path(snap: Snapshot, target: Target, route: str | None = None):  # type: ig
     return reconstruct(snap, request, route)
 
 
+def _why(
+    snap: Snapshot, target: Target, answer: Exchange, path: RequestPath | None, nginx: Found | None = None
+) -> tuple[Failure, Report]:
+    """The failure `explain` places, with the checks the catalog names for its recorded exchange."""
+    failure = explain(answer, target, path, snap, nginx)
+    assert failure is not None
+    namespace = path.namespace if path is not None else None
+    report = diagnose(snap, [record_of(answer, target, sent_headers(target), namespace)], {}, "test")
+    explained_failure = explained(failure, report, record_display(answer))
+    assert explained_failure is not None
+    return explained_failure, report
+
+
 def test_success_has_no_failure(snap: Snapshot) -> None:
     target = _target()
     assert explain(exchange(200, {"x-seldon-route": ":txn-baseline_1:"}), target, _path(snap, target), snap) is None
@@ -44,33 +60,34 @@ def test_success_has_no_failure(snap: Snapshot) -> None:
 def test_envoy_no_route_for_an_experiment_path_without_header_is_mt301(snap: Snapshot) -> None:
     target = _target(model=EXPERIMENT)  # /v2/models/txn-ab/infer: the Lua filter sets seldon-model: txn-ab
     answer = exchange(404, {"server": "envoy", "content-length": "0"})
-    failure = explain(answer, target, _path(snap, target), snap)
-    assert failure is not None
-    assert (failure.hop, failure.code) == (4, "MT301")
-    assert failure.finding is not None and failure.finding.object == "Experiment/txn-ab"
+    failure, report = _why(snap, target, answer, _path(snap, target))
+    assert (failure.hop, failure.code, failure.checks) == (4, NO_ROUTE, ("MT301",))
+    assert [f.object for f in report.findings] == ["Experiment/txn-ab"]
     assert "Lua" in failure.summary
 
 
 def test_stale_sticky_header_is_mt307(snap: Snapshot) -> None:
     target = _target(["x-seldon-route: :txn-baseline_9:"])
-    failure = explain(exchange(404, {"server": "envoy"}), target, _path(snap, target), snap)
-    assert failure is not None and (failure.hop, failure.code) == (4, "MT307")
+    failure, _ = _why(snap, target, exchange(404, {"server": "envoy"}), _path(snap, target))
+    assert (failure.hop, failure.code, failure.checks) == (4, NO_ROUTE, ("MT307",))
     assert "txn-ab.experiment_http" in failure.summary  # the route that takes it without the header
 
 
 def test_no_route_for_an_existing_model_is_mt302(snap: Snapshot) -> None:
     target = _target(["seldon-model: txn-ab.experiment"])
-    path = _path(snap, target)
-    # Pretend Envoy lost the route: explain without the path's Envoy config but with the objects.
-    failure = explain(exchange(404, {"server": "envoy"}), target, None, snap)
-    assert failure is not None and (failure.hop, failure.code) == (4, "MT302")
-    assert path.route is not None
+    assert _path(snap, target).route is not None
+    # The dump routes it, so Envoy's 404 must have had another cause: no check claims a missing route.
+    failure, _ = _why(snap, target, exchange(404, {"server": "envoy"}), None)
+    assert (failure.hop, failure.code, failure.checks) == (4, NO_ROUTE, ())
+    # Without a config_dump, the Ready Experiment and Envoy's own 404 for its exact route value say it.
+    failure, report = _why(replace(snap, envoys=[]), target, exchange(404, {"server": "envoy"}), None)
+    assert failure.checks == ("MT302",) and [f.object for f in report.findings] == ["Experiment/txn-ab"]
 
 
 def test_versioned_name_is_mt306(snap: Snapshot) -> None:
     target = _target(model="txn-baseline_1")
-    failure = explain(exchange(404, {"server": "envoy"}), target, _path(snap, target), snap)
-    assert failure is not None and failure.code == "MT306"
+    failure, _ = _why(snap, target, exchange(404, {"server": "envoy"}), _path(snap, target))
+    assert (failure.code, failure.checks) == (NO_ROUTE, ("MT306",))
 
 
 def test_unknown_name_names_no_check(snap: Snapshot) -> None:
@@ -84,24 +101,24 @@ def test_agent_page_not_found_with_route_is_mt108_at_the_agent(snap: Snapshot) -
     answer = exchange(
         404, {"x-seldon-route": ":txn-challenger_1:", "x-envoy-upstream-service-time": "1"}, b"404 page not found\n"
     )
-    failure = explain(answer, target, _path(snap, target, ":txn-challenger_1:"), snap)
-    assert failure is not None and (failure.hop, failure.code) == (6, "MT108")
-    assert failure.finding is not None and failure.finding.object == "Model/txn-challenger"
+    failure, report = _why(snap, target, answer, _path(snap, target, ":txn-challenger_1:"))
+    assert (failure.hop, failure.checks) == (6, ("MT108",))
+    assert [f.object for f in report.findings] == ["Model/txn-challenger"]
 
 
 def test_mlserver_model_not_found_is_hop_7(snap: Snapshot) -> None:
     answer = exchange(404, {"x-seldon-route": ":txn-baseline_1:"}, b'{"error":"Model txn-baseline_1 not found"}')
-    failure = explain(answer, _target(), None, snap)
-    assert failure is not None and (failure.hop, failure.code) == (7, "MT108")
+    failure, _ = _why(snap, _target(), answer, None)
+    assert (failure.hop, failure.checks) == (7, ("MT108",))
     assert "txn-baseline_1 not found" in failure.summary
 
 
 def test_wrong_host_is_ingress_no_match(snap: Snapshot) -> None:
     target = _target(host="wrong.example")
     answer = exchange(404, {"server": "nginx"}, b"default backend - 404")
-    failure = explain(answer, target, _path(snap, target), snap)
-    assert failure is not None and (failure.hop, failure.code) == (2, INGRESS_NO_MATCH)
-    assert failure.finding is None
+    failure, report = _why(snap, target, answer, _path(snap, target))
+    assert (failure.hop, failure.code, failure.checks) == (2, INGRESS_NO_MATCH, ())
+    assert report.findings == ()
 
 
 def test_access_log_tells_default_backend_from_envoy(snap: Snapshot) -> None:
@@ -112,16 +129,17 @@ def test_access_log_tells_default_backend_from_envoy(snap: Snapshot) -> None:
     assert default is not None and upstream is not None
     failure = explain(exchange(404, {"server": "nginx"}, body), target, None, snap, Found("log:1", "x", nginx=default))
     assert failure is not None and failure.code == INGRESS_NO_MATCH
-    failure = explain(exchange(404, {"server": "nginx"}, body), target, None, snap, Found("log:2", "x", nginx=upstream))
-    assert failure is not None and failure.code == "MT301"
+    answer = exchange(404, {"server": "nginx"}, body)
+    failure, _ = _why(snap, target, answer, None, Found("log:2", "x", nginx=upstream))
+    assert (failure.code, failure.checks) == (NO_ROUTE, ("MT301",))
     assert any(item.where == "log:2" for item in failure.evidence)
 
 
 def test_grpc_unimplemented_is_envoy_no_route(snap: Snapshot) -> None:
     target = _target(["seldon-model: txn-ab"])
     answer = exchange(None, {}, grpc_status="UNIMPLEMENTED", error_kind=ErrorKind.GRPC, error="")
-    failure = explain(answer, target, None, snap)
-    assert failure is not None and (failure.hop, failure.code) == (4, "MT301")
+    failure, _ = _why(snap, target, answer, None)
+    assert (failure.hop, failure.code, failure.checks) == (4, NO_ROUTE, ("MT301",))
 
 
 def test_transport_failures(snap: Snapshot) -> None:

@@ -9,7 +9,8 @@ import pytest
 from mlops_trace.parsers.envoy_config import parse_config_dump
 from mlops_trace.snapshot.bundle import open_bundle
 from mlops_trace.snapshot.snapshot import Snapshot
-from mlops_trace.trace.path import PathRequest, cluster_model, reconstruct, route_models, split_versioned
+from mlops_trace.analysis.routing import cluster_model, route_models, split_versioned
+from mlops_trace.trace.path import PathRequest, reconstruct
 from tests.trace.helpers import EXPERIMENT, HEALTHY_AB, HOST, LB_IP
 
 PATH = f"/v2/models/{EXPERIMENT}/infer"

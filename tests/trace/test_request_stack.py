@@ -118,7 +118,7 @@ def test_stale_sticky_route_is_mt307_at_envoy(healthy: tuple[Path, dict[str, Any
         state_dir, experiment=info["experiment"]["name"], headers=("x-seldon-route: :baseline-predictor_9:",)
     )
     assert code == 1 and trace["status"] == 404
-    assert (trace["failure"]["hop"], trace["failure"]["code"]) == (4, "MT307")
+    assert (trace["failure"]["hop"], trace["failure"]["code"], trace["failure"]["checks"]) == (4, "no-route", ["MT307"])
     assert [f["id"] for f in trace["findings"]] == ["MT307"]
 
 
@@ -126,7 +126,7 @@ def test_missing_header_is_mt301_at_envoy(tmp_path: Path) -> None:
     with running_stack(tmp_path, "missing-header") as info:
         code, trace = _request(tmp_path, model=info["experiment"]["name"])
     assert code == 1 and trace["status"] == 404
-    assert (trace["failure"]["hop"], trace["failure"]["code"]) == (4, "MT301")
+    assert (trace["failure"]["hop"], trace["failure"]["code"], trace["failure"]["checks"]) == (4, "no-route", ["MT301"])
     assert trace["findings"][0]["object"] == f"Experiment/{info['experiment']['name']}"
 
 

@@ -124,8 +124,8 @@ def test_a_failed_request_is_explained_and_placeholder_payload_noted(bundle: Pat
     target = build_target(BASE, host=HOST, model=EXPERIMENT, experiment=None)
     result = run_one(_options(bundle, target=target))
     assert not result.ok
-    assert result.failure is not None and (result.failure.hop, result.failure.code) == (4, "MT301")
-    assert [f.id for f in result.findings] == ["MT301"]
+    assert result.failure is not None and (result.failure.hop, result.failure.code) == (4, "no-route")
+    assert result.failure.checks == ("MT301",) and [f.id for f in result.findings] == ["MT301"]
     assert any("placeholder" in note for note in result.notes)
     assert result.hops[3].status.value == "failed" and result.hops[6].status.value == "not-reached"
 

@@ -1,0 +1,188 @@
+"""The one registry of Kubernetes kinds: what each is (group, version, plural, short names, scope, CRD or not), what
+`collect` does with it and whether `bundle serve` serves it.
+
+`collect` lists `COLLECTED_KINDS` in their order (after the namespaces themselves, `NAMESPACE_KIND`); `bundle serve`
+serves `SERVED_KINDS` (plus whatever other kind a bundle holds, see `serve/resources.py`); the bundle reader knows a
+kind by the name of the file it is in (`kube/<plural>.yaml`, `netpol.yaml`) through `kind_for_file_stem`. Secrets are
+never collected and never served. This module imports nothing of the package: collect, serve and snapshot all read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Collection(StrEnum):
+    """What `collect` does with a kind."""
+
+    NEVER = "never"  # never collected, whatever a List or a misbehaving server returns (Secrets); never served either
+    NOT_COLLECTED = "not-collected"  # no check reads it: not listed, but served when a bundle holds it
+    NAMESPACES = "namespaces"  # the Namespaces themselves, first: got one by one under `-n`, listed under `-A`
+    PER_NAMESPACE = "per-namespace"  # listed in each namespace of `-n`, cluster-wide under `-A`
+    CLUSTER = "cluster"  # a cluster-scoped kind (IngressClass): listed cluster-wide
+    INFRA = "infra"  # namespaced, but lives in an infrastructure namespace (MetalLB pools): always listed cluster-wide
+
+
+# Whether a kind collected that way is namespaced; NEVER and NOT_COLLECTED say nothing about it.
+_NAMESPACED_WHEN = {
+    Collection.NAMESPACES: False,
+    Collection.PER_NAMESPACE: True,
+    Collection.CLUSTER: False,
+    Collection.INFRA: True,
+}
+_LISTED = (Collection.PER_NAMESPACE, Collection.CLUSTER, Collection.INFRA)  # what `collect` lists after the namespaces
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    kind: str
+    group: str  # "" for the core group
+    version: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    crd: bool = False  # served by a CustomResourceDefinition: a 404 means "not installed"
+    collect: Collection = Collection.NOT_COLLECTED
+    # Only the objects of these names are listed (`fieldSelector=metadata.name=…`, which RBAC `resourceNames` can
+    # authorize): never every ConfigMap of a namespace, only the Seldon ones the checks read.
+    names: tuple[str, ...] = ()
+    # At most this many objects per namespace are kept, the newest first (Events: a busy cluster has hundreds of
+    # thousands); None keeps every object.
+    keep_newest: int | None = None
+    served: bool = True  # `bundle serve` serves it
+    # Its objects make a namespace a Seldon namespace (models and their servers live there; SeldonConfig and
+    # ServerConfig live with the operator, wherever that is).
+    marks_seldon_namespace: bool = False
+
+    def __post_init__(self) -> None:
+        if _NAMESPACED_WHEN.get(self.collect, self.namespaced) is not self.namespaced:
+            raise ValueError(f"{self.kind}: collected {self.collect} but namespaced={self.namespaced}")
+        if self.collect is Collection.NEVER and self.served:
+            raise ValueError(f"{self.kind}: never collected, so never served")
+        if (self.names or self.keep_newest is not None) and not self.collected:
+            raise ValueError(f"{self.kind}: names and keep_newest only bound a collected kind")
+
+    @property
+    def collected(self) -> bool:
+        """Whether `collect` reads it (the Namespaces included)."""
+        return self.collect in _NAMESPACED_WHEN
+
+    @property
+    def listed_per_namespace(self) -> bool:
+        """Whether `collect -n` lists it in each namespace named (else once, cluster-wide)."""
+        return self.collect is Collection.PER_NAMESPACE
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> str:
+        """The discovery documents' word for `api_version`."""
+        return self.api_version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def file_name(self) -> str:
+        """Where the List goes in the bundle: `kube/<plural>.yaml`."""
+        return f"kube/{self.plural}.yaml"
+
+    def list_path(self, namespace: str | None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if namespace is None or not self.namespaced or self.collect is Collection.INFRA:
+            return f"{base}/{self.plural}"
+        return f"{base}/namespaces/{namespace}/{self.plural}"
+
+    def list_queries(self) -> list[list[tuple[str, str | int]]]:
+        """The extra query of each list call: one per name for a kind listed by name, else one without."""
+        if not self.names:
+            return [[]]
+        return [[("fieldSelector", f"metadata.name={name}")] for name in self.names]
+
+    def permission(self, namespace: str | None, verb: str = "list") -> str:
+        """`list networkpolicies in namespace x (networking.k8s.io)`: what RBAC must allow, in words."""
+        where = f"in namespace {namespace}" if namespace is not None else "cluster-wide"
+        named = f" named {', '.join(self.names)}" if self.names else ""
+        return f"{verb} {self.plural}{named} {where} ({self.group or 'core'})"
+
+
+SELDON = "mlops.seldon.io"
+METALLB = "metallb.io"
+
+# The ConfigMap a SeldonRuntime's controller writes with the Kafka client settings (key `kafka.json`, from
+# SeldonConfig `kafkaConfig`; seldon-core operator's ConfigMap reconciler) that gateways and the dataflow engine read.
+SELDON_KAFKA_CONFIGMAP = "seldon-kafka"
+EVENTS_PER_NAMESPACE = 2000
+
+# Marks an object `bundle serve` made up (a stand-in Pod for a pod that only has logs, a Namespace the bundle implies);
+# `collect` leaves such objects out of a bundle it reads from a served one.
+SYNTHESIZED_ANNOTATION = "mlops-trace.io/synthesized"
+
+_PER_NS = Collection.PER_NAMESPACE
+_UNREAD = Collection.NOT_COLLECTED
+
+# Collected kinds are in the order `collect` lists them; `bundle serve` lists its resources in this order too.
+ALL_KINDS: tuple[KindSpec, ...] = (
+    KindSpec("Namespace", "", "v1", "namespaces", False, ("ns",), collect=Collection.NAMESPACES),
+    KindSpec("Node", "", "v1", "nodes", False, ("no",), collect=_UNREAD),
+    KindSpec("Pod", "", "v1", "pods", True, ("po",), collect=_PER_NS),
+    KindSpec("Service", "", "v1", "services", True, ("svc",), collect=_PER_NS),
+    KindSpec("Endpoints", "", "v1", "endpoints", True, ("ep",), collect=_PER_NS),
+    KindSpec("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices", True, collect=_PER_NS),
+    KindSpec("Deployment", "apps", "v1", "deployments", True, ("deploy",), collect=_PER_NS),
+    KindSpec("StatefulSet", "apps", "v1", "statefulsets", True, ("sts",), collect=_PER_NS),
+    KindSpec("DaemonSet", "apps", "v1", "daemonsets", True, ("ds",), collect=_UNREAD),
+    KindSpec("ReplicaSet", "apps", "v1", "replicasets", True, ("rs",), collect=_UNREAD),
+    KindSpec("Ingress", "networking.k8s.io", "v1", "ingresses", True, ("ing",), collect=_PER_NS),
+    KindSpec("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies", True, ("netpol",), collect=_PER_NS),
+    KindSpec("IngressClass", "networking.k8s.io", "v1", "ingressclasses", False, collect=Collection.CLUSTER),
+    KindSpec("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers", True, ("hpa",),
+             collect=_PER_NS),
+    KindSpec("ConfigMap", "", "v1", "configmaps", True, ("cm",), collect=_PER_NS, names=(SELDON_KAFKA_CONFIGMAP,)),
+    KindSpec("ServiceAccount", "", "v1", "serviceaccounts", True, ("sa",), collect=_UNREAD),
+    KindSpec("Event", "", "v1", "events", True, ("ev",), collect=_PER_NS, keep_newest=EVENTS_PER_NAMESPACE),
+    # A bundle must not carry Secrets, and a served bundle must not look like it does.
+    KindSpec("Secret", "", "v1", "secrets", True, collect=Collection.NEVER, served=False),
+    KindSpec("Model", SELDON, "v1alpha1", "models", True, ("mlm",), crd=True, collect=_PER_NS,
+             marks_seldon_namespace=True),
+    KindSpec("Server", SELDON, "v1alpha1", "servers", True, ("mls",), crd=True, collect=_PER_NS,
+             marks_seldon_namespace=True),
+    KindSpec("Experiment", SELDON, "v1alpha1", "experiments", True, ("mlx",), crd=True, collect=_PER_NS,
+             marks_seldon_namespace=True),
+    KindSpec("Pipeline", SELDON, "v1alpha1", "pipelines", True, ("mlp",), crd=True, collect=_PER_NS,
+             marks_seldon_namespace=True),
+    KindSpec("SeldonRuntime", SELDON, "v1alpha1", "seldonruntimes", True, crd=True, collect=_PER_NS,
+             marks_seldon_namespace=True),
+    KindSpec("SeldonConfig", SELDON, "v1alpha1", "seldonconfigs", True, crd=True, collect=_PER_NS),
+    KindSpec("ServerConfig", SELDON, "v1alpha1", "serverconfigs", True, ("mlc",), crd=True, collect=_PER_NS),
+    KindSpec("IPAddressPool", METALLB, "v1beta1", "ipaddresspools", True, crd=True, collect=Collection.INFRA),
+    KindSpec("L2Advertisement", METALLB, "v1beta1", "l2advertisements", True, crd=True, collect=_UNREAD),
+)
+
+_BY_KIND = {spec.kind: spec for spec in ALL_KINDS}
+(NAMESPACE_KIND,) = (spec for spec in ALL_KINDS if spec.collect is Collection.NAMESPACES)
+# What `collect` lists after the namespaces, in this order.
+COLLECTED_KINDS: tuple[KindSpec, ...] = tuple(spec for spec in ALL_KINDS if spec.collect in _LISTED)
+SERVED_KINDS: tuple[KindSpec, ...] = tuple(spec for spec in ALL_KINDS if spec.served)
+NEVER_COLLECTED = frozenset(spec.kind for spec in ALL_KINDS if spec.collect is Collection.NEVER)
+NEVER_SERVED = frozenset(spec.kind for spec in ALL_KINDS if not spec.served)
+# The kinds whose objects make a namespace a Seldon one: Model, Server, Experiment, Pipeline, SeldonRuntime.
+SELDON_NAMESPACE_KINDS: tuple[str, ...] = tuple(spec.kind for spec in ALL_KINDS if spec.marks_seldon_namespace)
+
+# A served kind by each word a file name may use for it: plural, singular or short name (`pods`, `pod`, `po`).
+_SERVED_BY_WORD = {word: spec for spec in SERVED_KINDS for word in (spec.plural, spec.singular, *spec.short_names)}
+
+
+def spec_of(kind: str) -> KindSpec | None:
+    """The registry's entry for a kind, None for a kind it does not know (a custom resource a user saved)."""
+    return _BY_KIND.get(kind)
+
+
+def kind_for_file_stem(stem: str) -> KindSpec | None:
+    """The served kind a file name's stem names (`netpol`, `NetworkPolicies`, `network_policy`), or None: how a
+    bundle written with `kubectl get <plural> -o yaml > kube/<plural>.yaml` says which kind a file holds."""
+    return _SERVED_BY_WORD.get(stem.lower().replace("-", "").replace("_", ""))
