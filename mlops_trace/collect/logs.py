@@ -35,7 +35,19 @@ from mlops_trace.snapshot.roles import Role, container_role, pod_role
 
 DEFAULT_TAIL = 10000
 WANTED_ROLES = frozenset(
-    {Role.SCHEDULER, Role.CONTROLLER, Role.AGENT, Role.MLSERVER, Role.ENVOY, Role.INGRESS, Role.MODELGATEWAY}
+    {
+        Role.SCHEDULER,
+        Role.CONTROLLER,
+        Role.AGENT,
+        Role.MLSERVER,
+        Role.ENVOY,
+        Role.INGRESS,
+        Role.MODELGATEWAY,
+        Role.PIPELINEGATEWAY,
+        Role.DATAFLOW,
+        Role.HODOMETER,
+        Role.RCLONE,
+    }
 )
 _PARALLEL = 8
 
@@ -55,7 +67,18 @@ SELDON_COMPONENTS = frozenset(
     }
 )
 SELDON_OWNER_KINDS = frozenset({"Server", "SeldonRuntime"})
-_SELDON_POD_ROLES = frozenset({Role.SCHEDULER, Role.CONTROLLER, Role.AGENT, Role.ENVOY, Role.MODELGATEWAY})
+_SELDON_POD_ROLES = frozenset(
+    {
+        Role.SCHEDULER,
+        Role.CONTROLLER,
+        Role.AGENT,
+        Role.ENVOY,
+        Role.MODELGATEWAY,
+        Role.PIPELINEGATEWAY,
+        Role.DATAFLOW,
+        Role.HODOMETER,
+    }
+)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

@@ -336,7 +336,17 @@ def _to_request(item: Any, display: str) -> RequestRecord | None:
         namespace=str(request["namespace"]) if isinstance(request.get("namespace"), str) else None,
         envoy_flags=_response_flags(response.get("envoy_response_flags")),
         request_id=headers.get("x-request-id"),
+        grpc_message=str(response["grpc_message"]) if response.get("grpc_message") is not None else None,
+        duration_ms=_number(response.get("duration_ms")),
     )
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from a recorded field, else None (a bool, a string or NaN is no duration)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if number == number and abs(number) != float("inf") else None
 
 
 def _response_flags(value: Any) -> tuple[str, ...]:

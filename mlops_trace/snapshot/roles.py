@@ -1,4 +1,5 @@
-"""Which component a pod or a container log belongs to (scheduler, controller, agent, Envoy, ingress, MLServer).
+"""Which component a pod or a container log belongs to (scheduler, controller, agent, Envoy, ingress, MLServer, the
+server pod's rclone, the model and pipeline gateways, the dataflow engine, hodometer).
 
 Bundles are written by hand, so a log may come without its Pod object: the role is read from the Pod's labels when
 the Pod is there, and from the pod and container names otherwise (the names Seldon's Helm charts and ingress-nginx use).
@@ -19,6 +20,10 @@ class Role(StrEnum):
     ENVOY = "envoy"
     INGRESS = "ingress"
     MODELGATEWAY = "modelgateway"
+    PIPELINEGATEWAY = "pipelinegateway"
+    DATAFLOW = "dataflow-engine"
+    HODOMETER = "hodometer"
+    RCLONE = "rclone"  # the server pod's rclone sidecar, which downloads model artifacts for the agent
     OTHER = "other"
 
 
@@ -30,6 +35,9 @@ _POD_PREFIXES: tuple[tuple[re.Pattern[str], Role], ...] = (
     (re.compile(r"^seldon-v2-controller-manager(-|$)|^seldon-controller-manager(-|$)"), Role.CONTROLLER),
     (re.compile(r"^seldon-envoy(-|$)"), Role.ENVOY),
     (re.compile(r"^seldon-modelgateway(-|$)"), Role.MODELGATEWAY),
+    (re.compile(r"^seldon-pipelinegateway(-|$)"), Role.PIPELINEGATEWAY),
+    (re.compile(r"^seldon-dataflow-engine(-|$)"), Role.DATAFLOW),
+    (re.compile(r"^seldon-hodometer(-|$)"), Role.HODOMETER),
     (re.compile(r"ingress-nginx-controller|^ingress-nginx(-|$)|^nginx-ingress"), Role.INGRESS),
 )
 
@@ -47,6 +55,12 @@ def role_from_labels(labels: Mapping[str, str]) -> Role | None:
             return Role.ENVOY
         if value == "seldon-modelgateway":
             return Role.MODELGATEWAY
+        if value == "seldon-pipelinegateway":
+            return Role.PIPELINEGATEWAY
+        if value == "seldon-dataflow-engine":
+            return Role.DATAFLOW
+        if value in ("seldon-hodometer", "hodometer"):
+            return Role.HODOMETER
         if value == "seldon-server":
             return Role.AGENT  # a server pod; its containers are told apart by name
         if value in ("ingress-nginx", "nginx-ingress", "ingress-nginx-controller"):
@@ -79,8 +93,8 @@ def container_role(pod_name: str, container: str, labels: Mapping[str, str] | No
         return Role.ENVOY
     role = pod_role(pod_name, labels)
     if role is Role.AGENT:
-        # Other containers of a server pod (rclone, a sidecar) are not the agent.
-        return Role.OTHER
+        # Other containers of a server pod are not the agent: rclone has its own role, a sidecar none.
+        return Role.RCLONE if container == "rclone" else Role.OTHER
     if role is Role.CONTROLLER and container not in ("manager", "controller", "seldon-v2-controller-manager"):
         return Role.OTHER
     if role is Role.INGRESS and container not in ("controller", "ingress-nginx", "nginx", "nginx-ingress-controller"):

@@ -116,6 +116,8 @@ class RequestRecord:
     namespace: str | None = None  # the namespace the request was aimed at, when the sender knew it
     envoy_flags: tuple[str, ...] = ()  # Envoy's response flags for it (`NR`, `NC`, `UH`…), from its access line
     request_id: str | None = None  # its `x-request-id`: the access lines of the same request say less than it
+    grpc_message: str | None = None  # the gRPC status message (`Received message larger than max (…)`)
+    duration_ms: float | None = None  # how long the sender waited for the answer (or gave up), when it says
 
 
 @dataclass

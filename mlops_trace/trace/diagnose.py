@@ -52,6 +52,8 @@ def record_of(
         namespace=namespace,
         envoy_flags=tuple(flags),
         request_id=exchange.request_id,
+        grpc_message=exchange.grpc_message,
+        duration_ms=exchange.total_ms,
     )
 
 

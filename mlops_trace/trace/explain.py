@@ -37,6 +37,7 @@ NO_ROUTE = "no-route"
 NO_CLUSTER = "no-cluster"
 AGENT_CANNOT_SERVE = "agent-cannot-serve"
 MODEL_NOT_FOUND = "model-not-found"
+UPSTREAM_TIMEOUT = "upstream-timeout"
 
 
 def _answer_evidence(exchange: Exchange) -> Evidence:
@@ -127,6 +128,9 @@ def explain(
         flags = envoy.envoy.response_flags if envoy is not None and envoy.envoy is not None else ()
         if "NC" in flags:
             return Failure(5, NO_CLUSTER, f"Envoy has no cluster for the route ({status} NC)", tuple(answer + logs))
+        if "UT" in flags:
+            summary = f"the server pod did not answer within Envoy's route timeout ({status} UT)"
+            return Failure(6, UPSTREAM_TIMEOUT, summary, tuple(answer + logs))
         if "UH" in flags or "UF" in flags or b"no healthy upstream" in body:
             return Failure(
                 6, "no-healthy-upstream", f"Envoy found no healthy agent endpoint ({status})", tuple(answer + logs)

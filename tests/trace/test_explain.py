@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlops_trace.findings import Report
-from mlops_trace.parsers import nginx_access
+from mlops_trace.parsers import envoy_access, nginx_access
 from mlops_trace.snapshot.bundle import open_bundle
 from mlops_trace.snapshot.snapshot import Snapshot
 from mlops_trace.trace.accesslogs import Found, LogFile, LogKind, find
@@ -155,6 +155,18 @@ def test_503_without_envoy_headers_is_the_ingress_backend(snap: Snapshot) -> Non
     assert failure is not None and failure.hop == 3
     failure = explain(exchange(503, {"server": "envoy"}, b"no healthy upstream"), _target(), None, snap)
     assert failure is not None and (failure.hop, failure.code) == (6, "no-healthy-upstream")
+
+
+def test_envoy_route_timeout_is_the_server_pods_hop(snap: Snapshot) -> None:
+    # Envoy's own answer when the route timeout passes: 504 `upstream request timeout`, flag UT in its access log.
+    line = envoy_access.parse_line(
+        7, '[2026-12-07T10:00:00.000Z] "POST /v2/models/txn-ab/infer HTTP/1.1" 504 UT 412 24 60001 - "10.0.0.7" '
+        '"python-requests/2.31.0" "mt-1" "seldon-mesh" "10.42.0.15:9000"'
+    )
+    assert line is not None and "UT" in line.response_flags
+    answer = exchange(504, {"server": "envoy"}, b"upstream request timeout")
+    failure = explain(answer, _target(), None, snap, envoy=Found("envoy.log:7", "x", envoy=line))
+    assert failure is not None and (failure.hop, failure.code) == (6, "upstream-timeout")
 
 
 def test_status_the_ingress_gives_itself_is_hop_2(snap: Snapshot) -> None:
