@@ -9,6 +9,7 @@ from typing import Any
 
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.container_args import expand_vars, split_flag
+from mlops_trace.analysis.controller_scope import controller_scope
 from mlops_trace.analysis.seldon import (
     SCHEDULER_SERVICE,
     ServiceAddress,
@@ -222,35 +223,11 @@ def _controller_scheduler_hosts(dep: KubeObject) -> Iterator[tuple[str, str, str
 
 
 def _controller_manages(dep: KubeObject, namespace: str) -> bool:
-    """Whether the controller's flags (clusterwide, watch list, own namespace) include the namespace."""
-    own = dep.namespace or ""
-    for _, container in _containers(dep):
-        env = _literal_env(container, own)
-        tokens = [str(t) for t in as_list(container.get("command")) + as_list(container.get("args"))]
-        flags: dict[str, str | None] = {}
-        for pos, token in enumerate(tokens):
-            name, value = split_flag(token)
-            if name is None:
-                continue
-            if (
-                value is None
-                and name != "clusterwide"
-                and pos + 1 < len(tokens)
-                and not tokens[pos + 1].startswith("-")
-            ):
-                value = tokens[pos + 1]
-            flags[name] = expand_vars(value, env) if value is not None else None
-        if not any(key in flags for key in ("clusterwide", "namespace", "watch-namespaces")):
-            continue
-        clusterwide = "clusterwide" in flags and (flags["clusterwide"] or "true").lower() in ("1", "t", "true")
-        if not clusterwide:
-            return namespace == (flags.get("namespace") or own)
-        watched = [n.strip() for n in (flags.get("watch-namespaces") or "").split(",") if n.strip()]
-        return not watched or namespace in watched or namespace == (flags.get("namespace") or own)
-    return namespace == own
-
-
-# --- small readers ---------------------------------------------------------------------------------------------------
+    """Whether the controller's flags (clusterwide, watch list, own namespace) include the namespace; a scope the
+    input cannot resolve counts as its own namespace only."""
+    scope = controller_scope(dep)
+    watches = scope.watches(namespace)
+    return watches if watches is not None else namespace == (dep.namespace or "")
 
 
 def _spec_prefix(obj: KubeObject) -> str:

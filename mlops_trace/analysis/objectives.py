@@ -51,3 +51,10 @@ class Objectives:
             "split_tolerance": self.split_tolerance,
         }
         return {key: value for key, value in options.items() if value is not None}
+
+# MT405: an Envoy 503 (UH/UF/URX) this many seconds before the first or after the last scheduler state change of a
+# model still counts as during that reschedule (a replica dies before the scheduler logs it; Envoy's STRICT_DNS
+# endpoints and the agent's load catch up after it).
+DEFAULT_RESCHEDULE_MARGIN_S = 30.0
+# MT404: the CPU one MLServer inference worker (one Python process) keeps busy at full load, in cores.
+DEFAULT_CORES_PER_MLSERVER_WORKER = 1.0

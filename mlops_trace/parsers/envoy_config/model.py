@@ -79,6 +79,11 @@ class Route:
     case_sensitive: bool = True
     request_headers_to_add: Mapping[str, str] = field(default_factory=dict, hash=False)
     response_headers_to_add: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # The route action's `timeout` as dumped (`"60s"`), None when the route sets none: then Envoy's default, 15 s,
+    # applies (RouteAction.timeout); `timeout_ms` is its value, 0.0 meaning disabled, None when absent or not a
+    # duration Envoy could hold.
+    timeout_text: str | None = None
+    timeout_ms: float | None = None
 
     def _matchers(self, name: str, kind: HeaderMatchKind) -> Iterator[HeaderMatcher]:
         lowered = name.lower()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -162,6 +163,7 @@ def parse_route(route_config: str, virtual_host: str, index: int, route: Mapping
     mirror_policies += list(as_maps([action.get("request_mirror_policy")]))  # v2 singular form
     mirrors = tuple(name for name in (as_text(policy.get("cluster")) for policy in mirror_policies) if name)
     case_sensitive = match.get("case_sensitive")
+    timeout_text, timeout_ms = _route_timeout(action.get("timeout"))
     return Route(
         route_config=route_config,
         virtual_host=virtual_host,
@@ -178,7 +180,35 @@ def parse_route(route_config: str, virtual_host: str, index: int, route: Mapping
         case_sensitive=case_sensitive is not False,
         request_headers_to_add=route_request_headers,
         response_headers_to_add=route_response_headers,
+        timeout_text=timeout_text,
+        timeout_ms=timeout_ms,
     )
+
+
+# A protobuf JSON Duration: seconds with up to nine fraction digits and an `s` (`"60s"`, `"0.250s"`, `"-1s"`).
+_DURATION = re.compile(r"(-?)(\d+)(?:\.(\d{1,9}))?s")
+_MAX_DURATION_SECONDS = 315_576_000_000  # google.protobuf.Duration's range
+
+
+def _route_timeout(value: object) -> tuple[str | None, float | None]:
+    """(the `timeout` as dumped, its milliseconds) of a RouteAction; a negative or malformed value is dumped text
+    with no milliseconds (Envoy would have refused it)."""
+    if value is None:
+        return None, None
+    if isinstance(value, Mapping):  # a Duration written as its message (`{seconds, nanos}`), as YAML dumps do
+        seconds, nanos = as_integer(value.get("seconds", 0)), as_integer(value.get("nanos", 0))
+        text = f"{{seconds: {value.get('seconds', 0)}, nanos: {value.get('nanos', 0)}}}"
+        if seconds is None or nanos is None or not 0 <= seconds <= _MAX_DURATION_SECONDS or not 0 <= nanos < 10**9:
+            return text, None
+        return text, seconds * 1000.0 + nanos / 1e6
+    dumped = as_text(value)
+    if dumped is None:
+        return str(value), None
+    match = _DURATION.fullmatch(dumped.strip())
+    if match is None or match.group(1) or int(match.group(2)) > _MAX_DURATION_SECONDS:
+        return dumped, None
+    fraction = (match.group(3) or "").ljust(9, "0")
+    return dumped, int(match.group(2)) * 1000.0 + int(fraction) / 1e6
 
 
 def parse_route_config(
