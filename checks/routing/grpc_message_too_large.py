@@ -14,10 +14,10 @@ from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.ingress.backends import ingresses
 from mlops_trace.analysis.ingress.controllers import is_nginx_ingress
 from mlops_trace.analysis.ingress.nginx import ANNOTATION_PREFIX, nginx_annotation
-from mlops_trace.analysis.routing import SELDON_MODEL, lua_effective_headers, object_of_route_value
+from mlops_trace.analysis.routing import SELDON_MODEL, envoy_access_logs, lua_effective_headers, object_of_route_value
 from mlops_trace.analysis.seldon import server_workloads
 from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
-from mlops_trace.parsers import nginx_error
+from mlops_trace.parsers import envoy_access, nginx_error
 from mlops_trace.parsers.logs import iter_records
 from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping, container_env, pod_containers, pod_template_spec
 from mlops_trace.snapshot.roles import Role
@@ -28,7 +28,7 @@ CHECK = make_check(
     slug="grpc-message-too-large",
     title="An inference payload is larger than a hop's message or body size limit",
     severity=Severity.CRITICAL,
-    requires=("requests|logs:mlserver|logs:agent|logs:ingress",),
+    requires=("requests|logs:mlserver|logs:agent|logs:ingress|envoy:access",),
     reads=("kube:StatefulSet", "kube:Deployment", "kube:Model", "kube:Ingress", "kube:IngressClass"),
     playbook="grpc-message-size",
     fix="Raise the limit of the hop that refused the payload (MLServer: MLSERVER_GRPC_MAX_MESSAGE_LENGTH in the "
@@ -42,6 +42,7 @@ GRPC_DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024  # GRPC_DEFAULT_MAX_RECV_MESSAGE_LENG
 SELDON_AGENT_MAX = 1000 * 1024 * 1024  # util.GRPCMaxMsgSizeBytes: the agent's gRPC proxy limits (v2.7-v2.10)
 NGINX_DEFAULT_BODY_SIZE = "1m"  # ingress-nginx's proxy-body-size default
 _RESOURCE_EXHAUSTED = frozenset({"RESOURCE_EXHAUSTED", "8"})
+_ENVOY_RESOURCE_EXHAUSTED = frozenset({"RESOURCEEXHAUSTED", "8"})  # Envoy logs the number or the name
 # gRPC core: `[CLIENT: |SERVER: ]Received|Sent message larger than max (n vs. limit)`; grpc-go: `grpc: received …` and
 # `grpc: trying to send …`.
 _TOO_LARGE = re.compile(
@@ -89,9 +90,14 @@ def _bytes(size: int) -> str:
 
 def run(snap: Snapshot) -> Iterator[Finding]:
     groups: dict[tuple[str | None, str, str], _Group] = {}
-    looked = _from_requests(snap, groups) + _from_server_logs(snap, groups) + _from_ingress_errors(snap, groups)
+    looked = (
+        _from_requests(snap, groups)
+        + _from_server_logs(snap, groups)
+        + _from_envoy_access(snap, groups)
+        + _from_ingress_errors(snap, groups)
+    )
     if not looked:
-        raise SkipCheck("no recorded request, MLServer or agent log, or ingress-nginx error line to read")
+        raise SkipCheck("no recorded request, MLServer, agent or Envoy access log, or ingress-nginx error line to read")
     for group in groups.values():
         more = f" (showing {SAMPLES})" if group.count > len(group.samples) else ""
         yield CHECK.finding(
@@ -220,6 +226,41 @@ def _from_server_logs(snap: Snapshot, groups: dict[tuple[str | None, str, str], 
             template = _Group(log.namespace, f"Pod/{log.pod}", says, context=context)
             _add(groups, template, Evidence(log.where(record.lineno), evidence_line(record.raw)))
     return len(logs)
+
+
+def _from_envoy_access(snap: Snapshot, groups: dict[tuple[str | None, str, str], _Group]) -> int:
+    """Envoy's access lines of gRPC calls answered RESOURCE_EXHAUSTED whose request (`bytes_received`) was larger
+    than the server's receive limit: MLServer logs nothing when it refuses one, Envoy's line is the server-side
+    trace. A line of a recorded request is left to its record."""
+    recorded = {record.request_id for record in snap.requests if record.request_id}
+    logs = envoy_access_logs(snap)
+    for log in logs:
+        for line in envoy_access.iter_records(log.lines()):
+            status = (line.grpc_status or "").upper().replace("_", "")
+            if status not in _ENVOY_RESOURCE_EXHAUSTED or line.bytes_received is None:
+                continue
+            if line.request_id in recorded or not (line.path or "").startswith("/inference."):
+                continue
+            model = line.headers.get(SELDON_MODEL)
+            limits = _mlserver_limits(snap, log.namespace, model)
+            limit = min((_env_limit(value) for _, value in limits), default=GRPC_DEFAULT_MAX_RECEIVE)
+            if line.bytes_received <= limit:
+                continue  # RESOURCE_EXHAUSTED for another reason (a quota, a full queue)
+            parsed = _TooLarge("server", "received", line.bytes_received, limit)
+            says, context = _limit_words(snap, log.namespace, model, parsed)
+            obj = object_of_route_value(model) if model else "Service/seldon-mesh"
+            sample = Evidence(log.where(line.lineno), evidence_line(line.raw))
+            _add(groups, _Group(log.namespace, obj, says, context=context), sample)
+    return len(logs)
+
+
+def _env_limit(value: str | None) -> int:
+    """The receive limit an `MLSERVER_GRPC_MAX_MESSAGE_LENGTH` value sets (unset or unreadable: gRPC's default)."""
+    try:
+        number = int(str(value).strip()) if value is not None else GRPC_DEFAULT_MAX_RECEIVE
+    except ValueError:
+        return GRPC_DEFAULT_MAX_RECEIVE
+    return number if number > 0 else GRPC_DEFAULT_MAX_RECEIVE
 
 
 def _ingress_for_host(snap: Snapshot, host: str | None) -> KubeObject | None:

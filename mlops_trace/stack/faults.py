@@ -20,6 +20,12 @@ class Fault(StrEnum):
     MISSING_HEADER = "missing-header"
     SLOW_MODEL = "slow-model"
     SLOW_ENVOY = "slow-envoy"
+    MODEL_LOAD_FAIL = "model-load-fail"
+    RUNTIME_DEPS = "runtime-deps"
+    WORKER_CRASH = "worker-crash"
+    ROUTE_TIMEOUT = "route-timeout"
+    GRPC_MAX_MESSAGE = "grpc-max-message"
+    REPLICAS_EXCEED_SERVER = "replicas-exceed-server"
 
 
 DESCRIPTIONS: dict[Fault, str] = {
@@ -37,10 +43,27 @@ DESCRIPTIONS: dict[Fault, str] = {
     "header get Envoy's 404 (MT301)",
     Fault.SLOW_MODEL: "the model sleeps a known time per request, e.g. slow-model=20ms (default 20ms)",
     Fault.SLOW_ENVOY: "Envoy's fault filter delays every request a fixed time, e.g. slow-envoy=20ms (default 20ms)",
+    Fault.MODEL_LOAD_FAIL: "a Model whose storageUri points where nothing is: rclone's copy fails, the agent's load "
+    "fails, the Model is ModelFailed and never routed (MT109)",
+    Fault.RUNTIME_DEPS: "a Model whose MLServer runtime imports a module the server's environment lacks: MLServer's "
+    "load raises ModuleNotFoundError (MT110)",
+    Fault.WORKER_CRASH: "MLServer runs one inference worker, which gets SIGKILL after start-up: MLServer logs the "
+    "dead worker and starts another (MT601)",
+    Fault.ROUTE_TIMEOUT: "Envoy's route timeout below the model's time, e.g. route-timeout=200ms (default 200ms; the "
+    "model sleeps 1s unless slow-model says more): 504 with flag UT (MT308)",
+    Fault.GRPC_MAX_MESSAGE: "MLServer's gRPC receive limit set to 1024 bytes: the example gRPC request fails with "
+    "RESOURCE_EXHAUSTED through the ingress and Envoy (MT309)",
+    Fault.REPLICAS_EXCEED_SERVER: "a Model with 2 replicas on the 1-replica Server: one replica is scheduled and "
+    "serves, the Model is ScheduleFailed and not Ready (MT111)",
 }
 
-DELAY_FAULTS = frozenset({Fault.SLOW_MODEL, Fault.SLOW_ENVOY})
+DELAY_FAULTS = frozenset({Fault.SLOW_MODEL, Fault.SLOW_ENVOY, Fault.ROUTE_TIMEOUT})
 DEFAULT_DELAY_MS = 20.0
+DEFAULT_ROUTE_TIMEOUT_MS = 200.0
+# The model's time under route-timeout when slow-model does not set it: well above any timeout this fault accepts
+# (at most 10 s), so a 504 is Envoy's timeout and not the model's scheduling noise.
+ROUTE_TIMEOUT_MODEL_DELAY_MS = 1000.0
+GRPC_MAX_MESSAGE_BYTES = 1024
 MAX_DELAY_MS = 10_000.0
 
 # Faults that describe incompatible control planes (local scheduler up with a central one vs. scaled to 0), or that
@@ -81,6 +104,13 @@ class FaultSet:
                 return spec.delay_ms
         return 0.0
 
+    def model_delay_ms(self) -> float:
+        """How long the model sleeps per request: slow-model's value, else route-timeout's slow model, else 0."""
+        if self.has(Fault.SLOW_MODEL):
+            return self.delay_ms(Fault.SLOW_MODEL)
+        return max(ROUTE_TIMEOUT_MODEL_DELAY_MS, 2 * self.delay_ms(Fault.ROUTE_TIMEOUT)) if self.has(
+            Fault.ROUTE_TIMEOUT) else 0.0
+
     @property
     def names(self) -> list[str]:
         return [spec.text for spec in self.specs]
@@ -108,7 +138,8 @@ def parse_faults(values: Iterable[str]) -> FaultSet:
                 known = ", ".join(f.value for f in Fault)
                 raise UsageError(f"unknown fault {name.strip()!r} (known: {known})") from None
             if fault in DELAY_FAULTS:
-                delay = _parse_delay(fault.value, value) if value else DEFAULT_DELAY_MS
+                default = DEFAULT_ROUTE_TIMEOUT_MS if fault is Fault.ROUTE_TIMEOUT else DEFAULT_DELAY_MS
+                delay = _parse_delay(fault.value, value) if value else default
                 specs[fault] = FaultSpec(fault, delay)
             elif value:
                 raise UsageError(f"--fault {fault.value} takes no value (got {item!r})")
@@ -119,5 +150,9 @@ def parse_faults(values: Iterable[str]) -> FaultSet:
         if pair <= chosen:
             first, second = sorted(f.value for f in pair)
             raise UsageError(f"faults {first} and {second} cannot be combined")
+    timeout, model = specs.get(Fault.ROUTE_TIMEOUT), specs.get(Fault.SLOW_MODEL)
+    if timeout is not None and model is not None and (model.delay_ms or 0.0) <= (timeout.delay_ms or 0.0):
+        raise UsageError(f"faults {model.text} and {timeout.text} cannot be combined: the model must be slower than "
+                         "the route timeout for the timeout to fire")
     order = list(Fault)
     return FaultSet(tuple(sorted(specs.values(), key=lambda spec: order.index(spec.fault))))

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
+# What Seldon's agent calls to load a model into MLServer (scheduler/pkg/agent/modelserver_controlplane/oip/v2.go).
+REPOSITORY_MODEL_LOAD = "/inference.GRPCInferenceService/RepositoryModelLoad"
 
 
 def _varint(value: int) -> bytes:
@@ -52,6 +54,11 @@ def encode_infer_request(model_name: str, input_name: str, shape: Sequence[int],
         + _length_delimited(5, contents)
     )
     return _string(1, model_name) + _string(3, request_id) + _length_delimited(5, tensor)
+
+
+def encode_repository_model_load(model_name: str) -> bytes:
+    """A RepositoryModelLoadRequest (repository_name 1, model_name 2)."""
+    return _string(2, model_name)
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,12 @@ from mlops_trace.stack.topology import (
     SCHEDULER_POD,
     SERVER,
     SERVER_POD,
+    SERVER_REPLICAS,
     SYSTEM_NAMESPACE,
+    ExtraModel,
     Plan,
     Ports,
+    Storage,
 )
 
 SELDON_API = "mlops.seldon.io/v1alpha1"
@@ -69,6 +72,19 @@ class KubeInputs:
     ports: Ports
     artifacts: Path
     now: str  # RFC 3339, used for creation and transition times
+    storage: Path | None = None  # model folders a fault serves (the runtime-deps model's), under the run directory
+    # The scheduler's view of each model once the agent reported (state, reason, replicas), which the controller
+    # copies into the Model's status; a model without one keeps the status of a model that loaded.
+    model_states: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def storage_uri(inputs: KubeInputs, model: ExtraModel) -> str:
+    """A fault model's storageUri: a folder where nothing is, the runtime-deps folder, or the baseline's artifacts."""
+    if model.storage is Storage.MISSING:
+        return f"file://{inputs.artifacts / model.name}"
+    if model.storage is Storage.DEPS_RUNTIME:
+        return f"file://{(inputs.storage or inputs.artifacts) / model.name}"
+    return f"file://{inputs.artifacts / MODELS[0].name}"
 
 
 def _meta(name: str, namespace: str | None, now: str, labels: Mapping[str, str] | None = None,
@@ -283,25 +299,40 @@ def _server(inputs: KubeInputs, agent_ready: bool) -> list[dict[str, Any]]:
         }),
         "readinessProbe": {"httpGet": {"path": "/ready", "port": 9008}},
     }
+    mlserver_env = {
+        "MLSERVER_HTTP_PORT": "9000",
+        "MLSERVER_GRPC_PORT": "9500",
+        "MLSERVER_METRICS_PORT": "8082",
+        "MLSERVER_MODELS_DIR": "/mnt/agent/models",
+        "MLSERVER_LOAD_MODELS_AT_STARTUP": "false",
+        "MLSERVER_PARALLEL_WORKERS": str(plan.parallel_workers),
+    }
+    if plan.grpc_max_message is not None:
+        mlserver_env["MLSERVER_GRPC_MAX_MESSAGE_LENGTH"] = str(plan.grpc_max_message)
     mlserver = {
         "name": "mlserver",
         "image": "docker.io/seldonio/mlserver:1.7.1",
         "ports": _ports([("http", 9000), ("grpc", 9500), ("metrics", 8082)]),
-        "env": _env({
-            "MLSERVER_HTTP_PORT": "9000",
-            "MLSERVER_GRPC_PORT": "9500",
-            "MLSERVER_METRICS_PORT": "8082",
-            "MLSERVER_MODELS_DIR": "/mnt/agent/models",
-            "MLSERVER_LOAD_MODELS_AT_STARTUP": "false",
-            "MLSERVER_PARALLEL_WORKERS": "0",
-        }),
+        "env": _env(mlserver_env),
+    }
+    # Seldon's ServerConfig `mlserver` (operator/config/serverconfigs/mlserver.yaml): rclone's rc API for the agent.
+    rclone = {
+        "name": "rclone",
+        "image": f"docker.io/seldonio/seldon-rclone:{SELDON_VERSION}",
+        "command": ["rclone"],
+        "args": ["rcd", "--rc-no-auth", "--config=/rclone/rclone.conf", "--rc-addr=0.0.0.0:5572",
+                 "--max-buffer-memory=$(MAX_BUFFER_MEMORY)"],
+        "env": _env({"MAX_BUFFER_MEMORY": "64M"}),
+        "ports": _ports([("rclone", 5572)]),
+        "readinessProbe": {"tcpSocket": {"port": 5572}},
     }
     host = {9001: ports.agent_http, 9501: ports.agent_grpc, 9000: ports.mlserver_http, 9500: ports.mlserver_grpc,
-            8082: ports.mlserver_metrics}
+            8082: ports.mlserver_metrics, 5572: ports.rclone}
     pod_labels = {**labels, "statefulset.kubernetes.io/pod-name": SERVER_POD}
     return [
-        _workload("StatefulSet", SERVER, NAMESPACE, labels, [agent, mlserver], 1, now, {"serviceName": SERVER}),
-        _pod(inputs, name=SERVER_POD, namespace=NAMESPACE, labels=pod_labels, containers=[agent, mlserver],
+        _workload("StatefulSet", SERVER, NAMESPACE, labels, [agent, mlserver, rclone], SERVER_REPLICAS, now,
+                  {"serviceName": SERVER}),
+        _pod(inputs, name=SERVER_POD, namespace=NAMESPACE, labels=pod_labels, containers=[agent, mlserver, rclone],
              owner=("StatefulSet", SERVER), host_ports=host, not_ready=() if agent_ready else ("agent",)),
         _service(SERVER_POD, NAMESPACE, now, {"statefulset.kubernetes.io/pod-name": SERVER_POD},
                  [("http", 9000, 9000), ("grpc", 9500, 9500), ("agent", 9005, 9005)], headless=True),
@@ -444,22 +475,16 @@ def _seldon(inputs: KubeInputs) -> list[dict[str, Any]]:
                                                             "seldon-pipelinegateway", "seldon-dataflow-engine")]},
             "status": {"conditions": [_condition("SchedulerReady", True, now), _condition("Ready", True, now)]},
         })
+    models = [_model(inputs, m.name, f"file://{inputs.artifacts / m.name}", 1) for m in MODELS]
+    models += [_model(inputs, m.name, storage_uri(inputs, m), m.replicas, extra=True) for m in plan.extra_models]
+    loaded = sum(1 for m in models if m["status"].get("availableReplicas"))
     objects.append({
         "apiVersion": SELDON_API, "kind": "Server", "metadata": _meta(SERVER, NAMESPACE, now),
-        "spec": {"serverConfig": "mlserver", "replicas": 1},
+        "spec": {"serverConfig": "mlserver", "replicas": SERVER_REPLICAS},
         "status": {"conditions": [_condition("StatefulSetReady", True, now), _condition("Ready", True, now)],
-                   "loadedModels": len(MODELS), "replicas": 1, "selector": f"seldon-server-name={SERVER}"},
+                   "loadedModels": loaded, "replicas": SERVER_REPLICAS, "selector": f"seldon-server-name={SERVER}"},
     })
-    for model in MODELS:
-        objects.append({
-            "apiVersion": SELDON_API, "kind": "Model",
-            "metadata": {**_meta(model.name, NAMESPACE, now), "generation": 1},
-            "spec": {"storageUri": f"file://{inputs.artifacts / model.name}", "requirements": ["sklearn"],
-                     "server": SERVER, "replicas": 1},
-            "status": {"conditions": [_condition("ModelReady", True, now, "ModelAvailable"),
-                                      _condition("Ready", True, now, "ModelAvailable")],
-                       "availableReplicas": 1, "replicas": 1, "selector": f"server={SERVER}"},
-        })
+    objects += models
     objects.append({
         "apiVersion": SELDON_API, "kind": "Experiment", "metadata": {**_meta(EXPERIMENT, NAMESPACE, now),
                                                                     "generation": 1},
@@ -471,6 +496,28 @@ def _seldon(inputs: KubeInputs) -> list[dict[str, Any]]:
         ]},
     })
     return objects
+
+
+def _model(inputs: KubeInputs, name: str, uri: str, replicas: int, *, extra: bool = False) -> dict[str, Any]:
+    """A Model and the status the controller writes from the scheduler's state (operator/scheduler/model.go
+    `setModelStatus`: ModelReady's reason is the state, its message the state's reason; Ready follows it)."""
+    now = inputs.now
+    state = inputs.model_states.get(name)
+    if state is None:
+        state = {"state": "ModelProgressing" if extra else "ModelAvailable", "reason": "",
+                 "availableReplicas": 0 if extra else replicas, "replicas": replicas}
+    ready = state["state"] == "ModelAvailable"
+    reason, message = str(state["state"]), str(state.get("reason") or "")
+    return {
+        "apiVersion": SELDON_API, "kind": "Model",
+        # A Model scaled past its Server has been edited once (replicas 1 → 2): generation 2.
+        "metadata": {**_meta(name, NAMESPACE, now), "generation": 2 if replicas > SERVER_REPLICAS else 1},
+        "spec": {"storageUri": uri, "requirements": ["sklearn"], "server": SERVER, "replicas": replicas},
+        "status": {"conditions": [_condition("ModelReady", ready, now, reason, message),
+                                  _condition("Ready", ready, now, reason, message)],
+                   "availableReplicas": int(state.get("availableReplicas") or 0),
+                   "replicas": int(state.get("replicas") or replicas), "selector": f"server={SERVER}"},
+    }
 
 
 def _namespaces(now: str) -> list[dict[str, Any]]:

@@ -83,6 +83,11 @@ class StackPaths:
         return self.run / "manifests"
 
     @property
+    def storage(self) -> Path:
+        """Model folders a fault's Model points its storageUri at (what a bucket holds on a cluster)."""
+        return self.run / "storage"
+
+    @property
     def process_logs(self) -> Path:
         """Output of processes that are no pod's container (the kube view, Prometheus, the agent proxy)."""
         return self.run / "logs"
@@ -107,6 +112,15 @@ class StackPaths:
     @property
     def agent_log(self) -> Path:
         return self.pod_log(NAMESPACE, SERVER_POD, "agent")
+
+    @property
+    def rclone_log(self) -> Path:
+        return self.pod_log(NAMESPACE, SERVER_POD, "rclone")
+
+    @property
+    def model_status_file(self) -> Path:
+        """The namespace scheduler's model states, which become the served Models' status."""
+        return self.run / "control" / "model-status.json"
 
     @property
     def mlserver_log(self) -> Path:

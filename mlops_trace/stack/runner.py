@@ -6,14 +6,16 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
+import signal
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,9 +43,11 @@ from mlops_trace.stack.topology import (
     SCHEDULER_POD,
     SERVER,
     SERVER_POD,
+    SERVER_REPLICAS,
     SYSTEM_NAMESPACE,
     Plan,
     Ports,
+    Storage,
 )
 from mlops_trace.stack.venv import PAYLOAD, Binaries, Say, ensure_environment, ensure_models
 
@@ -52,7 +56,9 @@ WAIT_ENVOY = 20.0
 WAIT_ROUTES = 30.0
 WAIT_SMALL = 15.0
 WAIT_PROMETHEUS = 20.0
+WAIT_WORKER = 60.0
 SPLIT_BRAIN_RESYNC = 1.5
+HIDE_UVLOOP = PAYLOAD / "hide_uvloop"
 
 
 @dataclass(frozen=True)
@@ -146,7 +152,7 @@ def _write_bundle(paths: StackPaths, objects: dict[str, list[dict[str, Any]]], f
             "namespaces": "all", "kinds": kinds, "faults": faults.names}
     (paths.bundle / "bundle.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
     for log in (paths.scheduler_log, paths.controller_log, paths.agent_log, paths.mlserver_log, paths.envoy_log,
-                paths.ingress_log):
+                paths.ingress_log, paths.rclone_log):
         log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
 
@@ -163,22 +169,39 @@ def _write_manifests(paths: StackPaths, objects: dict[str, list[dict[str, Any]]]
 
 def _mlserver_files(paths: StackPaths, ports: Ports, plan: Plan, artifacts: Path) -> Path:
     root = paths.run / "mlserver"
-    _write_json(root / "settings.json", {
+    settings: dict[str, Any] = {
         "host": "127.0.0.1", "http_port": ports.mlserver_http, "grpc_port": ports.mlserver_grpc,
-        "metrics_port": ports.mlserver_metrics, "parallel_workers": 0, "load_models_at_startup": False,
-        "server_name": "mlserver", "debug": False,
-    })
-    for model in MODELS:
-        parameters: dict[str, Any] = {"uri": str(artifacts / model.name / "model.joblib"), "version": "1"}
+        "metrics_port": ports.mlserver_metrics, "parallel_workers": plan.parallel_workers,
+        "load_models_at_startup": False, "server_name": "mlserver", "debug": False,
+    }
+    if plan.grpc_max_message is not None:
+        settings["grpc_max_message_length"] = plan.grpc_max_message
+    _write_json(root / "settings.json", settings)
+    # The stack's trained models (and a fault's Model stored as the baseline) get their model-settings here; a
+    # model folder that brings its own model-settings.json (runtime-deps) is placed by the agent after download.
+    served = [(m.internal, artifacts / m.name) for m in MODELS]
+    served += [(m.internal, artifacts / MODELS[0].name) for m in plan.extra_models if m.storage is Storage.BASELINE]
+    for internal, folder in served:
+        parameters: dict[str, Any] = {"uri": str(folder / "model.joblib"), "version": "1"}
         implementation = "mlserver_sklearn.SKLearnModel"
         if plan.model_delay_ms > 0:
             implementation = "stack_runtime.SlowSKLearnModel"
             parameters["extra"] = {"delay_ms": plan.model_delay_ms}
-        _write_json(root / "models" / model.internal / "model-settings.json", {
-            "name": model.internal, "implementation": implementation, "parallel_workers": 0,
+        model_settings: dict[str, Any] = {
+            "name": internal, "implementation": implementation,
             "inputs": [{"name": "input_data", "datatype": "FP32", "shape": [-1, 10, 35]}],
             "parameters": parameters,
-        })
+        }
+        if plan.parallel_workers == 0:
+            model_settings["parallel_workers"] = 0  # inference in the main process (MLServer warns this is deprecated)
+        _write_json(root / "models" / internal / "model-settings.json", model_settings)
+    for model in plan.extra_models:
+        if model.storage is Storage.DEPS_RUNTIME:
+            # A model folder as a user pushes it to a bucket: its model-settings name a custom runtime.
+            _write_json(paths.storage / model.name / "model-settings.json", {
+                "name": model.name, "implementation": "stack_deps_runtime.FeatureStoreModel",
+                "parameters": {"version": "1"},
+            })
     return root
 
 
@@ -227,7 +250,7 @@ def _up(paths: StackPaths, faults: FaultSet, say: Say) -> None:
     _prepare_dirs(paths)
     ports = Ports(*free_ports(len(Ports.names())))
     plan = Plan.for_faults(faults)
-    inputs = KubeInputs(plan=plan, ports=ports, artifacts=artifacts, now=_now())
+    inputs = KubeInputs(plan=plan, ports=ports, artifacts=artifacts, now=_now(), storage=paths.storage)
     flat = [doc for docs in build_objects(inputs, agent_subscribes=True).values() for doc in docs]
     agent_dial = dial(flat, NAMESPACE, SERVER_POD, plan.agent_scheduler_host, 9005)
     envoy_dial = dial(flat, NAMESPACE, ENVOY_POD, SCHEDULER, 9002)
@@ -246,6 +269,14 @@ def _up(paths: StackPaths, faults: FaultSet, say: Say) -> None:
         records = _start_all(paths, binaries, ports, plan, artifacts, starter, agent_dial, envoy_dial,
                              controller_dials)
         _wait_all(paths, ports, plan, starter, records, agent_dial, envoy_dial)
+        if plan.extra_models and paths.model_status_file.is_file():
+            # The controller's part: the scheduler's model states become the Models' status.
+            states = json.loads(paths.model_status_file.read_text(encoding="utf-8"))
+            objects = build_objects(replace(inputs, model_states=states),
+                                    agent_subscribes=agent_dial.outcome is Outcome.OK)
+            _write_bundle(paths, objects, faults)
+        if plan.kill_worker:
+            _kill_worker(paths, records["mlserver"])
         refresh_admin(f"http://127.0.0.1:{ports.envoy_admin}", paths.envoy_admin_dir)
         paths.kubeconfig.unlink(missing_ok=True)
         kube = starter.start("kubeview", _python_module("kubeview", _write_json(paths.run / "kubeview.json", {
@@ -273,8 +304,17 @@ def _start_all(
 ) -> dict[str, ProcessRecord]:
     records: dict[str, ProcessRecord] = {}
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(PAYLOAD)
+    env["PYTHONPATH"] = f"{HIDE_UVLOOP}{os.pathsep}{PAYLOAD}" if plan.parallel_workers > 0 else str(PAYLOAD)
+    env["MLSERVER_PARALLEL_WORKERS"] = str(plan.parallel_workers)
+    if plan.grpc_max_message is not None:
+        env["MLSERVER_GRPC_MAX_MESSAGE_LENGTH"] = str(plan.grpc_max_message)
     mlserver_root = _mlserver_files(paths, ports, plan, artifacts)
+    rclone_dir = paths.run / "rclone"
+    rclone_dir.mkdir(parents=True, exist_ok=True)
+    (rclone_dir / "rclone.conf").touch()
+    records["rclone"] = starter.start("rclone", [
+        str(binaries.rclone), "rcd", "--rc-no-auth", f"--config={rclone_dir / 'rclone.conf'}",
+        f"--rc-addr=127.0.0.1:{ports.rclone}", "--max-buffer-memory=64M"], paths.rclone_log)
     records["mlserver"] = starter.start("mlserver", [str(binaries.mlserver), "start", str(mlserver_root)],
                                         paths.mlserver_log, env=env, cwd=mlserver_root)
 
@@ -304,7 +344,8 @@ def _start_all(
             "xds_dir": str(paths.xds_dir) if xds_ok else None,
             "wait_for_agent": not plan.thrash, "include_experiment": plan.experiment_route,
             "weights": plan.envoy_weights(), "resync_seconds": SPLIT_BRAIN_RESYNC if plan.thrash else None,
-            "resync_offset": 0.0,
+            "resync_offset": 0.0, "status_file": str(paths.model_status_file), "server_replicas": SERVER_REPLICAS,
+            "route_timeout_ms": plan.route_timeout_ms,
         })
         records["scheduler"] = starter.start("scheduler", _python_module("scheduler", conf),
                                              paths.process_logs / "scheduler.out", env=ours)
@@ -334,8 +375,9 @@ def _start_all(
 
     conf = _write_json(paths.run / "control" / "agent.json", {
         "log": str(paths.agent_log), "pod": SERVER_POD, "server": SERVER, "replica": 0,
-        "dial": agent_dial.as_dict(), "mlserver_http": ports.mlserver_http,
-        "ready_file": str(paths.run / "agent" / "subscribed"),
+        "dial": agent_dial.as_dict(), "mlserver_http": ports.mlserver_http, "mlserver_grpc": ports.mlserver_grpc,
+        "rclone_port": ports.rclone, "rclone_dir": str(paths.run / "agent" / "rclone"),
+        "models_dir": str(mlserver_root / "models"), "ready_file": str(paths.run / "agent" / "subscribed"),
     })
     records["agent"] = starter.start("agent", _python_module("agent", conf), paths.process_logs / "agent.out",
                                      env=ours)
@@ -382,6 +424,7 @@ def _wait_all(paths: StackPaths, ports: Ports, plan: Plan, starter: _Starter, re
         wait_for(check, timeout=timeout, what=what, alive=starter.waiter(record), log=record.log)
 
     envoy_admin = f"http://127.0.0.1:{ports.envoy_admin}"
+    wait("rclone", lambda: port_open(ports.rclone), WAIT_SMALL, "the server pod's rclone (rc API)")
     wait("envoy", lambda: _http_ok(f"{envoy_admin}/ready"), WAIT_ENVOY, "Seldon's Envoy (admin /ready)")
     wait("agent-proxy", lambda: _http_ok(f"http://127.0.0.1:{ports.agent_admin}/ready"), WAIT_ENVOY,
          "the agent proxy (Envoy admin /ready)")
@@ -400,6 +443,46 @@ def _wait_all(paths: StackPaths, ports: Ports, plan: Plan, starter: _Starter, re
     if "prometheus" in records:
         wait("prometheus", lambda: _http_ok(f"http://127.0.0.1:{ports.prometheus}/-/ready"), WAIT_PROMETHEUS,
              "Prometheus (/-/ready)")
+
+
+_NEW_WORKER = re.compile(r"New worker with PID (\d+) on default inference pool is now ready")
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes whose parent is `pid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="utf-8", errors="replace").rsplit(")", 1)[-1].split()
+            if int(fields[1]) != pid:
+                continue
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        found.append((int(stat.parent.name), cmdline))
+    return found
+
+
+def inference_workers(mlserver_pid: int) -> list[int]:
+    """PIDs of MLServer's inference workers (multiprocessing spawn children; not its resource tracker)."""
+    return sorted(pid for pid, cmdline in _children(mlserver_pid) if "multiprocessing.spawn" in cmdline)
+
+
+def _kill_worker(paths: StackPaths, mlserver: ProcessRecord) -> None:
+    """The worker-crash fault: SIGKILL MLServer's inference worker (as the OOM killer would), then wait until MLServer
+    reports the worker it started in its place ready, so the stack comes up in a settled state."""
+    workers = inference_workers(mlserver.pid)
+    if not workers:
+        raise StackError(f"MLServer (PID {mlserver.pid}) has no inference worker to kill (log {mlserver.log})")
+    before = len(_NEW_WORKER.findall(paths.mlserver_log.read_text(encoding="utf-8", errors="replace")))
+    os.kill(workers[0], signal.SIGKILL)
+
+    def respawned() -> bool:
+        text = paths.mlserver_log.read_text(encoding="utf-8", errors="replace")
+        return f"Worker with PID {workers[0]} " in text and len(_NEW_WORKER.findall(text)) > before
+
+    wait_for(respawned, timeout=WAIT_WORKER, what="MLServer's new inference worker after the SIGKILL",
+             alive=lambda: alive(mlserver), log=mlserver.log)
 
 
 def down(state_dir: Path | None) -> DownResult:

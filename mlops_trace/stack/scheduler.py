@@ -9,6 +9,8 @@ different views make Envoy's routes flip back and forth.
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import threading
 import time
@@ -31,6 +33,9 @@ class Scheduler:
         self.models: list[dict[str, Any]] = []
         self.experiments: list[dict[str, Any]] = []
         self.available: set[str] = set()
+        # Per model, what the scheduler's store says (state, reason, replicas): the controller copies it into the
+        # Model's status (mlops_trace.stack.runner writes the served objects from `status_file`).
+        self.states: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.version = 0
         self.listener_written = False
@@ -51,6 +56,30 @@ class Scheduler:
     def model_names(self) -> list[str]:
         return [str(m["metadata"]["name"]) for m in self.models]
 
+    def routable(self) -> list[str]:
+        """Models Envoy gets routes and clusters for: those with a live replica (all, for a scheduler whose db
+        already places them, which programs Envoy without waiting for an agent)."""
+        if not self.config.get("wait_for_agent", True):
+            return self.model_names()
+        return [name for name in self.model_names() if name in self.available]
+
+    def _desired_replicas(self, model: dict[str, Any]) -> int:
+        return int((model.get("spec") or {}).get("replicas") or 1)
+
+    def _set_state(self, name: str, state: str, reason: str, available: int, replicas: int) -> None:
+        self.log.logrus("info", f"Updating state for model {name} to {state}", func="UpdateModelState",
+                        source="MemoryStore")
+        self.states[name] = {"state": state, "reason": reason, "availableReplicas": available, "replicas": replicas}
+        status_file = self.config.get("status_file")
+        if status_file:
+            target = Path(status_file)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.states, indent=1), encoding="utf-8")
+            os.replace(tmp, target)
+
+    def settled(self) -> bool:
+        return all(name in self.states for name in self.model_names())
+
     # --- routes --------------------------------------------------------------------------------------------------
 
     def _splits(self, experiment: dict[str, Any]) -> tuple[xds.Split, ...]:
@@ -70,7 +99,7 @@ class Scheduler:
                 default = exp["spec"].get("default")
                 if default:
                     defaults[str(default)] = exp
-        for name in self.model_names():
+        for name in self.routable():
             if name in defaults:
                 continue
             self.log.logrus("info", f"Handle vanilla no experiment traffic for {name}", func="updateEnvoyForModelVersion",
@@ -113,11 +142,12 @@ class Scheduler:
             self.version += 1
             version = f"{self.config['pod']}.{self.config['namespace']}-{self.version}"
             clusters = [
-                c for name in self.model_names() for c in xds.model_clusters(
+                c for name in self.routable() for c in xds.model_clusters(
                     f"{name}_1", int(self.config["agent_http"]), int(self.config["agent_grpc"]))
             ]
+            timeout_ms = float(self.config.get("route_timeout_ms") or 0.0)
             xds.write_resources(self.xds_dir, xds.CDS_FILE, clusters, version)
-            xds.write_resources(self.xds_dir, xds.RDS_FILE, [xds.route_configuration(view)], version)
+            xds.write_resources(self.xds_dir, xds.RDS_FILE, [xds.route_configuration(view, timeout_ms)], version)
             if not self.listener_written:
                 listener = xds.seldon_listener(int(self.config["envoy_port"]), self.xds_dir,
                                                Path(self.config["envoy_access_log"]),
@@ -137,28 +167,45 @@ class Scheduler:
         replica = f"{first.get('server')}:{first.get('replica')}"
         self.log.logrus("info", f"Received agent subscribe request from {replica}", func="Subscribe",
                         source="AgentServer")
-        for name in self.model_names():
+        for model in self.models:
+            name = str(model["metadata"]["name"])
             self.log.logrus("info", f"Sending load model request for {name}", func="sendModelLoad",
                             source="AgentServer")
-            send(conn, {"op": "load", "model": name, "version": 1})
+            send(conn, {"op": "load", "model": name, "version": 1,
+                        "uri": str((model.get("spec") or {}).get("storageUri") or "")})
         while not self.stop.is_set():
             message = reader.read()
             if message is None:
                 break
             if message.get("op") == "loaded":
-                name = str(message.get("model"))
-                state = "ModelAvailable" if message.get("ok") else "ModelFailed"
-                self.log.logrus("info", f"Updating state for model {name} to {state}", func="UpdateModelState",
-                                source="MemoryStore")
-                if message.get("ok"):
-                    self.available.add(name)
-                if self.available >= set(self.model_names()) and not self.routes_ready.is_set():
+                self._loaded(message)
+                if self.settled() and not self.routes_ready.is_set():
                     self.log.logrus("info", "Inference servers ready", func="main", source="scheduler")
                     self.apply()
                     self.log.logrus("info", "Scheduler is ready", func="main", source="scheduler")
         self.log.logrus("info", f"Agent subscribe stream closed for {replica}", func="Subscribe", source="AgentServer")
         self.log.logrus("info", f"Client replica {replica} has disconnected", func="Subscribe", source="AgentServer")
         conn.close()
+
+    def _loaded(self, message: dict[str, Any]) -> None:
+        """An agent's load event for the one replica this server has (SERVER_REPLICAS)."""
+        name = str(message.get("model"))
+        model = next((m for m in self.models if str(m["metadata"]["name"]) == name), None)
+        desired = self._desired_replicas(model) if model is not None else 1
+        server_replicas = int(self.config.get("server_replicas") or 1)
+        if not message.get("ok"):
+            # memory_status.go: a LoadFailed replica makes the version ModelFailed with the replica's reason.
+            self._set_state(name, "ModelFailed", str(message.get("error") or ""), 0, desired)
+            return
+        self.available.add(name)
+        if desired <= server_replicas:
+            self._set_state(name, "ModelAvailable", "", 1, desired)
+            return
+        # scheduler.go (v2.9–v2.10): the Model asks for more replicas than any Server has; it keeps the replica it
+        # already has (no reset while it has live ones) and Envoy keeps routing to it (CanReceiveTraffic).
+        msg = "Failed to schedule model as no matching server had enough suitable replicas"
+        self.log.logrus("warning", msg, func="scheduleToServer", model=name, source="SimpleScheduler")
+        self._set_state(name, "ScheduleFailed", msg, server_replicas, desired)
 
     def handle_api(self, conn: socket.socket) -> None:
         reader = LineReader(conn)

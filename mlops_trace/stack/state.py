@@ -41,7 +41,7 @@ class StackState:
             state_dir=str(data["state_dir"]),
             started_at=str(data["started_at"]),
             faults=tuple(str(f) for f in data.get("faults") or ()),
-            ports=Ports(**{name: int(data["ports"][name]) for name in Ports.names()}),
+            ports=Ports(**{name: int(data["ports"].get(name, 0)) for name in Ports.names()}),
             processes=tuple(ProcessRecord.from_dict(p) for p in data.get("processes") or ()),
             prometheus=bool(data.get("prometheus")),
             ready_seconds=float(data.get("ready_seconds") or 0.0),

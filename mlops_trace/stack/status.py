@@ -74,6 +74,9 @@ def status(state_dir: Path | None, *, refresh: bool = True) -> dict[str, Any]:
             "envoy_weights": plan.envoy_weights() if plan.experiment_route else {},
         },
         "models": [{"name": m.name, "version": "1", "internal": m.internal, "namespace": NAMESPACE} for m in MODELS],
+        # Models a fault adds outside the experiment (model-load-fail, runtime-deps, replicas-exceed-server).
+        "fault_models": [{"name": m.name, "version": "1", "internal": m.internal, "namespace": NAMESPACE,
+                          "replicas": m.replicas} for m in plan.extra_models],
         "prometheus_url": f"http://127.0.0.1:{ports['prometheus']}" if state.prometheus else None,
         "prometheus": "on" if state.prometheus else "off (no prometheus binary; apt-get install prometheus)",
         "faults": list(state.faults),
@@ -85,6 +88,7 @@ def status(state_dir: Path | None, *, refresh: bool = True) -> dict[str, Any]:
             "central_scheduler": str(paths.central_scheduler_log),
             "controller": str(paths.controller_log),
             "agent": str(paths.agent_log),
+            "rclone": str(paths.rclone_log),
             "mlserver": str(paths.mlserver_log),
             "envoy": str(paths.envoy_log),
             "ingress": str(paths.ingress_log),
@@ -93,7 +97,7 @@ def status(state_dir: Path | None, *, refresh: bool = True) -> dict[str, Any]:
     }
 
 
-COMPONENT_LOGS = ("scheduler", "central_scheduler", "controller", "agent", "mlserver", "envoy", "ingress",
+COMPONENT_LOGS = ("scheduler", "central_scheduler", "controller", "agent", "rclone", "mlserver", "envoy", "ingress",
                   "agent_proxy_access")
 
 

@@ -4,8 +4,9 @@ changes about who runs where. Pure values; nothing here starts or writes anythin
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 
-from mlops_trace.stack.faults import Fault, FaultSet
+from mlops_trace.stack.faults import GRPC_MAX_MESSAGE_BYTES, Fault, FaultSet
 
 NAMESPACE = "financial-inference"
 SYSTEM_NAMESPACE = "seldon-system"
@@ -47,6 +48,35 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("enhanced-predictor", 30, 50),
 )
 DEFAULT_MODEL = MODELS[0].name
+SERVER_REPLICAS = 1
+
+
+class Storage(StrEnum):
+    """Where a fault's extra Model's storageUri points."""
+
+    MISSING = "missing"  # a directory where nothing is: rclone's copy fails
+    DEPS_RUNTIME = "deps-runtime"  # a model folder whose model-settings name a runtime with a missing import
+    BASELINE = "baseline"  # the baseline's trained artifacts
+
+
+@dataclass(frozen=True)
+class ExtraModel:
+    """A Model outside the experiment that a fault adds to the namespace."""
+
+    name: str
+    storage: Storage
+    replicas: int = 1
+
+    @property
+    def internal(self) -> str:
+        return f"{self.name}_{MODEL_VERSION}"
+
+
+EXTRA_MODELS: dict[Fault, ExtraModel] = {
+    Fault.MODEL_LOAD_FAIL: ExtraModel("fraud-detector", Storage.MISSING),
+    Fault.RUNTIME_DEPS: ExtraModel("feature-store-predictor", Storage.DEPS_RUNTIME),
+    Fault.REPLICAS_EXCEED_SERVER: ExtraModel("risk-scorer", Storage.BASELINE, replicas=SERVER_REPLICAS + 1),
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +99,7 @@ class Ports:
     central_scheduler_agent: int
     prometheus: int
     kube_api: int
+    rclone: int
 
     @classmethod
     def names(cls) -> list[str]:
@@ -95,6 +126,11 @@ class Plan:
     header_derivation: bool  # the ingress adds seldon-model for the experiment path when a client did not
     model_delay_ms: float
     envoy_delay_ms: float
+    route_timeout_ms: float  # Envoy's route timeout; 0 is Seldon's default (none)
+    parallel_workers: int  # MLServer's inference workers (0: inference in the main process)
+    kill_worker: bool  # SIGKILL MLServer's inference worker once the stack is up
+    grpc_max_message: int | None  # MLServer's grpc_max_message_length, None for its default
+    extra_models: tuple[ExtraModel, ...]
 
     @classmethod
     def for_faults(cls, faults: FaultSet) -> Plan:
@@ -112,8 +148,13 @@ class Plan:
             ingress_prefix=faults.has(Fault.INGRESS_PREFIX),
             netpol_intra=faults.has(Fault.NETPOL_INTRA),
             header_derivation=not faults.has(Fault.MISSING_HEADER),
-            model_delay_ms=faults.delay_ms(Fault.SLOW_MODEL),
+            model_delay_ms=faults.model_delay_ms(),
             envoy_delay_ms=faults.delay_ms(Fault.SLOW_ENVOY),
+            route_timeout_ms=faults.delay_ms(Fault.ROUTE_TIMEOUT),
+            parallel_workers=1 if faults.has(Fault.WORKER_CRASH) else 0,
+            kill_worker=faults.has(Fault.WORKER_CRASH),
+            grpc_max_message=GRPC_MAX_MESSAGE_BYTES if faults.has(Fault.GRPC_MAX_MESSAGE) else None,
+            extra_models=tuple(model for fault, model in EXTRA_MODELS.items() if faults.has(fault)),
         )
 
     def envoy_weights(self) -> dict[str, int]:

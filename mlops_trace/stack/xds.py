@@ -118,9 +118,14 @@ def _weighted(split: Split, protocol: str) -> dict[str, Any]:
     }
 
 
-def _action(splits: Sequence[Split], protocol: str) -> dict[str, Any]:
+def _timeout(timeout_ms: float) -> str:
+    """Seldon's route timeout is 0 (none) since PR #5099 (60 s before); the route-timeout fault sets one."""
+    return f"{timeout_ms / 1000.0:.3f}s" if timeout_ms > 0 else "0s"
+
+
+def _action(splits: Sequence[Split], protocol: str, timeout_ms: float = 0.0) -> dict[str, Any]:
     return {
-        "timeout": "0s",
+        "timeout": _timeout(timeout_ms),
         "weighted_clusters": {"clusters": [_weighted(s, protocol) for s in splits]},
         "retry_policy": {
             "retry_on": "5xx,connect-failure",
@@ -133,7 +138,7 @@ def _action(splits: Sequence[Split], protocol: str) -> dict[str, Any]:
 _PREFIX = {"http": "/v2", "grpc": "/inference.GRPCInferenceService"}
 
 
-def routes_for(spec: RouteSpec) -> list[dict[str, Any]]:
+def routes_for(spec: RouteSpec, timeout_ms: float = 0.0) -> list[dict[str, Any]]:
     """Envoy routes for one route name: sticky routes first (only when there is more than one cluster), then the
     normal ones that require `x-seldon-route` to be absent."""
     routes: list[dict[str, Any]] = []
@@ -150,7 +155,7 @@ def routes_for(spec: RouteSpec) -> list[dict[str, Any]]:
                                 {"name": "x-seldon-route", "string_match": {"contains": f":{split.internal}:"}},
                             ],
                         },
-                        "route": _action([Split(split.internal, 100)], protocol),
+                        "route": _action([Split(split.internal, 100)], protocol, timeout_ms),
                     }
                 )
     for protocol in ("http", "grpc"):
@@ -161,14 +166,14 @@ def routes_for(spec: RouteSpec) -> list[dict[str, Any]]:
                     "prefix": _PREFIX[protocol],
                     "headers": [_header_exact("seldon-model", spec.name), _header_absent("x-seldon-route")],
                 },
-                "route": _action(spec.splits, protocol),
+                "route": _action(spec.splits, protocol, timeout_ms),
             }
         )
     return routes
 
 
-def route_configuration(specs: Sequence[RouteSpec]) -> dict[str, Any]:
-    routes = [route for spec in specs for route in routes_for(spec)]
+def route_configuration(specs: Sequence[RouteSpec], timeout_ms: float = 0.0) -> dict[str, Any]:
+    routes = [route for spec in specs for route in routes_for(spec, timeout_ms)]
     return {
         "@type": _ROUTE_TYPE,
         "name": ROUTE_CONFIG,

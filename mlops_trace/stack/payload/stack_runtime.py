@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from mlserver.types import InferenceRequest, InferenceResponse
 from mlserver_sklearn import SKLearnModel
 
-
 # One thread per request in flight: sleeping threads cost no CPU, and a smaller pool would queue the delays.
 _SLEEPERS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="slow-model")
 
