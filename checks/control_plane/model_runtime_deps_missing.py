@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 
 from mlops_trace.analysis.check import make_check
 from mlops_trace.analysis.model_load import (
-    agent_load_failures,
-    failed_condition,
+    LoadCase,
     failed_requests,
+    load_cases,
     model_of_failure,
     request_evidence,
     short,
 )
 from mlops_trace.analysis.routing import split_versioned
 from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
-from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
+from mlops_trace.snapshot.kube import as_list, as_mapping
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import LogSource, Snapshot
 
@@ -99,35 +99,12 @@ class _MLServerLog:
     context: list[tuple[int, str]] = field(default_factory=list)  # tarball, conda-unpack, mlflow lines
 
 
-@dataclass
-class _Case:
-    namespace: str | None
-    name: str
-    model: KubeObject | None
-    causes: list[str] = field(default_factory=list)
-    evidence: list[Evidence] = field(default_factory=list)
-    pods: set[str] = field(default_factory=set)
-
-
 def _deps_cause(text: str) -> bool:
     return _DEPS_CAUSE.search(text) is not None
 
 
 def run(snap: Snapshot) -> Iterator[Finding]:
-    cases: dict[tuple[str | None, str], _Case] = {}
-    for model in sorted(snap.objects_of("Model"), key=lambda m: (m.namespace or "", m.name)):
-        cond = failed_condition(model, _deps_cause)
-        if cond is not None:
-            case = cases.setdefault((model.namespace, model.name), _Case(model.namespace, model.name, model))
-            case.causes.append(cond.text)
-            case.evidence.append(cond.evidence())
-    for failure in agent_load_failures(snap, _deps_cause):
-        target, counts = model_of_failure(snap, failure.namespace, failure.model)
-        if counts:
-            case = cases.setdefault((failure.namespace, failure.model), _Case(failure.namespace, failure.model, target))
-            case.causes.append(failure.error)
-            case.evidence.append(failure.evidence())
-            case.pods.add(failure.log.pod)
+    cases = load_cases(snap, _deps_cause)
     servers = [_read_mlserver(log) for log in snap.logs_of(Role.MLSERVER)]
     for server in servers:
         for found in server.failures:
@@ -135,7 +112,7 @@ def run(snap: Snapshot) -> Iterator[Finding]:
             target, counts = model_of_failure(snap, server.log.namespace, name)
             if not counts:
                 continue
-            case = cases.setdefault((server.log.namespace, name), _Case(server.log.namespace, name, target))
+            case = cases.setdefault((server.log.namespace, name), LoadCase(server.log.namespace, name, target))
             if not case.causes:
                 case.causes.append(found.text)
             case.pods.add(server.log.pod)
@@ -143,7 +120,7 @@ def run(snap: Snapshot) -> Iterator[Finding]:
         yield _finding(snap, case, servers)
 
 
-def _finding(snap: Snapshot, case: _Case, servers: list[_MLServerLog]) -> Finding:
+def _finding(snap: Snapshot, case: LoadCase, servers: list[_MLServerLog]) -> Finding:
     said = " ".join(case.causes)
     modules = list(dict.fromkeys(found.group(1) for found in _MODULE.finditer(said)))
     tarballs = list(dict.fromkeys(found.group(1) for found in _TARBALL.finditer(said)))
@@ -225,7 +202,7 @@ def _cause_text(line: str) -> str:
 
 
 def _mlserver_evidence(
-    case: _Case, servers: list[_MLServerLog], modules: list[str], tarballs: list[str]
+    case: LoadCase, servers: list[_MLServerLog], modules: list[str], tarballs: list[str]
 ) -> list[tuple[str, str]]:
     """MLServer's own lines for this model: the last missing-module (or tarball) line naming what the model lacks,
     or attributed to it, in the pods whose agent failed (else the namespace's), and the context lines of those logs."""
@@ -254,7 +231,7 @@ def _mlserver_evidence(
     return found[:6]
 
 
-def _image_evidence(snap: Snapshot, case: _Case) -> Iterator[Evidence]:
+def _image_evidence(snap: Snapshot, case: LoadCase) -> Iterator[Evidence]:
     """The image of the MLServer container that lacks the module, from the Pods whose logs show the failure."""
     for pod_name in sorted(case.pods)[:2]:
         pod = snap.get("Pod", case.namespace, pod_name)

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_trace.analysis.check import make_check
 from mlops_trace.analysis.model_load import (
-    agent_load_failures,
-    failed_condition,
+    LoadCase,
     failed_requests,
-    model_of_failure,
+    load_cases,
     request_evidence,
     short,
 )
@@ -60,43 +58,17 @@ _SCHEME = re.compile(r"^([A-Za-z][\w+.-]*):")
 _EVIDENCE_LIMIT = 10
 
 
-@dataclass
-class _Case:
-    namespace: str | None
-    name: str
-    model: KubeObject | None
-    causes: list[str] = field(default_factory=list)
-    evidence: list[Evidence] = field(default_factory=list)
-    pods: set[str] = field(default_factory=set)
-
-
 def _storage_cause(text: str) -> bool:
     return _STORAGE_CAUSE.search(text) is not None
 
 
 def run(snap: Snapshot) -> Iterator[Finding]:
-    cases: dict[tuple[str | None, str], _Case] = {}
-    for model in sorted(snap.objects_of("Model"), key=lambda m: (m.namespace or "", m.name)):
-        cond = failed_condition(model, _storage_cause)
-        if cond is None:
-            continue
-        case = cases.setdefault((model.namespace, model.name), _Case(model.namespace, model.name, model))
-        case.causes.append(cond.text)
-        case.evidence.append(cond.evidence())
-    for failure in agent_load_failures(snap, _storage_cause):
-        target, counts = model_of_failure(snap, failure.namespace, failure.model)
-        if not counts:
-            continue
-        key = (failure.namespace, failure.model)
-        case = cases.setdefault(key, _Case(failure.namespace, failure.model, target))
-        case.causes.append(failure.error)
-        case.evidence.append(failure.evidence())
-        case.pods.add(failure.log.pod)
+    cases = load_cases(snap, _storage_cause)
     for case in cases.values():
         yield _finding(snap, case)
 
 
-def _finding(snap: Snapshot, case: _Case) -> Finding:
+def _finding(snap: Snapshot, case: LoadCase) -> Finding:
     uri = str(case.model.spec.get("storageUri") or "") if case.model is not None else ""
     cause = case.causes[-1]
     if not uri and (named := _URI_IN_ERROR.search(cause)) is not None:
@@ -128,7 +100,7 @@ def _finding(snap: Snapshot, case: _Case) -> Finding:
 # --- the rclone sidecar ------------------------------------------------------------------------------------------
 
 
-def _rclone_evidence(snap: Snapshot, case: _Case, uri: str) -> list[tuple[str, str]]:
+def _rclone_evidence(snap: Snapshot, case: LoadCase, uri: str) -> list[tuple[str, str]]:
     """rclone's own error lines for this download: in the pods whose agent failed (the last one each), or, when
     only the Model's status is known, those of the namespace that name its URI's path or its scheme's remote."""
     path = uri.split("://", 1)[1] if "://" in uri else ""

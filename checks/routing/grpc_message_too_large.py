@@ -11,15 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mlops_trace.analysis.check import SkipCheck, make_check
-from mlops_trace.analysis.ingress.backends import ingresses
-from mlops_trace.analysis.ingress.controllers import is_nginx_ingress
+from mlops_trace.analysis.ingress.controllers import nginx_ingress_for_host
 from mlops_trace.analysis.ingress.nginx import ANNOTATION_PREFIX, nginx_annotation
 from mlops_trace.analysis.routing import SELDON_MODEL, envoy_access_logs, lua_effective_headers, object_of_route_value
 from mlops_trace.analysis.seldon import server_workloads
 from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
 from mlops_trace.parsers import envoy_access, nginx_error
 from mlops_trace.parsers.logs import iter_records
-from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping, container_env, pod_containers, pod_template_spec
+from mlops_trace.snapshot.kube import KubeObject, container_env, pod_containers, pod_template_spec
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import RequestRecord, Snapshot
 
@@ -208,7 +207,7 @@ def _from_requests(snap: Snapshot, groups: dict[tuple[str | None, str, str], _Gr
             says, context = _limit_words(snap, namespace, model, parsed)
             _add(groups, _Group(namespace, obj, says, context=context), sample)
         elif record.status == 413 and "nginx" in record.response_headers.get("server", "").lower():
-            _add(groups, _ingress_template(_ingress_for_host(snap, record.authority), None, None), sample)
+            _add(groups, _ingress_template(nginx_ingress_for_host(snap, record.authority), None, None), sample)
     return len(snap.requests)
 
 
@@ -263,20 +262,6 @@ def _env_limit(value: str | None) -> int:
     return number if number > 0 else GRPC_DEFAULT_MAX_RECEIVE
 
 
-def _ingress_for_host(snap: Snapshot, host: str | None) -> KubeObject | None:
-    """The ingress-nginx Ingress whose rules name `host` (the only one, when exactly one has a rule for it)."""
-    if not host:
-        return None
-    name = host.split(":", 1)[0].lower()
-    found = [
-        ing
-        for ing in ingresses(snap)
-        if is_nginx_ingress(snap, ing)
-        and any(str(as_mapping(rule).get("host") or "").lower() == name for rule in as_list(ing.spec.get("rules")))
-    ]
-    return found[0] if len(found) == 1 else None
-
-
 def _nginx_size(text: str) -> int | None:
     """An nginx size (`1m`, `512k`, `8M`, `0` for unlimited) in bytes; None for anything else."""
     match = _NGINX_SIZE.fullmatch(text.strip())
@@ -313,6 +298,6 @@ def _from_ingress_errors(snap: Snapshot, groups: dict[tuple[str | None, str, str
             if match is None or (record.path is not None and not _INFERENCE_PATH.search(record.path)):
                 continue  # not this error, or an app beside Seldon on the same controller
             size = int(match.group(1)) if match.group(1) else None
-            template = _ingress_template(_ingress_for_host(snap, record.host), size, (log.namespace, f"Pod/{log.pod}"))
+            template = _ingress_template(nginx_ingress_for_host(snap, record.host), size, (log.namespace, f"Pod/{log.pod}"))
             _add(groups, template, Evidence(log.where(record.lineno), evidence_line(record.raw)))
     return len(logs)

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mlops_trace.analysis.check import SkipCheck, make_check
-from mlops_trace.analysis.ingress.backends import ingresses
-from mlops_trace.analysis.ingress.controllers import is_nginx_ingress
+from mlops_trace.analysis.ingress.controllers import nginx_ingress_for_host
 from mlops_trace.analysis.ingress.nginx import ANNOTATION_PREFIX, nginx_annotation
 from mlops_trace.analysis.routing import (
     SELDON_MODEL,
@@ -25,7 +24,7 @@ from mlops_trace.analysis.routing import (
 from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
 from mlops_trace.parsers import envoy_access, nginx_error
 from mlops_trace.parsers.envoy_config import EnvoyConfig, Route
-from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
+from mlops_trace.snapshot.kube import KubeObject
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import RequestRecord, Snapshot
 
@@ -196,7 +195,7 @@ def _from_requests(snap: Snapshot, groups: dict[tuple[str | None, str, str, str]
         if _envoy_timed_out(record):
             template = _envoy_template(snap, namespace, value, "Service/seldon-mesh")
         elif _nginx_timed_out(record):
-            ingress = _ingress_for_host(snap, record.authority)
+            ingress = nginx_ingress_for_host(snap, record.authority)
             template = _nginx_template(ingress, _NGINX_PHASES[0], None)
         elif (record.grpc_status or "").upper() in _DEADLINE:
             obj = object_of_route_value(value) if value else "Service/seldon-mesh"
@@ -209,20 +208,6 @@ def _from_requests(snap: Snapshot, groups: dict[tuple[str | None, str, str, str]
 
 
 # --- ingress-nginx -----------------------------------------------------------------------------------------------
-
-
-def _ingress_for_host(snap: Snapshot, host: str | None) -> KubeObject | None:
-    """The ingress-nginx Ingress whose rules name `host` (the only one, when exactly one has a rule for it)."""
-    if not host:
-        return None
-    name = host.split(":", 1)[0].lower()
-    found = [
-        ing
-        for ing in ingresses(snap)
-        if is_nginx_ingress(snap, ing)
-        and any(str(as_mapping(rule).get("host") or "").lower() == name for rule in as_list(ing.spec.get("rules")))
-    ]
-    return found[0] if len(found) == 1 else None
 
 
 def _nginx_template(ingress: KubeObject | None, phase: tuple[str, str, float], pod: tuple[str, str] | None) -> _Group:
@@ -254,7 +239,7 @@ def _from_ingress_errors(snap: Snapshot, groups: dict[tuple[str | None, str, str
             phase = next((p for p in _NGINX_PHASES if p[0] in message), None)
             if phase is None:
                 continue
-            ingress = _ingress_for_host(snap, record.host)
+            ingress = nginx_ingress_for_host(snap, record.host)
             template = _nginx_template(ingress, phase, (log.namespace, f"Pod/{log.pod}"))
             _add(groups, template, Evidence(log.where(record.lineno), evidence_line(record.raw)), None)
     return len(logs)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mlops_trace.analysis.routing import (
     EXPERIMENT_SUFFIX,
@@ -191,3 +191,37 @@ def request_evidence(records: list[RequestRecord]) -> Iterator[Evidence]:
 
 def short(text: str, width: int = 120) -> str:
     return evidence_line(text, width)
+
+
+@dataclass
+class LoadCase:
+    """One Model that did not load for a cause a check names: what said so (status, agent lines) and where."""
+
+    namespace: str | None
+    name: str
+    model: KubeObject | None
+    causes: list[str] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    pods: set[str] = field(default_factory=set)
+
+
+def load_cases(snap: Snapshot, cause: Callable[[str], bool]) -> dict[tuple[str | None, str], LoadCase]:
+    """Models whose failed condition, or whose agent's standing load failure, says `cause`: the Model's status first,
+    then each agent line (with the pod it came from)."""
+    cases: dict[tuple[str | None, str], LoadCase] = {}
+    for model in sorted(snap.objects_of("Model"), key=lambda m: (m.namespace or "", m.name)):
+        cond = failed_condition(model, cause)
+        if cond is not None:
+            case = cases.setdefault((model.namespace, model.name), LoadCase(model.namespace, model.name, model))
+            case.causes.append(cond.text)
+            case.evidence.append(cond.evidence())
+    for failure in agent_load_failures(snap, cause):
+        target, counts = model_of_failure(snap, failure.namespace, failure.model)
+        if not counts:
+            continue
+        key = (failure.namespace, failure.model)
+        case = cases.setdefault(key, LoadCase(failure.namespace, failure.model, target))
+        case.causes.append(failure.error)
+        case.evidence.append(failure.evidence())
+        case.pods.add(failure.log.pod)
+    return cases

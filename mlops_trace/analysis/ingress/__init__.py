@@ -26,6 +26,7 @@ from mlops_trace.analysis.ingress.controllers import (
     controllers_for,
     ingress_class,
     is_nginx_ingress,
+    nginx_ingress_for_host,
     serves_class,
 )
 from mlops_trace.analysis.ingress.envoy import (
@@ -114,6 +115,7 @@ __all__ = [
     "literal_prefix",
     "match_backend_port",
     "nginx_annotation",
+    "nginx_ingress_for_host",
     "nginx_location",
     "parse_external_name",
     "reaches_seldon_route",

@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from mlops_trace.analysis.ingress.backends import ingresses
 from mlops_trace.analysis.ingress.resolution import selector_of, selects_labels
-from mlops_trace.snapshot.kube import KubeObject, as_list, pod_containers, pod_template_labels, pod_template_spec
+from mlops_trace.snapshot.kube import (
+    KubeObject,
+    as_list,
+    as_mapping,
+    pod_containers,
+    pod_template_labels,
+    pod_template_spec,
+)
 from mlops_trace.snapshot.roles import Role, pod_role, role_from_labels
 from mlops_trace.snapshot.snapshot import Snapshot
 
@@ -152,3 +160,18 @@ def controller_services(snap: Snapshot, controllers: Iterable[KubeObject] = ()) 
                 found.append(svc)
                 break
     return found
+
+
+def nginx_ingress_for_host(snap: Snapshot, host: str | None) -> KubeObject | None:
+    """The ingress-nginx Ingress whose rules name `host` (a `Host` header, `:port` ignored): the only one, when
+    exactly one has a rule for it; None otherwise."""
+    if not host:
+        return None
+    name = host.split(":", 1)[0].lower()
+    found = [
+        ing
+        for ing in ingresses(snap)
+        if is_nginx_ingress(snap, ing)
+        and any(str(as_mapping(rule).get("host") or "").lower() == name for rule in as_list(ing.spec.get("rules")))
+    ]
+    return found[0] if len(found) == 1 else None
