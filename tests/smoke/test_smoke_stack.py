@@ -49,8 +49,9 @@ def test_healthy_stack_passes(tmp_path: Path) -> None:
     assert report["result"] == "pass" and not _failed_cases(junit)
     assert {g["name"]: g["status"] for g in report["gates"]} == {"min-success": "pass", "split": "pass"}
     if info["prometheus_url"]:  # the checks ran against the stack's real Prometheus
+        # MT404 has no HPA to judge on the stack (skip); MT405 finds no 503 during a reschedule (pass).
         assert {k: v for k, v in _statuses(report).items() if k.startswith("MT4")} == {
-            "MT401": "pass", "MT402": "pass", "MT403": "pass"}, [
+            "MT401": "pass", "MT402": "pass", "MT403": "pass", "MT404": "skip", "MT405": "pass"}, [
             (c["id"], c["reason"]) for c in report["checks"] if c["id"].startswith("MT4")]
 
 
