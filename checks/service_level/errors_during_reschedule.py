@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from mlops_trace.analysis.check import SkipCheck, make_check
-from mlops_trace.analysis.log_times import Window, as_utc, windows_around
 from mlops_trace.analysis.objectives import DEFAULT_RESCHEDULE_MARGIN_S
 from mlops_trace.analysis.routing import (
     SELDON_MODEL,
@@ -22,6 +21,7 @@ from mlops_trace.analysis.routing import (
     model_of_cluster,
     unversioned,
 )
+from mlops_trace.analysis.timeline import Window, utc, windows_around
 from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
 from mlops_trace.parsers import envoy_access
 from mlops_trace.parsers.envoy_access import EnvoyAccessRecord
@@ -109,7 +109,7 @@ def _scheduler_events(snap: Snapshot) -> tuple[dict[tuple[str, str], list[_Event
                 continue
             model = unversioned(match.group(1).strip("\"'"))
             events.setdefault((log.namespace, model), []).append(
-                _Event(as_utc(record.time), log.where(record.lineno), evidence_line(record.message))
+                _Event(utc(record.time), log.where(record.lineno), evidence_line(record.message))
             )
     return events, untimed
 

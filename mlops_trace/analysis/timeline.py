@@ -1,5 +1,6 @@
 """Log timestamps on one clock: the time of a container log line as an aware UTC datetime, so lines of different
-components (ingress-nginx access lines, Envoy's application log, MLServer) can be put in order.
+components (ingress-nginx access lines, Envoy's application log, MLServer, the scheduler) can be put in order, and
+the windows around a set of events that a check matches other lines to.
 
 Envoy's application log (`[2025-03-04 08:15:02.117][1][info][config] [source/…] …`, its default format
 `[%Y-%m-%d %T.%e][%t][%l][%n] [%g:%#] %v`) is read here, since the generic log parser leaves it as plain text. A
@@ -10,7 +11,9 @@ time without a zone is taken as UTC: Seldon's and ingress-nginx's containers log
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from mlops_trace.parsers.logs import LogRecord, parse_line
 
@@ -19,13 +22,41 @@ __all__ = ["as_utc", "envoy_app_time", "line_time", "record_time"]
 _ENVOY_APP_TIME = re.compile(r"\[(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?\]\[")
 
 
+def utc(moment: datetime) -> datetime:
+    """`moment` as an aware UTC datetime; a naive time is taken as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def as_utc(when: datetime | None) -> datetime | None:
-    """`when` as an aware UTC datetime; a naive time is taken as UTC."""
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        return when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
+    """`utc(when)`, and None for None."""
+    return None if when is None else utc(when)
+
+
+@dataclass(frozen=True)
+class Window:
+    """From `start` to `end` (aware UTC, both included): events `first`..`last` widened by a margin on each side."""
+
+    start: datetime
+    end: datetime
+    first: datetime
+    last: datetime
+
+    def holds(self, moment: datetime) -> bool:
+        return self.start <= utc(moment) <= self.end
+
+
+def windows_around(moments: Iterable[datetime], margin: timedelta) -> list[Window]:
+    """The windows of `moments`, each widened by `margin` before its first and after its last event; events closer
+    than two margins apart share one window. Sorted by start."""
+    ordered = sorted(utc(moment) for moment in moments)
+    windows: list[Window] = []
+    for moment in ordered:
+        if windows and moment - margin <= windows[-1].end:
+            last = windows[-1]
+            windows[-1] = Window(last.start, moment + margin, last.first, moment)
+        else:
+            windows.append(Window(moment - margin, moment + margin, moment, moment))
+    return windows
 
 
 def envoy_app_time(text: str) -> datetime | None:
