@@ -101,15 +101,17 @@ def _named(findings: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(f["id"], f["title"]) for f in findings if f["severity"] in ("warning", "critical")}
 
 
-def _same_causes(info: dict[str, Any]) -> set[str]:
+def _same_causes(info: dict[str, Any], flapping: frozenset[str] = frozenset()) -> set[str]:
     """`request` on the stack names the causes `doctor` names, with the same ids and titles: one catalog, one engine.
-    The request goes first, so doctor reads its log lines too. Returns the ids."""
+    The request goes first, so doctor reads its log lines too. `flapping`: ids whose evidence changes between the two
+    reads (two schedulers rewriting Envoy's routes make a route come and go). Returns the ids both name."""
     from mlops_trace.trace.command import RequestArgs, execute
 
     outcome = execute(RequestArgs(state_dir=Path(info["state_dir"]), experiment=EXP, output="json", probes=0))
     traced = _named(json.loads(outcome.text)["findings"])
-    assert traced == _named(_doctor(info))
-    return {check for check, _ in traced}
+    doctored = _named(_doctor(info))
+    assert {check for check, _ in traced ^ doctored} <= flapping, (traced, doctored)
+    return {check for check, _ in traced & doctored}
 
 
 def _grpc_infer(target: str, metadata: list[tuple[str, str]]) -> tuple[grpc_wire.InferResponse, dict[str, str]]:
@@ -230,7 +232,7 @@ def test_split_brain(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert local.count(removal) >= 3 and central.count(removal) >= 3
         assert "Received agent subscribe request from mlserver:0" in central
-        assert {"MT101", "MT102"} <= _same_causes(info)
+        assert {"MT101", "MT102"} <= _same_causes(info, flapping=frozenset({"MT302"}))
 
 
 def test_alias_missing(tmp_path: Path) -> None:
