@@ -12,9 +12,10 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from mlops_trace import __version__
 from mlops_trace.errors import MlopsTraceError
@@ -37,16 +38,136 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_COULD_NOT_RUN = 2
 
+# kubectl habits: `-h` is `--help` everywhere (sub-commands inherit it from the root context).
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+# Help shows what a value is (NAMESPACE, SECONDS, PATH), never a Python type (`<list[str]>`); flags show nothing.
+# An option not listed here is named after itself (--namespace: NAMESPACE); a Path-typed one is PATH.
+METAVARS: dict[str, str] = {
+    "--request-timeout": "SECONDS",
+    "--timeout": "SECONDS",
+    "--doctor-timeout": "SECONDS",
+    "--duration": "SECONDS",
+    "--log-wait": "SECONDS",
+    "--prometheus-wait": "SECONDS",
+    "--since": "DURATION",
+    "--window": "DURATION",
+    "--for": "DURATION",
+    "--tail": "LINES",
+    "--output": "FORMAT",
+    "--fail-on": "SEVERITY",
+    "--only": "CHECK",
+    "--skip": "CHECK",
+    "--kubeconfig": "PATH",
+    "--envoy-admin": "URL",
+    "--prometheus": "URL",
+    "--metrics-url": "URL",
+    "--otlp": "URL",
+    "--runbook-url-base": "URL",
+    "--probe-url": "NAME=URL",
+    "--label": "KEY=VALUE",
+    "--header": "HEADER",
+    "--prometheus-token": "TOKEN",
+    "--prometheus-user": "USER",
+    "--prometheus-password": "PASSWORD",
+    "--max-p95": "MS",
+    "--max-p99": "MS",
+    "--regression-floor": "MS",
+    "--min-success": "RATIO",
+    "--split-tolerance": "RATIO",
+    "--regression-margin": "RATIO",
+    "--split-alpha": "ALPHA",
+    "--count": "N",
+    "--concurrency": "N",
+    "--probes": "N",
+    "--min-requests": "N",
+    "--rate": "PER_SECOND",
+}
+
+
+class _BareArgument(TyperArgument):
+    """A positional argument named by its metavar (CHECK), in usage and help, without a type column."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def get_usage_pieces(self, ctx: Any) -> list[str]:
+        return [self.display_name_raw if self.required else f"[{self.display_name_raw}]"]
+
+
+def _bare_help(option: TyperOption | None) -> TyperOption | None:
+    if option is not None:
+        option.metavar = ""
+    return option
+
+
+class _PlainCommand(TyperCommand):
+    def get_help_option(self, ctx: Any) -> TyperOption | None:
+        return _bare_help(super().get_help_option(ctx))
+
+
+class _PlainGroup(TyperGroup):
+    def get_help_option(self, ctx: Any) -> TyperOption | None:
+        return _bare_help(super().get_help_option(ctx))
+
+
+def _plain_metavars(command: TyperCommand | TyperGroup) -> None:
+    """Give every parameter of `command` and its sub-commands a metavar (see METAVARS)."""
+    command.__class__ = _PlainGroup if isinstance(command, TyperGroup) else _PlainCommand
+    for param in command.params:
+        if isinstance(param, TyperArgument):
+            param.metavar = param.metavar or (param.name or "value").upper()
+            param.__class__ = _BareArgument
+        elif isinstance(param, TyperOption) and param.metavar is None:
+            long_name = max(param.opts, key=len)
+            if param.is_flag:
+                param.metavar = ""
+            elif long_name in METAVARS:
+                param.metavar = METAVARS[long_name]
+            elif param.type_descriptor.is_path:
+                param.metavar = "PATH"
+            else:
+                param.metavar = long_name.lstrip("-").replace("-", "_").upper()
+    if isinstance(command, TyperGroup):
+        for sub in command.commands.values():
+            if isinstance(sub, TyperCommand | TyperGroup):
+                _plain_metavars(sub)
+
+
+class _RootGroup(_PlainGroup):
+    """The `mlops-trace` group; typer builds the sub-commands first, so they are all here to name their values."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for sub in self.commands.values():
+            if isinstance(sub, TyperCommand | TyperGroup):
+                _plain_metavars(sub)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:  # --version, and --install-completion/--show-completion that typer adds later
+            if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+                param.metavar = ""
+        return list(params)
+
+
 app = typer.Typer(
     name="mlops-trace",
     help="Follow one prediction request through a Kubernetes ML serving stack and name the root cause.",
+    cls=_RootGroup,
+    context_settings=CONTEXT_SETTINGS,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
-checks_app = typer.Typer(help="The check catalog: list the checks, explain one.", no_args_is_help=True)
+checks_app = typer.Typer(
+    help="The check catalog: list the checks, explain one (or a playbook).",
+    context_settings=CONTEXT_SETTINGS,
+    no_args_is_help=True,
+)
 app.add_typer(checks_app, name="checks")
-bundle_app = typer.Typer(help="Offline bundles: serve one over the Kubernetes API.", no_args_is_help=True)
+bundle_app = typer.Typer(
+    help="Offline bundles: serve one over the Kubernetes API.", context_settings=CONTEXT_SETTINGS, no_args_is_help=True
+)
 app.add_typer(bundle_app, name="bundle")
 
 # Live-cluster options shared by doctor, collect, alerts and smoke.
@@ -262,21 +383,35 @@ def checks_list(
 
 
 @checks_app.command("explain")
-def checks_explain(check: Annotated[str, typer.Argument(help="Check id (MT101) or slug.")]) -> None:
-    """Print a check's documentation: what it checks, why it matters, evidence, fix."""
-    from mlops_trace.analysis.catalog import find_entry, playbook_path
+def checks_explain(
+    check: Annotated[str, typer.Argument(help="Check id (MT101), check slug, or playbook name (envoy-404).")],
+) -> None:
+    """Print a check's documentation and its playbook, or a playbook and the checks that point to it."""
+    from mlops_trace.analysis.catalog import CatalogEntry, find_check_or_playbook, find_playbook
 
     try:
-        entry = find_entry(check)
+        found = find_check_or_playbook(check)
+        if isinstance(found, CatalogEntry):
+            c = found.check
+            typer.echo(f"{c.id} {c.slug} ({c.severity.value})")
+            typer.echo(f"requires: {', '.join(c.requires) or '-'}")
+            typer.echo(f"reads: {', '.join(c.reads) or '-'}")
+            typer.echo(f"playbook: {c.playbook}")
+            typer.echo("")
+            typer.echo(found.doc().rstrip())
+            typer.echo("")
+            typer.echo("---")
+            typer.echo("")
+            playbook = find_playbook(c.playbook)
+        else:
+            playbook = found
+            pointing = ", ".join(f"{e.check.id} {e.check.slug}" for e in playbook.checks) or "-"
+            typer.echo(f"playbook: {playbook.name}")
+            typer.echo(f"checks: {pointing}")
+            typer.echo("")
+        typer.echo(playbook.text().rstrip())
     except MlopsTraceError as exc:
         _fail(str(exc))
-    c = entry.check
-    typer.echo(f"{c.id} {c.slug} ({c.severity.value})")
-    typer.echo(f"requires: {', '.join(c.requires) or '-'}")
-    typer.echo(f"reads: {', '.join(c.reads) or '-'}")
-    typer.echo(f"playbook: {playbook_path(c.playbook)}")
-    typer.echo("")
-    typer.echo(entry.doc().rstrip())
 
 
 @app.command()
@@ -352,6 +487,7 @@ def bundle_serve(
 
 stack_app = typer.Typer(
     help="The reference serving stack on 127.0.0.1: real NGINX, Envoy, MLServer (and Prometheus), with faults.",
+    context_settings=CONTEXT_SETTINGS,
     no_args_is_help=True,
 )
 app.add_typer(stack_app, name="stack")
@@ -764,6 +900,23 @@ def smoke_command(
                 _fail(f"--{fmt}-file {path}: cannot write ({exc.strerror or exc})")
     sys.stdout.write(render_smoke(report, output))
     raise typer.Exit(report.exit_code)
+
+
+# --- version ----------------------------------------------------------------------------------------------------
+
+@app.command("version")
+def version_command(
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+) -> None:
+    """Print the version (the same as --version; -o json for scripts)."""
+    if output == "json":
+        import json
+
+        typer.echo(json.dumps({"name": "mlops-trace", "version": __version__}))
+        return
+    if output != "text":
+        _fail(f"--output must be text or json (got {output!r})")
+    typer.echo(f"mlops-trace {__version__}")
 
 
 _stopped_by: list[str] = []  # the signal that stopped the run, if one did

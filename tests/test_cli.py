@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -135,9 +136,66 @@ def test_checks_list_and_explain() -> None:
     explained = _run("checks", "explain", "MT101")
     assert explained.returncode == 0
     assert "## What it checks" in explained.stdout and "scheduler-split-brain" in explained.stdout
+    playbook = _run("checks", "explain", "envoy-404")
+    assert playbook.returncode == 0, playbook.stderr
+    assert "MT301" in playbook.stdout, "a playbook lists the checks that point to it"
 
 
 def test_help_and_version() -> None:
     assert _run("--help").returncode == 0
     assert _run("--version").stdout.strip() == f"mlops-trace {version('mlops-trace')}"
     assert _run("doctor", "--help").returncode == 0
+
+
+def _command_paths() -> list[tuple[str, ...]]:
+    import typer.main
+    from typer.core import TyperGroup
+
+    from mlops_trace.cli import app
+
+    paths: list[tuple[str, ...]] = [()]
+
+    def walk(group: TyperGroup, prefix: tuple[str, ...]) -> None:
+        for name, sub in group.commands.items():
+            paths.append((*prefix, name))
+            if isinstance(sub, TyperGroup):
+                walk(sub, (*prefix, name))
+
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    walk(root, ())
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=lambda p: " ".join(p) or "root")
+def test_dash_h_is_help_everywhere_and_help_shows_no_python_types(path: tuple[str, ...]) -> None:
+    from typer.testing import CliRunner
+
+    from mlops_trace.cli import app
+
+    short = CliRunner().invoke(app, [*path, "-h"], terminal_width=80)
+    long = CliRunner().invoke(app, [*path, "--help"], terminal_width=80)
+    assert short.exit_code == 0, short.output
+    assert short.output == long.output
+    assert not re.search(r"<(str|int|float|bool|path|list\[[^\]]*\])>", short.output), short.output
+    assert "{" not in short.output.splitlines()[1], "usage names arguments plainly (CHECK)"
+
+
+def test_version_command_and_completion_flags() -> None:
+    assert _run("version").stdout.strip() == f"mlops-trace {version('mlops-trace')}"
+    assert json.loads(_run("version", "-o", "json").stdout) == {"name": "mlops-trace", "version": version("mlops-trace")}
+    assert _run("version", "-o", "xml").returncode == 2
+    root_help = _run("-h").stdout
+    assert "--install-completion" in root_help and "--show-completion" in root_help
+
+
+def test_option_metavars_say_what_the_value_is() -> None:
+    from typer.testing import CliRunner
+
+    from mlops_trace.cli import app
+
+    text = CliRunner().invoke(app, ["doctor", "-h"], terminal_width=200).output
+    for row in (r"--namespace\s+-n\s+NAMESPACE", r"--bundle\s+-b\s+PATH", r"--request-timeout\s+SECONDS",
+                r"--fail-on\s+SEVERITY"):
+        assert re.search(row, text), row
+    assert re.search(r"--all-namespaces\s+-A\s+Live: every namespace", text), "a flag shows no metavar"

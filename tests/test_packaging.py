@@ -54,6 +54,19 @@ def test_wheel_ships_checks_and_playbooks(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) == len(source_checks) // 2
 
+    # Outside a checkout, the playbook a finding names opens with `checks explain` (from mlops_trace/_catalog).
+    explained = subprocess.run(
+        [sys.executable, "-c", "from mlops_trace.cli import main; main()", "checks", "explain", "envoy-404"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert explained.returncode == 0, explained.stderr
+    assert (REPO / "playbooks" / "envoy-404.md").read_text(encoding="utf-8").rstrip() in explained.stdout
+
 
 def test_cli_start_up_imports_nothing_heavy() -> None:
     probe = (

@@ -128,6 +128,49 @@ def playbook_path(slug: str) -> Path:
     return playbooks_dir() / f"{slug}.md"
 
 
+def playbook_name(value: str) -> str:
+    """`envoy-404`, `envoy-404.md` and `playbooks/envoy-404.md` all name the playbook `envoy-404`."""
+    return value.strip().removeprefix("playbooks/").removesuffix(".md")
+
+
+@dataclass(frozen=True)
+class Playbook:
+    """A remediation playbook (`playbooks/<name>.md`) and the checks whose findings point to it."""
+
+    name: str
+    path: Path
+    checks: tuple[CatalogEntry, ...]
+
+    def text(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+
+def playbook_names() -> tuple[str, ...]:
+    """Every playbook shipped with this installation (source checkout or wheel), sorted."""
+    return tuple(sorted(path.stem for path in playbooks_dir().glob("*.md")))
+
+
+def find_playbook(key: str) -> Playbook:
+    """A playbook by name; only names of existing files are accepted, so a key never reaches outside playbooks/."""
+    name = playbook_name(key)
+    if name not in playbook_names():
+        raise UsageError(f"unknown playbook {key!r} (see `mlops-trace checks list`)")
+    pointing = tuple(e for e in load_catalog() if playbook_name(e.check.playbook) == name)
+    return Playbook(name=name, path=playbook_path(name), checks=pointing)
+
+
+def find_check_or_playbook(key: str) -> CatalogEntry | Playbook:
+    """What `mlops-trace checks explain KEY` shows: a check (id or slug) first, else a playbook by name."""
+    try:
+        return find_entry(key)
+    except UsageError:
+        pass
+    try:
+        return find_playbook(key)
+    except UsageError:
+        raise UsageError(f"unknown check or playbook {key!r} (see `mlops-trace checks list`)") from None
+
+
 def markdown_table(entries: Iterable[CatalogEntry]) -> str:
     """The catalog as README.md's Markdown table (`mlops-trace checks list -o markdown`), ending in a newline.
 

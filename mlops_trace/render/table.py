@@ -1,9 +1,9 @@
 """`-o table`: the report for a human at a terminal (rich), the default when stdout is a TTY.
 
 Findings come grouped by namespace (cluster-wide first), worst first, each with its evidence, the one-line fix and the
-playbook to open. Then the checks that did not run and why, the input files that could not be used, and a last line
-with the verdict. Colour is opt-in (`color=True`); without it the text has no escape codes at all, so it can be piped,
-diffed and stored as a golden file.
+command that prints its playbook (`mlops-trace checks explain NAME`). Then the checks that did not run and why, the
+input files that could not be used, and a last line with the verdict. Colour is opt-in (`color=True`); without it the
+text has no escape codes at all, so it can be piped, diffed and stored as a golden file.
 """
 
 from __future__ import annotations
@@ -118,9 +118,15 @@ def _print_finding(console: Console, finding: Finding) -> None:
             body.append(Padding(Text(f"• {one_line(item.where)}", style="magenta"), (0, 0, 0, 2), expand=False))
             body.append(Padding(Text(visible(item.what)), (0, 0, 0, 4), expand=False))
     body.append(Text.assemble(("fix: ", "green"), one_line(finding.fix)))
-    body.append(Text.assemble(("playbook: ", "dim"), playbook_path(finding)))
+    body.append(Text.assemble(("playbook: ", "dim"), _explain_command(finding)))
     for part in body:
         console.print(Padding(part, (0, 0, 0, _SEVERITY_LABEL_WIDTH + 2), expand=False))
+
+
+def _explain_command(finding: Finding) -> str:
+    """The command that prints the playbook from any installation; a repository path only helps in a checkout."""
+    name = playbook_path(finding).removeprefix("playbooks/").removesuffix(".md")
+    return f"mlops-trace checks explain {name}"
 
 
 def _print_checks(console: Console, report: Report) -> None:

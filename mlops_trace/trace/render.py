@@ -150,7 +150,7 @@ def _findings(console: Console, findings: Sequence[Finding]) -> None:
         console.print(
             f"[{colour}]{finding.id} {finding.slug}[/] ({finding.severity.value}) {finding.object}: {finding.message}"
         )
-        console.print(f"    fix: {finding.fix}  (playbook: {finding.playbook})")
+        console.print(f"    fix: {finding.fix}  (playbook: mlops-trace checks explain {finding.playbook})")
 
 
 def render_summary(summary: RunSummary, *, width: int = 120, color: bool = False) -> str:
