@@ -3,8 +3,9 @@
 Whatever arrives gets an answer shaped like the API server's (`kind: Status` JSON) and a line in the request log,
 and never a traceback: a malformed request line or header is a 400, a method other than GET and HEAD a 405, a bad
 `Content-Length` a 400 (413 when too large), and a fault in the handler a 500 with one line on stderr. A request body
-is never read: the answer goes out at once and the connection is closed, after a bounded drain so the client still
-reads the answer. Slow clients are bounded too: the request line and headers must arrive within `head_seconds` of
+is read only when the API asks for it (`reads_body`: the access review of `kubectl auth can-i`), within the request's
+deadline and the body bound; any other body is never read: the answer goes out at once and the connection is closed,
+after a bounded drain so the client still reads the answer. Slow clients are bounded too: the request line and headers must arrive within `head_seconds` of
 their first byte (a client trickling a byte at a time is cut off), a kept-alive connection may idle `idle_seconds`,
 and at most `max_connections` are served at once (more get a 503). The accept backlog is large, so a burst of
 clients waits in the kernel's queue instead of being dropped and retried seconds later.
@@ -86,7 +87,9 @@ def status_response(code: int, message: str, reason: str | None = None) -> Respo
 class Api(Protocol):
     """What answers a parsed request: `BundleApi`, or a stand-in in tests."""
 
-    def handle(self, method: str, raw_path: str, accept: str = "") -> Response: ...
+    def reads_body(self, method: str, raw_path: str) -> bool: ...
+
+    def handle(self, method: str, raw_path: str, accept: str = "", body: bytes = b"") -> Response: ...
 
 
 Record = Callable[[str, str], None]
@@ -245,12 +248,21 @@ class BundleRequestHandler(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         self._record()
+        closing = self.close_connection
         refusal = self._check_body_framing()
         if refusal is not None:
             self._send(refusal, close=True)
             return
+        body = b""
+        if self.server.api.reads_body(self.command, self.path) and not self.headers.get_all("Transfer-Encoding"):
+            length = int((self.headers.get("Content-Length") or "0").strip())
+            body = self.rfile.read(length)  # bounded by the framing check; the head's deadline covers it
+            if len(body) < length:
+                self.close_connection = True
+                return  # the client went away mid-body: nobody to answer
+            self.close_connection = closing  # the whole body is read: the connection can serve the next request
         try:
-            response = self.server.api.handle(self.command, self.path, self.headers.get("Accept", ""))
+            response = self.server.api.handle(self.command, self.path, self.headers.get("Accept", ""), body)
         except Exception as exc:
             log_line(f"500 for {printable(self.command)} {printable(self.path)}: {_describe(exc)}")
             response = status_response(500, "internal error while serving this request (see the server's log)")
@@ -347,7 +359,10 @@ def _drain(connection: socket.socket, limits: ServeLimits) -> None:
 
 
 class _NoApi:
-    def handle(self, method: str, raw_path: str, accept: str = "") -> Response:
+    def reads_body(self, method: str, raw_path: str) -> bool:
+        return False
+
+    def handle(self, method: str, raw_path: str, accept: str = "", body: bytes = b"") -> Response:
         return status_response(503, "the server is starting")
 
 

@@ -3,8 +3,11 @@
 Like troubleshoot's sbctl, it lets kubectl and the official `kubernetes` client read an offline bundle as if it were a
 cluster: discovery (`/api`, `/apis`, resource lists), list and get (per namespace and cluster-wide, with label and
 field selectors), pod logs (`container`, `tailLines`, `limitBytes`, `previous`), Envoy admin output through the pod
-proxy subresource, and `watch` requests that end at once. Only GET and HEAD are served: a write (POST, PUT, PATCH,
-DELETE) or any other method is answered 405, and a malformed selector, parameter or path 400, each as a `kind: Status`.
+proxy subresource, and `watch` requests that end at once. kubectl's table requests get the columns a cluster would
+print (`tables.py`), discovery puts the workloads in the `all` category, and `kubectl auth can-i` is answered: the
+one POST served is a SelfSubjectAccessReview, allowed for reading and refused for any write. Otherwise only GET and
+HEAD are served: a write (POST, PUT, PATCH, DELETE) or any other method is answered 405, and a malformed selector,
+parameter or path 400, each as a `kind: Status`.
 Every request is recorded (verb and path) so tests can prove a client only read. Files are opened only inside the
 bundle and never through a link (`files.py`); the HTTP side, with its bounds on hostile clients, is `httpd.py`.
 """
@@ -12,6 +15,7 @@ bundle and never through a link (`files.py`); the HTTP side, with its bounds on 
 from __future__ import annotations
 
 import io
+import json
 import re
 import signal
 import sys
@@ -38,6 +42,7 @@ from mlops_trace.serve.httpd import (
 )
 from mlops_trace.serve.resources import ResourceTable
 from mlops_trace.serve.selectors import SelectorError, labels_match, parse_field_selector, parse_label_selector
+from mlops_trace.serve.tables import INCLUDE_OBJECT, table
 from mlops_trace.snapshot.kube import as_mapping
 from mlops_trace.snapshot.snapshot import Snapshot
 
@@ -45,6 +50,20 @@ if TYPE_CHECKING:
     from mlops_trace.limits import InputLimits
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+READ_VERBS = frozenset({"get", "list", "watch"})
+
+# `kubectl auth can-i` asks this; it is the one POST served, and the one request whose body is read.
+AUTHORIZATION_GROUP = "authorization.k8s.io"
+ACCESS_REVIEW_PATH = f"/apis/{AUTHORIZATION_GROUP}/v1/selfsubjectaccessreviews"
+_ACCESS_REVIEW_RESOURCE = {"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
+                           "namespaced": False, "kind": "SelfSubjectAccessReview", "verbs": ["create"]}
+
+# The resources kubectl's `get all` expands to through discovery (the API server's `categories: ["all"]`): pods,
+# services, replicationcontrollers, daemonsets, deployments, replicasets, statefulsets, horizontalpodautoscalers, jobs,
+# cronjobs. Only those the registry serves are listed, and only when the bundle holds the kind: `get all` fails as a
+# whole on one 404.
+ALL_CATEGORY_KINDS = frozenset({"Pod", "Service", "ReplicationController", "DaemonSet", "Deployment", "ReplicaSet",
+                                "StatefulSet", "HorizontalPodAutoscaler", "Job", "CronJob"})
 
 
 @dataclass
@@ -174,9 +193,18 @@ class BundleApi:
         self.served = served
         self.server_address = server_address
 
-    def handle(self, method: str, raw_path: str, accept: str = "") -> Response:
+    def reads_body(self, method: str, raw_path: str) -> bool:
+        """Whether the HTTP side should read this request's body: only for the access review."""
+        return method == "POST" and urlsplit(raw_path).path.rstrip("/") == ACCESS_REVIEW_PATH
+
+    def handle(self, method: str, raw_path: str, accept: str = "", body: bytes = b"") -> Response:
         if not _METHOD.fullmatch(method):
             return status_response(400, f"{printable(method)!r} is not an HTTP method")
+        if self.reads_body(method, raw_path):
+            try:
+                return self._access_review(body)
+            except BadRequest as exc:
+                return status_response(400, str(exc))
         if method in WRITE_METHODS:
             return status_response(405, f"{method} is not allowed: this API serves a bundle read-only")
         if method not in ("GET", "HEAD"):
@@ -212,9 +240,39 @@ class BundleApi:
             return self._resource_request(parts[1], parts[2:], query, accept)
         return status_response(404, f"the server could not find the requested resource ({printable(url.path)})")
 
+    # access reviews
+
+    def _access_review(self, body: bytes) -> Response:
+        """`kubectl auth can-i`: reading is allowed (Secrets excepted: never served), every write refused."""
+        try:
+            review = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"the SelfSubjectAccessReview is not JSON: {exc}") from None
+        if not isinstance(review, dict) or review.get("kind") not in (None, "SelfSubjectAccessReview"):
+            raise BadRequest("the body is not a SelfSubjectAccessReview")
+        spec = as_mapping(review.get("spec"))
+        attributes = as_mapping(spec.get("resourceAttributes")) or as_mapping(spec.get("nonResourceAttributes"))
+        verb = str(attributes.get("verb") or "")
+        if not verb:
+            raise BadRequest("spec.resourceAttributes.verb or spec.nonResourceAttributes.verb is required")
+        resource = str(attributes.get("resource") or "")
+        if verb not in READ_VERBS:
+            outcome = {"allowed": False, "denied": True,
+                       "reason": f"bundle serve is read-only: {verb} is never allowed, only get, list and watch"}
+        elif resource == "secrets" and not attributes.get("group"):
+            outcome = {"allowed": False, "denied": True, "reason": "a bundle never holds Secrets: they are not served"}
+        else:
+            outcome = {"allowed": True, "reason": "bundle serve allows reading everything it serves"}
+        return json_response(201, {"kind": "SelfSubjectAccessReview", "apiVersion": f"{AUTHORIZATION_GROUP}/v1",
+                                   "metadata": {"creationTimestamp": None}, "spec": dict(spec), "status": outcome})
+
     # discovery
 
     def _group(self, name: str) -> dict[str, Any] | None:
+        if name == AUTHORIZATION_GROUP:
+            entry = {"groupVersion": f"{AUTHORIZATION_GROUP}/v1", "version": "v1"}
+            return {"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": [entry],
+                    "preferredVersion": entry}
         versions = self.served.table.group_versions().get(name)
         if not versions:
             return None
@@ -223,16 +281,21 @@ class BundleApi:
                 "preferredVersion": entries[0]}
 
     def _group_list(self) -> dict[str, Any]:
-        groups = [self._group(name) for name in self.served.table.group_versions()]
+        groups = [self._group(name) for name in [*self.served.table.group_versions(), AUTHORIZATION_GROUP]]
         return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [g for g in groups if g]}
 
     def _resource_list(self, group: str, version: str) -> Response:
         resources: list[dict[str, Any]] = []
+        if (group, version) == (AUTHORIZATION_GROUP, "v1"):
+            resources.append(dict(_ACCESS_REVIEW_RESOURCE))
         for r in self.served.table.resources:
             if r.group != group or r.version != version:
                 continue
-            resources.append({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-                              "kind": r.kind, "verbs": ["get", "list", "watch"], "shortNames": list(r.short_names)})
+            entry = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+                     "kind": r.kind, "verbs": ["get", "list", "watch"], "shortNames": list(r.short_names)}
+            if r.kind in ALL_CATEGORY_KINDS and self.served.holds(r.kind):
+                entry["categories"] = ["all"]
+            resources.append(entry)
             if r.kind == "Pod":
                 resources.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
                                   "verbs": ["get"]})
@@ -278,6 +341,8 @@ class BundleApi:
         obj = self._find(resource, namespace, name)
         if obj is None:
             return status_response(404, f'{resource.plural} "{name}" not found')
+        if _wants_table(accept):
+            return json_response(200, table(resource.kind, [obj], _include_object(query)))
         return json_response(200, obj)
 
     def _find(self, resource: KindSpec, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -298,8 +363,8 @@ class BundleApi:
                 as_mapping(o.get("metadata")).get("labels")).items()})
             and all(term.matches(o) for term in by_fields)
         ]
-        if "as=Table" in accept:
-            return json_response(200, _table(items, resource))
+        if _wants_table(accept):
+            return json_response(200, table(resource.kind, items, _include_object(query)))
         return json_response(200, {"kind": f"{resource.kind}List", "apiVersion": resource.group_version,
                                    "metadata": {"resourceVersion": "1"}, "items": items})
 
@@ -382,22 +447,19 @@ def _log_text(handle: BinaryIO, tail: int | None, limit: int | None) -> bytes:
     return bytes(out)
 
 
-def _table(items: Iterable[Mapping[str, Any]], resource: KindSpec) -> dict[str, Any]:
-    """A minimal `meta.k8s.io/v1 Table`, which kubectl asks for and prints as columns."""
-    columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}]
-    if resource.kind == "Pod":
-        columns.append({"name": "Status", "type": "string", "format": "", "description": "Phase", "priority": 0})
-    rows = []
-    for obj in items:
-        meta = as_mapping(obj.get("metadata"))
-        cells: list[Any] = [meta.get("name")]
-        if resource.kind == "Pod":
-            cells.append(as_mapping(obj.get("status")).get("phase", "Unknown"))
-        partial = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                   "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")}}
-        rows.append({"cells": cells, "object": partial})
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": "1"},
-            "columnDefinitions": columns, "rows": rows}
+def _wants_table(accept: str) -> bool:
+    """Whether the client asks for a `meta.k8s.io` Table first (kubectl `get`: `application/json;as=Table;v=v1;
+    g=meta.k8s.io,...,application/json`); a client that lists JSON first gets the List."""
+    first = accept.split(",")[0].replace(" ", "").split(";")
+    return "as=Table" in first and "g=meta.k8s.io" in first
+
+
+def _include_object(query: Mapping[str, str]) -> str:
+    value = query.get("includeObject") or "Metadata"
+    if value not in INCLUDE_OBJECT:
+        raise BadRequest(f"includeObject: invalid value {printable(value[:40])!r}: must be one of "
+                         f"{', '.join(INCLUDE_OBJECT)}")
+    return value
 
 
 # --- serving -----------------------------------------------------------------------------------------------------

@@ -205,7 +205,10 @@ def test_a_request_line_over_64_kib_is_414(server: Running) -> None:
 class FaultyApi:
     """Raises on /boom, as a bug in a route would; answers everything else."""
 
-    def handle(self, method: str, raw_path: str, accept: str = "") -> Response:
+    def reads_body(self, method: str, raw_path: str) -> bool:
+        return False
+
+    def handle(self, method: str, raw_path: str, accept: str = "", body: bytes = b"") -> Response:
         if raw_path.startswith("/boom"):
             raise RuntimeError("injected fault\nwith a second line")
         return Response(200, b"{}")
