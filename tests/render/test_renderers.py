@@ -192,7 +192,7 @@ def test_table_groups_by_namespace_worst_first(rich_report: Report) -> None:
 def test_table_shows_evidence_fix_playbook_and_not_run_checks(rich_report: Report) -> None:
     text = render(rich_report, "table")
     for finding in rich_report.findings:
-        assert f"playbook: playbooks/{finding.slug}.md" in text
+        assert f"playbook: mlops-trace checks explain {finding.slug}" in text
         for item in finding.evidence:
             assert item.where in text
     assert "fix: Scale the local seldon-scheduler to 0" in text
