@@ -152,6 +152,8 @@ def test_injected_latency_lands_on_the_right_hop(
     tolerance = max(1.0, 0.1 * DELAY_MS)
     rise = {number: slow[number] - base[number] for number in TIMED_HOPS}
     assert abs(rise[hop] - DELAY_MS) <= tolerance, (fault, base, slow)
+    # The other hops' medians move by scheduling noise plus one quantum of Envoy's whole-millisecond header (hops 4
+    # and 6 are differences of it): a 2.1 ms shift on a 2-core machine is not the 20 ms delay landing there.
     for other in TIMED_HOPS:
         if other != hop:
-            assert abs(rise[other]) <= tolerance, (fault, other, base, slow)
+            assert abs(rise[other]) <= tolerance + 1.0, (fault, other, base, slow)
