@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import feature_store_client  # noqa: F401  (not installed in the stack's MLServer venv, on purpose)
 from mlserver import MLModel
-from mlserver.types import InferenceRequest, InferenceResponse
+from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
 
 
 class FeatureStoreModel(MLModel):
+    """Adds each request's stored features to its input, as a runtime that reads a feature store would."""
+
     async def load(self) -> bool:
+        self._store = feature_store_client.connect()
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        raise NotImplementedError
+        outputs = [
+            ResponseOutput(name=item.name, shape=item.shape, datatype=item.datatype, data=self._store.enrich(item.data))
+            for item in payload.inputs
+        ]
+        return InferenceResponse(model_name=self.name, outputs=outputs)
