@@ -1,7 +1,8 @@
 """`python -m bench [--size tiny|full] [--only NAME ...]`: run the benchmarks and rewrite docs/BENCHMARKS.md.
 
-Parts: `startup`, `scale` (generated bundle: doctor, log scans, config_dump), `accuracy` and `throughput` (the
-reference stack, in the benchmark's own state directory). At `--size tiny` the stack parts are skipped with the
+Parts: `startup`, `scale` (generated bundle: doctor, log scans, config_dump), `fleet` (`doctor --all-contexts` over 20
+served bundles), `accuracy` and `throughput` (the reference stack, in the benchmark's own state directory). At
+`--size tiny` the stack parts are skipped with the
 reason written in the report; a part whose tool is missing is skipped the same way. The exit code is 0 when every
 part that was asked for ran or was skipped with a reason, 1 when one failed: missed targets never fail the run.
 """
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import machine, scale, stack_parts, startup
+from bench import fleet, machine, scale, stack_parts, startup
 from bench.generate import SIZES
 from bench.report import PartResult, Status, render
 from bench.settings import REPO, Settings, current_python, default_cache, default_stack_venv
@@ -25,6 +26,7 @@ from bench.settings import REPO, Settings, current_python, default_cache, defaul
 PARTS: dict[str, tuple[str, Callable[[Settings], PartResult]]] = {
     "startup": ("Start-up", startup.run),
     "scale": ("Doctor at scale", scale.run),
+    "fleet": ("Many clusters in one run", fleet.run),
     "accuracy": ("Timing accuracy", stack_parts.accuracy),
     "throughput": ("Prober throughput and latency", stack_parts.throughput),
 }

@@ -20,17 +20,30 @@ from typing import Any
 
 import yaml
 
+from mlops_trace.analysis.objectives import DEFAULT_MAX_P95_MS
 from mlops_trace.analysis.seldon import iter_weighted_candidates
 from mlops_trace.errors import UsageError
-from mlops_trace.analysis.objectives import DEFAULT_MAX_P95_MS
+from mlops_trace.exporter import names
+from mlops_trace.exporter.names import DEFAULT_JOB
 from mlops_trace.promql import plan
+from mlops_trace.promql.builders import (
+    check_window,
+    eq,
+    increase_sum,
+    literal_regex,
+    regex,
+    selector,
+    window_seconds,
+)
 from mlops_trace.promql.families import Family
-from mlops_trace.promql.builders import check_window, eq, increase_sum, literal_regex, regex
 from mlops_trace.snapshot.kube import KubeObject
 
 API_VERSION = "monitoring.coreos.com/v1"
 LATENCY_ALERT = "HighMLInferenceLatency"
 SPLIT_ALERT = "ABTestTrafficImbalance"
+CRITICAL_FINDING_ALERT = "MlopsTraceCriticalFinding"
+EXPORTER_DOWN_ALERT = "MlopsTraceExporterDown"
+EXPORTER_STALE_ALERT = "MlopsTraceExporterStale"
 DEFAULT_SPLIT_TOLERANCE = 0.10  # share points; a 5m window is noisy, so wider than MT403's 0.05
 DEFAULT_MIN_REQUESTS = 200
 
@@ -191,8 +204,10 @@ def split_rules(settings: AlertSettings, experiment: KubeObject) -> list[dict[st
     return rules
 
 
-def build_rule(settings: AlertSettings, experiments: Sequence[KubeObject]) -> dict[str, Any]:
-    """The PrometheusRule object."""
+def build_rule(
+    settings: AlertSettings, experiments: Sequence[KubeObject], exporter: ExporterAlerts | None = None
+) -> dict[str, Any]:
+    """The PrometheusRule object; with `exporter`, also the exporter's group for the findings in the namespace."""
     groups: list[dict[str, Any]] = [
         {"name": f"mlops-trace.{settings.namespace}.latency", "rules": [latency_rule(settings)]}
     ]
@@ -201,6 +216,10 @@ def build_rule(settings: AlertSettings, experiments: Sequence[KubeObject]) -> di
         split.extend(split_rules(settings, experiment))
     if split:
         groups.append({"name": f"mlops-trace.{settings.namespace}.ab-split", "rules": split})
+    if exporter is not None:
+        groups.append(
+            {"name": f"mlops-trace.{settings.namespace}.exporter", "rules": exporter_rules(exporter, settings.namespace)}
+        )
     return {
         "apiVersion": API_VERSION,
         "kind": "PrometheusRule",
@@ -210,6 +229,88 @@ def build_rule(settings: AlertSettings, experiments: Sequence[KubeObject]) -> di
             "labels": {"app.kubernetes.io/managed-by": "mlops-trace", **settings.labels},
         },
         "spec": {"groups": groups},
+    }
+
+
+@dataclass(frozen=True)
+class ExporterAlerts:
+    """The alerts on `mlops-trace exporter`'s series: a critical finding open for `finding_for`, the exporter down
+    (its scrape failing or gone) for `down_for`, and its runs stale (no successful run for `stale_after`)."""
+
+    job: str = DEFAULT_JOB
+    finding_for: str = "15m"
+    down_for: str = "5m"
+    stale_after: str = "30m"
+
+    def __post_init__(self) -> None:
+        for flag, value in (("finding-for", self.finding_for), ("down-for", self.down_for),
+                            ("stale-after", self.stale_after)):
+            try:
+                check_window(value)
+            except UsageError:
+                raise UsageError(f"--{flag} must be a Prometheus duration such as 15m (got {value!r})") from None
+        if not self.job:
+            raise UsageError("the exporter's job name is empty")
+
+
+def exporter_rules(alerts: ExporterAlerts, namespace: str | None = None) -> list[dict[str, Any]]:
+    """The exporter's three alerts; `namespace` limits the finding alert to findings there (all by default)."""
+    job = (eq("job", alerts.job),)
+    scope = (eq("severity", "critical"), *((eq("namespace", namespace),) if namespace else ()))
+    finding = {
+        "alert": CRITICAL_FINDING_ALERT,
+        "expr": f"max by (cluster, namespace, check, slug, object) ({selector(names.FINDING, scope)}) == 1",
+        "for": alerts.finding_for,
+        "labels": {"severity": "critical"},
+        "annotations": {
+            "summary": "mlops-trace {{ $labels.check }} ({{ $labels.slug }}) open on {{ $labels.object }}",
+            "description": "Check {{ $labels.check }} has reported {{ $labels.object }} in namespace "
+            "{{ $labels.namespace }} of cluster {{ $labels.cluster }} for " + alerts.finding_for + ". "
+            "`mlops-trace doctor --only {{ $labels.check }} -n {{ $labels.namespace }}` shows the evidence.",
+            "runbook": "mlops-trace checks explain {{ $labels.check }}",
+        },
+    }
+    down = {
+        "alert": EXPORTER_DOWN_ALERT,
+        "expr": f"{selector('up', job)} == 0 or absent({selector('up', job)})",
+        "for": alerts.down_for,
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "mlops-trace exporter down",
+            "description": f"Prometheus has not scraped the mlops-trace exporter (job {alerts.job}) for "
+            f"{alerts.down_for}: its findings are not being updated.",
+        },
+    }
+    last_success = f"max by (cluster) ({selector(names.LAST_SUCCESS, job)})"
+    stale = {
+        "alert": EXPORTER_STALE_ALERT,
+        "expr": f"time() - {last_success} > {window_seconds(alerts.stale_after):g}\n"
+        f"or (max by (cluster) ({selector(names.RUN_SUCCESS, job)}) == 0 unless on (cluster) {last_success})",
+        "for": alerts.down_for,
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "mlops-trace exporter has no recent successful run for {{ $labels.cluster }}",
+            "description": "The mlops-trace exporter's last successful run on cluster {{ $labels.cluster }} is older "
+            f"than {alerts.stale_after} (or none has succeeded yet): its findings are stale. "
+            "The exporter's log names the run's error.",
+        },
+    }
+    return [finding, down, stale]
+
+
+def build_exporter_rule(
+    alerts: ExporterAlerts, *, name: str, namespace: str, labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A PrometheusRule with the exporter's alerts only, over every cluster and namespace it watches (deploy/)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "mlops-trace", **(labels or {})},
+        },
+        "spec": {"groups": [{"name": "mlops-trace.exporter", "rules": exporter_rules(alerts)}]},
     }
 
 

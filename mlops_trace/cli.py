@@ -5,14 +5,16 @@ it, 2 could not run (bad arguments, unreadable bundle, cluster unreachable). Err
 traceback (set MLOPS_TRACE_DEBUG=1 to see one).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Typer reads every option from these signatures, and string
+# annotations would make it compile and eval each one again on every start (~30 ms of `--help`).
 
+import json
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
@@ -34,12 +36,20 @@ from mlops_trace.prometheus.options import (
     Window,
 )
 
+if TYPE_CHECKING:
+    from mlops_trace.collect.target import LiveTarget
+    from mlops_trace.doctor import DoctorRun
+    from mlops_trace.fleet import ClusterDone
+
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_COULD_NOT_RUN = 2
 
 # kubectl habits: `-h` is `--help` everywhere (sub-commands inherit it from the root context).
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+# Help is click's plain text, as kubectl's is: Typer's rich panels import rich's Markdown and Syntax machinery
+# (~100 ms, most of `--help`'s time), for boxes around the same words.
+HELP_MARKUP = None
 
 # Help shows what a value is (NAMESPACE, SECONDS, PATH), never a Python type (`<list[str]>`); flags show nothing.
 # An option not listed here is named after itself (--namespace: NAMESPACE); a Path-typed one is PATH.
@@ -63,6 +73,7 @@ METAVARS: dict[str, str] = {
     "--prometheus": "URL",
     "--metrics-url": "URL",
     "--otlp": "URL",
+    "--otlp-sample": "RATIO",
     "--runbook-url-base": "URL",
     "--probe-url": "NAME=URL",
     "--label": "KEY=VALUE",
@@ -79,6 +90,7 @@ METAVARS: dict[str, str] = {
     "--split-alpha": "ALPHA",
     "--count": "N",
     "--concurrency": "N",
+    "--parallel": "N",
     "--probes": "N",
     "--min-requests": "N",
     "--rate": "PER_SECOND",
@@ -156,23 +168,39 @@ app = typer.Typer(
     help="Follow one prediction request through a Kubernetes ML serving stack and name the root cause.",
     cls=_RootGroup,
     context_settings=CONTEXT_SETTINGS,
+    rich_markup_mode=HELP_MARKUP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 checks_app = typer.Typer(
     help="The check catalog: list the checks, explain one (or a playbook).",
     context_settings=CONTEXT_SETTINGS,
+    rich_markup_mode=HELP_MARKUP,
     no_args_is_help=True,
 )
 app.add_typer(checks_app, name="checks")
 bundle_app = typer.Typer(
-    help="Offline bundles: serve one over the Kubernetes API.", context_settings=CONTEXT_SETTINGS, no_args_is_help=True
+    help="Offline bundles: serve one over the Kubernetes API.",
+    context_settings=CONTEXT_SETTINGS,
+    rich_markup_mode=HELP_MARKUP,
+    no_args_is_help=True,
 )
 app.add_typer(bundle_app, name="bundle")
 
 # Live-cluster options shared by doctor, collect, alerts and smoke.
 KubeconfigOption = Annotated[str | None, typer.Option("--kubeconfig", help="Live: kubeconfig file.")]
 ContextOption = Annotated[str | None, typer.Option("--context", help="Live: kubeconfig context.")]
+# doctor and collect: several clusters in one run (mlops_trace/fleet.py).
+ContextsOption = Annotated[
+    list[str] | None,
+    typer.Option("--context", help="Live: kubeconfig context; repeat it to read several clusters in one run."),
+]
+AllContextsOption = Annotated[
+    bool, typer.Option("--all-contexts", help="Live: every context of the kubeconfig, each its own cluster.")
+]
+ParallelOption = Annotated[
+    int | None, typer.Option("--parallel", help="Several contexts: clusters read at once (default 4).")
+]
 RequestTimeoutOption = Annotated[
     float, typer.Option("--request-timeout", help="Live: seconds to wait for each API call.")
 ]
@@ -240,7 +268,9 @@ def doctor(
     ] = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Live: every namespace.")] = False,
     kubeconfig: KubeconfigOption = None,
-    context: ContextOption = None,
+    context: ContextsOption = None,
+    all_contexts: AllContextsOption = False,
+    parallel: ParallelOption = None,
     request_timeout: RequestTimeoutOption = 10.0,
     since: Annotated[str | None, typer.Option("--since", help="Live: only logs newer than this (e.g. 1h).")] = None,
     tail: Annotated[int | None, typer.Option("--tail", help="Live: last N lines of each log.")] = None,
@@ -265,19 +295,30 @@ def doctor(
     max_p95: MaxP95 = None,
     min_success: MinSuccess = None,
     split_alpha: SplitAlpha = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Table: every finding's evidence and fix, and every check (passed, skipped)."
+        ),
+    ] = False,
 ) -> None:
-    """Run the check catalog on a live cluster (-n/-A) or an offline bundle (--bundle)."""
+    """Run the check catalog on a cluster or an offline bundle.
+
+    Live: -n NS (repeatable), -A, or by default the kubeconfig context's namespace. Offline: --bundle DIR|FILE.tar.gz.
+    """
     from mlops_trace.collect.target import LiveTarget
     from mlops_trace.doctor import DoctorRun, run_doctor, service_level
     from mlops_trace.render import render
 
     fmt = _check_format(output)
     threshold = _severity(fail_on)
+    contexts = list(context or ())
+    several = all_contexts or len(contexts) > 1
     live = LiveTarget(
         namespaces=tuple(namespace or ()),
         all_namespaces=all_namespaces,
         kubeconfig=kubeconfig,
-        context=context,
+        context=contexts[0] if contexts else None,
         request_timeout=request_timeout,
         deadline=_positive("--timeout", timeout),
         since=since,
@@ -286,6 +327,8 @@ def doctor(
     )
     try:
         limits = _limits(limit)
+        if bundle is None and not several:
+            live = _scoped(live)
         slo = service_level(
             prometheus=prometheus, token=prometheus_token, user=prometheus_user, password=prometheus_password,
             cacert=prometheus_cacert, insecure=prometheus_insecure, window=window, max_p95_ms=max_p95,
@@ -294,17 +337,64 @@ def doctor(
         run = DoctorRun(
             bundle=bundle, live=live, limits=limits, service_level=slo, only=only or (), skip=skip or ()
         )
+        if several:
+            _doctor_fleet(run, contexts, all_contexts, parallel, fmt, threshold, verbose)
         report = run_doctor(run, on_input=_tell_input).report
     except MlopsTraceError as exc:
         _fail(str(exc))
     color = fmt == "table" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    sys.stdout.write(render(report, fmt, color=color, width=_width()))
+    sys.stdout.write(render(report, fmt, color=color, width=_width(), verbose=verbose))
     errored = report.errored_checks()
     if errored:
         names = ", ".join(f"{c.id} ({c.reason})" for c in errored)
         typer.echo(f"mlops-trace: error: not every check could run: {names}", err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN)
     raise typer.Exit(EXIT_FINDINGS if report.failed(threshold) else EXIT_OK)
+
+
+def _doctor_fleet(
+    run: "DoctorRun", contexts: list[str], all_contexts: bool, parallel: int | None, fmt: str, threshold: Severity,
+    verbose: bool,
+) -> NoReturn:
+    """doctor over several contexts: exit 1 when an examined cluster has a finding at or above --fail-on, 2 only when
+    no cluster could be examined (the others' reasons are on stderr and in the output)."""
+    from mlops_trace.fleet import DEFAULT_PARALLEL, FleetRun, fleet_contexts, run_fleet
+    from mlops_trace.render.fleet import render_fleet
+
+    assert run.live is not None
+    names = fleet_contexts(run.live.kubeconfig, contexts, all_contexts)
+    fleet = run_fleet(FleetRun(run, names, DEFAULT_PARALLEL if parallel is None else parallel), _tell_cluster)
+    color = fmt == "table" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    sys.stdout.write(render_fleet(fleet, fmt, color=color, width=_width(), verbose=verbose))
+    for cluster, check in fleet.errored_checks():
+        typer.echo(f"mlops-trace: error: context {cluster}: {check.id} could not run ({check.reason})", err=True)
+    if not fleet.any_examined():
+        typer.echo(f"mlops-trace: error: none of the {len(names)} contexts could be examined", err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
+    raise typer.Exit(EXIT_FINDINGS if fleet.failed(threshold) else EXIT_OK)
+
+
+def _tell_cluster(done: "ClusterDone") -> None:
+    outcome = done.outcome
+    if outcome.report is None:
+        typer.echo(f"mlops-trace: error: context {outcome.cluster}: could not run: {outcome.reason}", err=True)
+        return
+    if outcome.namespace is not None:
+        typer.echo(f"mlops-trace: context {outcome.cluster}: namespace {outcome.namespace} (the context's)", err=True)
+    for note in done.notes:
+        typer.echo(f"mlops-trace: context {outcome.cluster}: {note}", err=True)
+    for problem in done.problems:
+        typer.echo(f"mlops-trace: warning: context {outcome.cluster}: {problem.path}: {problem.reason}", err=True)
+
+
+def _scoped(live: "LiveTarget") -> "LiveTarget":
+    """With neither -n nor -A, read the kubeconfig context's namespace, as kubectl does, and say so."""
+    from mlops_trace.collect.target import with_default_namespace
+
+    scoped, chosen = with_default_namespace(live)
+    if chosen is not None:
+        typer.echo(f"mlops-trace: namespace {chosen} (the kubeconfig context's; -n NS or -A for others)", err=True)
+    return scoped
 
 
 def _tell_input(notes: Sequence[str], problems: Sequence[InputProblem]) -> None:
@@ -327,6 +417,10 @@ def _positive(flag: str, value: float | None) -> float | None:
 
 
 def _width() -> int:
+    """The terminal's width (or $COLUMNS, as rich and kubectl honour it), kept between 80 and 160; 120 when piped."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        return max(80, min(int(columns), 160))
     try:
         return max(80, min(os.get_terminal_size().columns, 160))
     except OSError:
@@ -416,15 +510,17 @@ def checks_explain(
 
 @app.command()
 def collect(
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Where to write the bundle: a new directory, or FILE.tar.gz.")
+    destination: Annotated[
+        Path, typer.Argument(metavar="DEST", help="Where to write the bundle: a new directory, or FILE.tar.gz.")
     ],
     namespace: Annotated[
         list[str] | None, typer.Option("--namespace", "-n", help="Namespace to collect (repeatable).")
     ] = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
     kubeconfig: KubeconfigOption = None,
-    context: ContextOption = None,
+    context: ContextsOption = None,
+    all_contexts: AllContextsOption = False,
+    parallel: ParallelOption = None,
     request_timeout: RequestTimeoutOption = 10.0,
     since: Annotated[str | None, typer.Option("--since", help="Only logs newer than this (e.g. 1h).")] = None,
     tail: Annotated[int | None, typer.Option("--tail", help="Last N lines of each log (default 10000).")] = None,
@@ -433,29 +529,79 @@ def collect(
         typer.Option("--envoy-admin", help="Envoy admin URL to read, or NAMESPACE/POD=URL (repeatable)."),
     ] = None,
     timeout: LiveTimeoutOption = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="The summary's format: text or json.")] = "text",
 ) -> None:
-    """Collect a redacted bundle (objects, logs, Envoy admin) from a live cluster (-n/-A), for doctor --bundle."""
+    """Collect a redacted bundle from a live cluster.
+
+    Objects, logs and Envoy admin dumps of -n NS (repeatable), -A, or by default the kubeconfig context's namespace,
+    written to DEST (a new directory or FILE.tar.gz). Several contexts: one bundle each, DEST/CONTEXT/ (or
+    FILE-CONTEXT.tar.gz).
+    """
     from mlops_trace.collect.bundle_writer import collect_bundle
     from mlops_trace.collect.target import LiveTarget
 
+    if output not in ("text", "json"):
+        hint = " (the bundle's destination is the argument: mlops-trace collect DEST)" if _looks_like_path(output) else ""
+        _fail(f"--output must be text or json (got {output!r}){hint}")
+
+    contexts = list(context or ())
     live = LiveTarget(
         namespaces=tuple(namespace or ()),
         all_namespaces=all_namespaces,
         kubeconfig=kubeconfig,
-        context=context,
+        context=contexts[0] if contexts else None,
         request_timeout=request_timeout,
         deadline=_positive("--timeout", timeout),
         since=since,
         tail=tail,
         envoy_admin=tuple(envoy_admin or ()),
     )
+    if all_contexts or len(contexts) > 1:
+        _collect_fleet(live, contexts, all_contexts, parallel, destination, output)
     try:
-        result = collect_bundle(live, output)
+        result = collect_bundle(_scoped(live), destination)
     except MlopsTraceError as exc:
         _fail(str(exc))
     for warning in result.warnings:
         typer.echo(f"mlops-trace: warning: {warning}", err=True)
-    typer.echo(result.describe(str(output)))
+    if output == "json":
+        typer.echo(json.dumps(result.to_dict(str(destination)), indent=2))
+    else:
+        typer.echo(result.describe(str(destination)))
+
+
+def _collect_fleet(
+    live: "LiveTarget", contexts: list[str], all_contexts: bool, parallel: int | None, destination: Path, output: str
+) -> NoReturn:
+    """collect over several contexts, one bundle each: exit 0 when every context was collected, 1 when some could
+    not be (the others were written), 2 when none could."""
+    from mlops_trace.fleet import DEFAULT_PARALLEL, collect_fleet, fleet_contexts
+
+    try:
+        names = fleet_contexts(live.kubeconfig, contexts, all_contexts)
+        collected = collect_fleet(live, names, destination, DEFAULT_PARALLEL if parallel is None else parallel)
+    except MlopsTraceError as exc:
+        _fail(str(exc))
+    for item in collected:
+        if item.result is None:
+            typer.echo(f"mlops-trace: error: context {item.context}: could not collect: {item.error}", err=True)
+            continue
+        for warning in item.result.warnings:
+            typer.echo(f"mlops-trace: warning: context {item.context}: {warning}", err=True)
+    if output == "json":
+        typer.echo(json.dumps({"contexts": [item.to_dict() for item in collected]}, indent=2))
+    else:
+        for item in collected:
+            if item.result is not None:
+                typer.echo(f"context {item.context}: {item.result.describe(str(item.destination))}")
+    failed = sum(1 for item in collected if item.result is None)
+    if failed == len(collected):
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
+    raise typer.Exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or value.endswith((".tar.gz", ".tgz")) or value.startswith(".")
 
 
 @bundle_app.command("serve")
@@ -486,22 +632,33 @@ def bundle_serve(
 # --- stack: the bundled reference serving stack -----------------------------------------------------------------
 
 stack_app = typer.Typer(
-    help="The reference serving stack on 127.0.0.1: real NGINX, Envoy, MLServer (and Prometheus), with faults.",
+    help="The reference serving stack on 127.0.0.1, with faults.\n\nReal NGINX, Envoy, MLServer (and Prometheus).",
     context_settings=CONTEXT_SETTINGS,
+    rich_markup_mode=HELP_MARKUP,
     no_args_is_help=True,
 )
 app.add_typer(stack_app, name="stack")
 
-STATE_DIR_HELP = "State directory (default ~/.cache/mlops-trace/stack, or $MLOPS_TRACE_STACK_DIR)."
+STATE_DIR_HELP = ("State directory (default ~/.cache/mlops-trace/stack, or $MLOPS_TRACE_STACK_DIR; with --profile "
+                  "kserve ~/.cache/mlops-trace/stack-kserve, or $MLOPS_TRACE_KSERVE_STACK_DIR).")
+PROFILE_HELP = "Which stack: seldon (the default) or kserve (KServe behind Istio and Knative, its own state directory)."
+PROFILES = ("seldon", "kserve")
+
+
+def _profile(value: str) -> str:
+    if value not in PROFILES:
+        _fail(f"--profile must be seldon or kserve (got {value!r})")
+    return value
 
 
 @stack_app.command("up")
 def stack_up(
     fault: Annotated[
-        list[str] | None, typer.Option("--fault", "-f", help="Reproduce a failure (repeatable): see `stack faults`.")
+        list[str] | None, typer.Option("--fault", help="Reproduce a failure (repeatable): see `stack faults`.")
     ] = None,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+    profile: Annotated[str, typer.Option("--profile", help=PROFILE_HELP)] = "seldon",
 ) -> None:
     """Start the stack (creates its environment on first use) and print where everything is."""
     import json
@@ -513,6 +670,18 @@ def stack_up(
 
     if output not in ("text", "json"):
         _fail(f"--output must be text or json (got {output!r})")
+    if _profile(profile) == "kserve":
+        from mlops_trace.stack.kserve import runner as kserve_runner
+        from mlops_trace.stack.kserve import status as kserve_status
+        from mlops_trace.stack.kserve.topology import parse_kfaults
+
+        try:
+            info = kserve_runner.up(state_dir, parse_kfaults(fault or ()), Say())
+        except MlopsTraceError as exc:
+            _fail(str(exc))
+        typer.echo(json.dumps(info, indent=2) if output == "json" else kserve_status.format_status(info),
+                   nl=output == "json")
+        return
     try:
         info = up(state_dir, parse_faults(fault or ()), Say())
     except MlopsTraceError as exc:
@@ -521,12 +690,16 @@ def stack_up(
 
 
 @stack_app.command("down")
-def stack_down(state_dir: Annotated[Path | None, typer.Option("--state-dir", help=STATE_DIR_HELP)] = None) -> None:
+def stack_down(
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
+    profile: Annotated[str, typer.Option("--profile", help=PROFILE_HELP)] = "seldon",
+) -> None:
     """Stop every process of the stack by PID; exit 2 if a port of the stack is still listening."""
+    from mlops_trace.stack.kserve import runner as kserve_runner
     from mlops_trace.stack.runner import down
 
     try:
-        result = down(state_dir)
+        result = kserve_runner.down(state_dir) if _profile(profile) == "kserve" else down(state_dir)
     except MlopsTraceError as exc:
         _fail(str(exc))
     if not result.was_running:
@@ -542,16 +715,20 @@ def stack_down(state_dir: Annotated[Path | None, typer.Option("--state-dir", hel
 def stack_status(
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+    profile: Annotated[str, typer.Option("--profile", help=PROFILE_HELP)] = "seldon",
 ) -> None:
     """Where the stack's entry points, kubeconfig and logs are; refreshes the bundle's Envoy config_dump."""
     import json
 
-    from mlops_trace.stack.status import format_status, status
+    from mlops_trace.stack import status as seldon_status
+    from mlops_trace.stack.kserve import status as kserve_status
 
     if output not in ("text", "json"):
         _fail(f"--output must be text or json (got {output!r})")
+    kserve = _profile(profile) == "kserve"
+    format_status = kserve_status.format_status if kserve else seldon_status.format_status
     try:
-        info = status(state_dir)
+        info = kserve_status.status(state_dir) if kserve else seldon_status.status(state_dir)
     except MlopsTraceError as exc:
         _fail(str(exc))
     typer.echo(json.dumps(info, indent=2) if output == "json" else format_status(info), nl=output == "json")
@@ -563,24 +740,33 @@ def stack_logs(
                                                   "envoy, ingress or agent-proxy-access.")],
     tail: Annotated[int, typer.Option("--tail", help="Last N lines (0: all).")] = 50,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help=STATE_DIR_HELP)] = None,
+    profile: Annotated[str, typer.Option("--profile", help=PROFILE_HELP + " kserve components: storage-initializer, "
+                                         "predictor, predictor-queue-proxy, transformer, transformer-queue-proxy, "
+                                         "gateway (canary, canary-queue-proxy under canary-stale).")] = "seldon",
 ) -> None:
     """Print a component's log (the same file `kubectl logs` reads through the stack's kubeconfig)."""
+    from mlops_trace.stack.kserve.status import log_path as kserve_log_path
     from mlops_trace.stack.status import log_path, read_tail
 
     try:
-        path = log_path(state_dir, component)
+        path = kserve_log_path(state_dir, component) if _profile(profile) == "kserve" else log_path(state_dir, component)
     except MlopsTraceError as exc:
         _fail(str(exc))
     sys.stdout.write(read_tail(path, tail))
 
 
 @stack_app.command("faults")
-def stack_faults() -> None:
+def stack_faults(profile: Annotated[str, typer.Option("--profile", help=PROFILE_HELP)] = "seldon") -> None:
     """List the faults `stack up --fault` reproduces, one line each."""
     from mlops_trace.stack.faults import DESCRIPTIONS
+    from mlops_trace.stack.kserve.topology import DESCRIPTIONS as KSERVE_DESCRIPTIONS
 
-    for fault, text in DESCRIPTIONS.items():
-        typer.echo(f"{fault.value:<15} {text}")
+    descriptions: dict[str, str] = {f.value: text for f, text in DESCRIPTIONS.items()}
+    if _profile(profile) == "kserve":
+        descriptions = {f.value: text for f, text in KSERVE_DESCRIPTIONS.items()}
+    width = max(len(name) for name in descriptions) if profile == "kserve" else 15
+    for name, text in descriptions.items():
+        typer.echo(f"{name:<{width}} {text}")
 
 
 # --- request: one prediction request traced through the seven hops ---------------------------------------------
@@ -594,10 +780,21 @@ def request_command(
     experiment: Annotated[
         str | None, typer.Option("--experiment", help="Call this Experiment (seldon-model: <exp>.experiment).")
     ] = None,
+    isvc: Annotated[
+        str | None,
+        typer.Option("--isvc", help="Call this KServe InferenceService (Host from its status.url; -n its namespace)."),
+    ] = None,
+    isvc_protocol: Annotated[
+        str | None,
+        typer.Option("--isvc-protocol", help="KServe API with --isvc: v1 (:predict) or v2 (/infer); default its own."),
+    ] = None,
     data: Annotated[
         Path | None, typer.Option("--data", help="V2 request body (JSON); default: made from the model metadata.")
     ] = None,
     header: Annotated[list[str] | None, typer.Option("--header", "-H", help="Extra header 'Name: value'.")] = None,
+    as_is: Annotated[
+        bool, typer.Option("--as-is", help="Send only the -H headers (no seldon-model of ours): reproduce a client.")
+    ] = False,
     protocol: Annotated[str, typer.Option("--protocol", help="rest or grpc.")] = "rest",
     http2: Annotated[bool, typer.Option("--http2", help="REST over HTTP/2 (h2 over TLS, h2c over http).")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each answer.")] = 10.0,
@@ -637,12 +834,31 @@ def request_command(
     log_wait: Annotated[float, typer.Option("--log-wait", help="Seconds to wait for access-log lines.")] = 3.0,
     output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
     fail_on: Annotated[str, typer.Option("--fail-on", help=FAIL_ON_HELP)] = "warning",
-    otlp: Annotated[str | None, typer.Option("--otlp", help="Export spans to this OTLP/HTTP endpoint.")] = None,
+    otlp: Annotated[
+        str | None,
+        typer.Option(
+            "--otlp",
+            help="Export every request's spans to this OTLP collector (default: OTEL_EXPORTER_OTLP_ENDPOINT).",
+        ),
+    ] = None,
+    otlp_sample: Annotated[
+        str | None,
+        typer.Option(
+            "--otlp-sample",
+            help="Share of requests to export (0.1 or 1/10), kept by trace id like OTel's TraceIdRatioBased.",
+        ),
+    ] = None,
     save: Annotated[Path | None, typer.Option("--save", help="Write the JSON record to this file.")] = None,
     no_stack: Annotated[bool, typer.Option("--no-stack", help="Ignore the reference stack's defaults.")] = False,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Reference stack state directory.")] = None,
+    evidence: Annotated[
+        bool, typer.Option("--evidence", "-v", help="Also print full sources, evidence lines and probes.")
+    ] = False,
 ) -> None:
-    """Send a V2 inference request, follow it through the seven hops, time each hop and explain a failure."""
+    """Send a V2 request and time its seven hops (with --isvc: a KServe InferenceService, V1 or V2, and its hops).
+
+    Follows the request through every hop, times each from its own source and places a failure at its hop.
+    """
     from mlops_trace.trace.command import RequestArgs, execute
 
     tty = sys.stdout.isatty()
@@ -651,8 +867,11 @@ def request_command(
         host=host,
         model=model,
         experiment=experiment,
+        isvc=isvc,
+        isvc_protocol=isvc_protocol,
         data=data,
         headers=tuple(header or ()),
+        as_is=as_is,
         protocol=protocol,
         http2=http2,
         timeout=timeout,
@@ -676,12 +895,14 @@ def request_command(
         output=output,
         fail_on=_severity(fail_on),
         otlp=otlp,
+        otlp_sample=otlp_sample,
         save=save,
         state_dir=state_dir,
         no_stack=no_stack,
         progress=sys.stderr.isatty(),
         width=_width(),
         color=output == "table" and tty and "NO_COLOR" not in os.environ,
+        evidence=evidence,
     )
     try:
         outcome = execute(args)
@@ -728,8 +949,16 @@ def alerts_command(
     ] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="yaml or json.")] = "yaml",
     output_file: Annotated[Path | None, typer.Option("--output-file", "-f", help="Write here, not stdout.")] = None,
+    exporter_job: Annotated[
+        str | None,
+        typer.Option("--exporter-job", metavar="JOB", help="Also alert on `mlops-trace exporter`'s series scraped by "
+                     "this job: a critical finding in the namespace open for --for, the exporter down or stale."),
+    ] = None,
 ) -> None:
-    """Write a PrometheusRule with HighMLInferenceLatency and ABTestTrafficImbalance (targets from the Experiments)."""
+    """Write a PrometheusRule for latency and A/B split alerts.
+
+    HighMLInferenceLatency and ABTestTrafficImbalance, with targets from the Experiments.
+    """
     from mlops_trace.alerts import (
         AlertSettings,
         MetricSource,
@@ -758,7 +987,12 @@ def alerts_command(
         )
         with open_snapshot(bundle, live) as snap:
             experiments = snap.objects_of("Experiment", namespace)
-        text = render_rule(build_rule(settings, experiments), output)
+        exporter = None
+        if exporter_job is not None:
+            from mlops_trace.alerts import ExporterAlerts
+
+            exporter = ExporterAlerts(job=exporter_job, finding_for=for_)
+        text = render_rule(build_rule(settings, experiments, exporter), output)
     except MlopsTraceError as exc:
         _fail(str(exc))
     for reason in skipped_experiments(experiments):
@@ -776,6 +1010,103 @@ def alerts_command(
 
 
 # --- smoke: the CI gate (doctor + request thresholds, one exit code) ----------------------------------------------
+
+
+@app.command("exporter")
+def exporter_command(
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="Namespace to examine (repeatable).")
+    ] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
+    kubeconfig: KubeconfigOption = None,
+    context: Annotated[
+        list[str] | None,
+        typer.Option("--context", help="Kubeconfig context to watch (repeatable); its name is the `cluster` label."),
+    ] = None,
+    all_contexts: Annotated[
+        bool, typer.Option("--all-contexts", help="Watch every context of the kubeconfig.")
+    ] = False,
+    parallel: Annotated[int, typer.Option("--parallel", metavar="N", help="Clusters read at once.")] = 4,
+    cluster_name: Annotated[
+        str | None,
+        typer.Option("--cluster-name", metavar="NAME", help="`cluster` label without --context (default: the current context, "
+                     "or in-cluster inside a pod)."),
+    ] = None,
+    request_timeout: RequestTimeoutOption = 10.0,
+    since: Annotated[str | None, typer.Option("--since", help="Only logs newer than this (e.g. 1h).")] = None,
+    tail: Annotated[int | None, typer.Option("--tail", help="Last N lines of each log.")] = None,
+    address: Annotated[
+        str, typer.Option("--address", metavar="IP", help="Address to serve /metrics on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to serve /metrics on (0 picks a free one).")] = 9807,
+    interval: Annotated[float, typer.Option("--interval", metavar="SECONDS", help="Seconds between the starts of two runs.")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds one cluster's run may take before it counts as failed.")
+    ] = 120.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="One run of every cluster, then exit (2 when a run failed).")
+    ] = False,
+    probe_experiment: Annotated[
+        str | None,
+        typer.Option("--probe-experiment", metavar="NAME", help="Each round, send a burst of requests to this "
+                     "Experiment and export its A/B split and per-hop latency."),
+    ] = None,
+    probe_url: Annotated[
+        str | None, typer.Option("--probe-url", metavar="URL", help="Probe: the ingress URL (default: the stack's).")
+    ] = None,
+    probe_host: Annotated[
+        str | None, typer.Option("--probe-host", metavar="HOST", help="Probe: the Host header for the ingress.")
+    ] = None,
+    probe_count: Annotated[int, typer.Option("--probe-count", metavar="N", help="Probe: requests per burst.")] = 50,
+    limit: LimitOption = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only these checks (ids, slugs, or MT1/MT2/MT3).")
+    ] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="Do not run these checks.")] = None,
+    prometheus: PrometheusUrl = None,
+    prometheus_token: PrometheusToken = None,
+    prometheus_cacert: PrometheusCacert = None,
+    prometheus_insecure: PrometheusInsecure = False,
+    window: Window = "5m",
+    max_p95: MaxP95 = None,
+    min_success: MinSuccess = None,
+    split_alpha: SplitAlpha = None,
+) -> None:
+    """Run the check catalog on a schedule and serve the findings on /metrics for Prometheus.
+
+    One mlops_trace_finding series per open finding, per-check status, run duration and last success.
+    """
+    from mlops_trace.collect.target import LiveTarget
+    from mlops_trace.doctor import service_level
+    from mlops_trace.exporter.runner import serve
+    from mlops_trace.exporter.probe import ProbeSettings
+    from mlops_trace.exporter.settings import ExporterSettings, cluster_targets
+
+    base = LiveTarget(
+        namespaces=tuple(namespace or ()), all_namespaces=all_namespaces, kubeconfig=kubeconfig,
+        request_timeout=request_timeout, since=since, tail=tail,
+    )
+    try:
+        clusters = cluster_targets(base, tuple(context or ()), cluster_name, all_contexts)
+        probe = None if probe_experiment is None else ProbeSettings(
+            probe_experiment, url=probe_url, host=probe_host, count=probe_count, request_timeout=request_timeout,
+            source=clusters[0].live,
+        )
+        settings = ExporterSettings(
+            clusters=clusters, probe=probe,
+            address=address, port=port, interval=interval, run_timeout=timeout, limits=_limits(limit),
+            service_level=service_level(
+                prometheus=prometheus, token=prometheus_token, user=None, password=None, cacert=prometheus_cacert,
+                insecure=prometheus_insecure, window=window, max_p95_ms=max_p95, min_success=min_success,
+                split_alpha=split_alpha,
+            ),
+            only=only or (), skip=skip or (), once=once, parallel=parallel,
+        )
+        succeeded = serve(settings, lambda line: typer.echo(f"mlops-trace: exporter: {line}", err=True))
+    except MlopsTraceError as exc:
+        _fail(str(exc))
+    if once and not succeeded:
+        raise typer.Exit(EXIT_COULD_NOT_RUN)
 
 
 @app.command("smoke")
@@ -808,7 +1139,7 @@ def smoke_command(
     header: Annotated[list[str] | None, typer.Option("--header", "-H", help="Extra header 'Name: value'.")] = None,
     protocol: Annotated[str, typer.Option("--protocol", help="rest or grpc.")] = "rest",
     count: Annotated[
-        int | None, typer.Option("--count", help="Requests to send (default 100; 0: doctor only).")
+        int | None, typer.Option("--count", help="Requests to send (default 1000; 0: doctor only).")
     ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight.")] = 1,
     rate: Annotated[float | None, typer.Option("--rate", help="Requests per second.")] = None,
@@ -857,7 +1188,10 @@ def smoke_command(
     sarif_file: Annotated[Path | None, typer.Option("--sarif-file", help="Also write SARIF here.")] = None,
     json_file: Annotated[Path | None, typer.Option("--json-file", help="Also write the JSON report here.")] = None,
 ) -> None:
-    """CI gate: requests through the serving path, then doctor and Prometheus, judged by gates; exit 0, 1 or 2."""
+    """CI gate: requests, doctor and Prometheus, judged by gates.
+
+    Requests through the serving path, then doctor and Prometheus; exit 0, 1 or 2.
+    """
     from mlops_trace.doctor import service_level
     from mlops_trace.smoke.gates import GateSettings
     from mlops_trace.smoke.render import FORMATS as SMOKE_FORMATS

@@ -1,16 +1,19 @@
 """Findings, check results and the report that renderers turn into text.
 
 A `Finding` is one problem a check proved, with the evidence that proves it. A `CheckResult` says how one check
-ended (`pass`, `fail`, `skip`, `error`). A `Report` holds both for one run, plus what went wrong while reading inputs.
+ended (`pass`, `fail`, `skip`, `error`). A `Report` holds both for one run, plus what went wrong while reading inputs
+and which finding explains which (`caused_by`, linked by `mlops_trace.analysis.causes`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NewType
 
 CheckId = NewType("CheckId", str)
+FindingKey = tuple[str, str | None, str, str]  # (check id, namespace, object, message): see `Finding.key`
 
 EVIDENCE_CHARS = 200  # one evidence line at most; a longer text is cut with an ellipsis
 
@@ -66,14 +69,20 @@ class Finding:
     evidence: tuple[Evidence, ...]
     playbook: str
     fix: str
+    # Ids of checks whose finding, in the same scope, explains this one (the check's metadata, copied like its title;
+    # `analysis.causes` decides the scope). Not part of equality: two runs of a check yield equal findings either way.
+    explained_by: tuple[CheckId, ...] = field(default=(), compare=False)
+    # The kubeconfig context whose cluster it was found in, when a run read several (`mlops_trace.fleet`); None for
+    # one cluster or a bundle. Not part of `key`: within one cluster's report it is the same for every finding.
+    cluster: str | None = None
 
     @property
-    def key(self) -> tuple[str, str | None, str, str]:
+    def key(self) -> FindingKey:
         """What makes two findings the same one: check, namespace, object and message (evidence may differ)."""
         return (self.id, self.namespace, self.object, self.message)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "slug": self.slug,
             "severity": self.severity.value,
@@ -85,6 +94,9 @@ class Finding:
             "playbook": self.playbook,
             "fix": self.fix,
         }
+        if self.cluster is not None:  # only added: a one-cluster report keeps its keys exactly
+            data["cluster"] = self.cluster
+        return data
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,10 @@ class Report:
     checks: tuple[CheckResult, ...]
     input_problems: tuple[InputProblem, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    # effect's key -> keys of the findings that explain it, in report order (`analysis.causes.linked`)
+    caused_by: Mapping[FindingKey, tuple[FindingKey, ...]] = field(default_factory=dict)
+    # The kubeconfig context this report is about, when a run read several (`mlops_trace.fleet`); see Finding.cluster
+    cluster: str | None = None
 
     SCHEMA_VERSION = 1
 
@@ -136,7 +152,15 @@ class Report:
         return {
             "schema_version": self.SCHEMA_VERSION,
             "source": self.source,
-            "findings": [f.to_dict() for f in self.findings],
+            "findings": [self._finding_dict(f) for f in self.findings],
             "checks": [c.to_dict() for c in self.checks],
             "input_problems": [p.to_dict() for p in self.input_problems],
+            **({"cluster": self.cluster} if self.cluster is not None else {}),
         }
+
+    def _finding_dict(self, finding: Finding) -> dict[str, Any]:
+        """`Finding.to_dict()` plus `caused_by`: the keys (id, namespace, object, message) of the findings of this
+        report that explain it, empty for a root finding."""
+        causes = self.caused_by.get(finding.key, ())
+        keys = [{"id": c[0], "namespace": c[1], "object": c[2], "message": c[3]} for c in causes]
+        return {**finding.to_dict(), "caused_by": keys}

@@ -36,6 +36,7 @@ CHECK = make_check(
     playbook="scheduler-connectivity",
     fix="Make the address in the agent's SELDON_SCHEDULER_HOST:SELDON_SCHEDULER_PORT (default seldon-scheduler:9005) "
     "reach a running scheduler: local scheduler, ExternalName alias, and NetworkPolicies that admit the agent.",
+    explained_by=("MT101", "MT103", "MT201", "MT203"),
 )
 
 EVIDENCE_LINES = 4

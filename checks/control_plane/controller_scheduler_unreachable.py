@@ -26,6 +26,7 @@ CHECK = make_check(
     fix="Make seldon-scheduler.<namespace>:9004 reachable from the controller: run the local scheduler or add the "
     "seldon-scheduler ExternalName alias, and allow the traffic in NetworkPolicies (env vars on the controller do "
     "nothing on v2.6+).",
+    explained_by=("MT103", "MT201"),
 )
 
 MIN_FAILURES = 2  # one retry while the scheduler starts is normal

@@ -1,6 +1,8 @@
 """MT110 model-runtime-deps-missing: a Model that is not loaded because MLServer cannot import a Python module the
 model needs (`ModuleNotFoundError: No module named '<pkg>'`) or cannot find the model's environment tarball, as the
-Model's status, the agent's `Failed to handle load model` line or MLServer's own log says."""
+Model's status, the agent's `Failed to handle load model` line or MLServer's own log says; likewise a KServe
+InferenceService whose model server (`kserve-container`: MLServer or a Python runtime) or transformer cannot import
+one, from its log (or its previous run's, when it crash-loops) or its modelStatus."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mlops_trace.analysis.check import make_check
+from mlops_trace.analysis.kserve import ISVC, isvc_of_log
 from mlops_trace.analysis.model_load import (
     LoadCase,
     failed_requests,
@@ -29,7 +32,7 @@ CHECK = make_check(
     slug="model-runtime-deps-missing",
     title="MLServer lacks a Python dependency of the Model",
     severity=Severity.CRITICAL,
-    requires=("kube:Model|logs:agent|logs:mlserver",),
+    requires=("kube:Model|logs:agent|logs:mlserver|logs:kserve-container|logs:transformer|kube:InferenceService",),
     reads=("kube:Pod", "requests"),
     playbook="model-runtime-deps",
     fix="Ship the model's Python dependencies: a conda-pack environment tarball referenced by the model's "
@@ -118,6 +121,7 @@ def run(snap: Snapshot) -> Iterator[Finding]:
             case.pods.add(server.log.pod)
     for case in cases.values():
         yield _finding(snap, case, servers)
+    yield from kserve_findings(snap)
 
 
 def _finding(snap: Snapshot, case: LoadCase, servers: list[_MLServerLog]) -> Finding:
@@ -243,3 +247,69 @@ def _image_evidence(snap: Snapshot, case: LoadCase) -> Iterator[Evidence]:
                 yield Evidence(
                     pod.field_where(f".spec.containers[{index}].image"), f"mlserver image {container.get('image')}"
                 )
+
+
+# --- KServe ------------------------------------------------------------------------------------------------------
+
+# In a KServe pod the server is the `kserve-container` (MLServer's runtime, kserve/kserve aaac4e2
+# config/runtimes/kserve-mlserver.yaml, or a Python model server) or the transformer's; a missing module shows as
+# the traceback's `ModuleNotFoundError: No module named '<pkg>'` (MLServer#808), the server then either exits (a
+# crash loop: the previous run holds the line) or, for MLServer, keeps running without the model. A later
+# `Loaded model '<m>' successfully` (MLServer) or `Registering model: <m>` (kserve/model_server.py) clears it.
+_KSERVE_NEEDLES = ("No module named", "conda-unpack: error", "Environment tarball not found", "successfully",
+                   "Registering model")
+_KSERVE_LOADED = re.compile(r"loaded model '[^']+' successfully|registering model: \S+", re.IGNORECASE)
+
+
+def _kserve_missing(log: LogSource) -> tuple[tuple[int, str] | None, list[tuple[int, str]]]:
+    """The last missing-module line not followed by a model load, and the context lines (tarball, conda-unpack)."""
+    missing: tuple[int, str] | None = None
+    context: list[tuple[int, str]] = []
+    for lineno, line in log.lines_mentioning(_KSERVE_NEEDLES):
+        if _KSERVE_LOADED.search(line):
+            missing = None
+        elif _MODULE.search(line):
+            missing = (lineno, _cause_text(line))
+        elif _is_context(line):
+            context.append((lineno, line.strip()))
+    return missing, context
+
+
+def kserve_findings(snap: Snapshot) -> Iterator[Finding]:
+    seen: set[tuple[str, str]] = set()
+    for log in [*snap.logs_of(Role.KSERVE_CONTAINER), *snap.logs_of(Role.TRANSFORMER)]:
+        owner = isvc_of_log(snap, log)
+        name = owner[0] if owner else log.pod
+        if (log.namespace, name) in seen:
+            continue
+        source = log
+        missing, context = _kserve_missing(log)
+        if missing is None and log.previous_run is not None:
+            source = log.previous_run
+            missing, context = _kserve_missing(source)
+        if missing is None:
+            continue
+        seen.add((log.namespace, name))
+        module = _MODULE.search(missing[1])
+        package = module.group(1) if module is not None else "?"
+        isvc = snap.get(ISVC, log.namespace, name) if owner else None
+        which = "transformer" if log.role is Role.TRANSFORMER else "model server"
+        subject = f"InferenceService {name}" if owner else f"pod {log.pod}"
+        evidence = [Evidence(source.where(missing[0]), evidence_line(missing[1]))]
+        evidence += [Evidence(source.where(lineno), evidence_line(text)) for lineno, text in context[:2]]
+        if isvc is not None:
+            failure = as_mapping(as_mapping(isvc.status.get("modelStatus")).get("lastFailureInfo"))
+            if failure.get("message"):
+                evidence.append(Evidence(isvc.field_where(".status.modelStatus.lastFailureInfo"),
+                                         evidence_line(f"{failure.get('reason') or ''}: {failure.get('message')}")))
+        crashed = " (its previous run, before a restart)" if source is not log else ""
+        yield CHECK.finding(
+            namespace=log.namespace,
+            object=f"InferenceService/{name}" if owner else f"Pod/{log.pod}",
+            message=f"The {which} of {subject} cannot import `{package}` (`No module named '{package}'`"
+            f"{crashed}): its image lacks a Python dependency of the model, so the model is not served.",
+            evidence=evidence,
+            fix="Use a runtime image that has the package (a custom ServingRuntime or predictor container image), or "
+            "ship a conda-pack environment tarball with the model for MLServer (environment_tarball in "
+            "model-settings.json).",
+        )

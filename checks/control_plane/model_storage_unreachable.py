@@ -32,6 +32,7 @@ CHECK = make_check(
     fix="Make spec.storageUri reachable by the agent's rclone: a scheme named like an rclone remote (spec.secretName "
     "pointing at a one-key Secret whose config has that `name`, or a preloaded agent secret), an existing non-empty "
     "path, and no pvc:// (mount the volume into the Server pod instead); then re-apply the Model.",
+    explained_by=("MT203",),
 )
 
 # The agent's storage errors (SeldonIO/seldon-core scheduler/pkg/agent/rclone/rclone.go, agent_svc_manager.go,

@@ -26,6 +26,7 @@ CHECK = make_check(
     playbook="models-not-loading",
     fix="Give the Model requirements a Server offers (or add them to the Server's capabilities/extraCapabilities), "
     "fix spec.server, and make sure that Server's agents are subscribed to the scheduler.",
+    explained_by=("MT111", "MT105"),
 )
 
 CAPABILITIES_ENV = "SELDON_SERVER_CAPABILITIES"

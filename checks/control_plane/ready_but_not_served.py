@@ -36,6 +36,7 @@ CHECK = make_check(
     fix="Find which scheduler owns the namespace (MT101/MT103/MT104): the one the controller reports to is not the one "
     "Envoy and the agents listen to. Once one scheduler holds the models, re-apply them (or restart the controller) "
     "so they are loaded and their clusters pushed to Envoy.",
+    explained_by=("MT101", "MT103", "MT104"),
 )
 
 _LOADED = re.compile(r"\bload model (\S+):(\d+) success", re.IGNORECASE)

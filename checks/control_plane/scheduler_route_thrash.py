@@ -24,6 +24,7 @@ CHECK = make_check(
     playbook="scheduler-split-brain",
     fix="Stop the source of repeated model events: remove the second scheduler or controller, fix flapping server "
     "replicas, or stop re-applying the Models; then the experiment's routes stay put.",
+    explained_by=("MT101", "MT113"),
 )
 
 MIN_REMOVALS = 3  # one model update removes a route once or twice; three quick removals are a loop

@@ -26,6 +26,7 @@ CHECK = make_check(
     playbook="pipelines",
     fix="Run the dataflow engine (and pipeline gateway) in the Pipeline's namespace: remove `disable: true` or "
     "`replicas: 0` for seldon-dataflow-engine in the SeldonRuntime overrides and make its pods Ready (they need Kafka).",
+    explained_by=("MT501",),
 )
 
 DATAFLOW = "seldon-dataflow-engine"

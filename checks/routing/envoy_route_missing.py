@@ -33,6 +33,7 @@ CHECK = make_check(
     playbook="envoy-404",
     fix="Fix why the scheduler did not push the route (controller-scheduler connection, one scheduler per namespace, "
     "model loaded on an agent); if only this Envoy lacks it, restart that Envoy pod to pull a fresh snapshot.",
+    explained_by=("MT101", "MT102", "MT103", "MT104", "MT107"),
 )
 
 _LISTED = 8

@@ -34,6 +34,7 @@ CHECK = make_check(
     playbook="traffic-not-splitting",
     fix="Recreate the Experiment (delete, then apply) so the scheduler rebuilds its routes; restart an Envoy pod that "
     "keeps old clusters; if a fresh snapshot is still wrong, look at the scheduler (thrash, a second scheduler).",
+    explained_by=("MT101", "MT102"),
 )
 
 TOLERANCE_PP = WEIGHT_TOLERANCE_PP  # percentage points

@@ -1,8 +1,10 @@
 """MT308 hop-timeout-exceeded: a proxy hop gave up on a request that took longer than its timeout, and answered
 504: Seldon's Envoy (flag `UT`, body `upstream request timeout`; its route `timeout` from the config_dump, Envoy's
 15 s when a route sets none), ingress-nginx (`upstream timed out (110: …)` against `proxy-*-timeout`, 60 s for a
-read by default), or the gRPC client's own deadline (DEADLINE_EXCEEDED). Names the hop, its timeout, and how long the
-request ran, from Envoy access lines, recorded requests and the ingress controller's error log."""
+read by default), the gRPC client's own deadline (DEADLINE_EXCEEDED), or on KServe Knative's queue-proxy or activator
+(`request timeout`, against the Revision's `timeoutSeconds`) and Istio's gateway. Names the hop, its timeout, and how
+long the request ran, from Envoy access lines, recorded requests, queue-proxy's log and the ingress controller's error
+log."""
 
 from __future__ import annotations
 
@@ -13,6 +15,14 @@ from dataclasses import dataclass, field
 from mlops_trace.analysis.check import SkipCheck, make_check
 from mlops_trace.analysis.ingress.controllers import nginx_ingress_for_host
 from mlops_trace.analysis.ingress.nginx import ANNOTATION_PREFIX, nginx_annotation
+from mlops_trace.analysis.kserve import (
+    Answer,
+    component_revision,
+    isvc_for_request,
+    isvc_of_log,
+    revision_timeout_words,
+    who_answered,
+)
 from mlops_trace.analysis.routing import (
     SELDON_MODEL,
     envoy_access_logs,
@@ -24,7 +34,8 @@ from mlops_trace.analysis.routing import (
 from mlops_trace.findings import Evidence, Finding, Severity, evidence_line
 from mlops_trace.parsers import envoy_access, nginx_error
 from mlops_trace.parsers.envoy_config import EnvoyConfig, Route
-from mlops_trace.snapshot.kube import KubeObject
+from mlops_trace.parsers.logs.kserve import QueueProxyEvent, queue_proxy_line
+from mlops_trace.snapshot.kube import KubeObject, as_list, as_mapping
 from mlops_trace.snapshot.roles import Role
 from mlops_trace.snapshot.snapshot import RequestRecord, Snapshot
 
@@ -33,12 +44,21 @@ CHECK = make_check(
     slug="hop-timeout-exceeded",
     title="A proxy hop timed out before the model answered (504)",
     severity=Severity.CRITICAL,
-    requires=("envoy:access|requests|logs:ingress",),
-    reads=("envoy:config_dump", "kube:Ingress", "kube:IngressClass"),
+    requires=("envoy:access|requests|logs:ingress|logs:queue-proxy",),
+    reads=(
+        "envoy:config_dump",
+        "kube:Ingress",
+        "kube:IngressClass",
+        "kube:InferenceService",
+        "kube:Revision",
+        "kube:ConfigMap",
+        "kube:Pod",
+        "kube:VirtualService",
+    ),
     playbook="timeouts",
     fix="Raise the timeout of the hop that gave up above the model's worst latency (Envoy route timeout: seldon-core "
-    "v2.7+ sets none; ingress-nginx: the proxy-read-timeout annotation; gRPC: the client's deadline), or make the "
-    "model answer faster.",
+    "v2.7+ sets none; ingress-nginx: the proxy-read-timeout annotation; gRPC: the client's deadline; KServe: the "
+    "component's `timeout`, which sets the Knative Revision's timeoutSeconds), or make the model answer faster.",
 )
 
 SAMPLES = 3
@@ -74,8 +94,9 @@ def run(snap: Snapshot) -> Iterator[Finding]:
     looked += _from_access_lines(snap, groups)
     looked += _from_requests(snap, groups)
     looked += _from_ingress_errors(snap, groups)
+    looked += _from_queue_proxy(snap, groups)
     if not looked:
-        raise SkipCheck("no Envoy access line, recorded request or ingress-nginx error line to read")
+        raise SkipCheck("no Envoy access line, recorded request, ingress-nginx error or queue-proxy line to read")
     for group in groups.values():
         yield _finding(group)
 
@@ -192,7 +213,10 @@ def _from_requests(snap: Snapshot, groups: dict[tuple[str | None, str, str, str]
         path = record.path[record.path.find("/v2/") :] if "/v2/" in record.path else record.path
         value = lua_effective_headers(path, record.headers, record.protocol == "grpc").get(SELDON_MODEL)
         sample = Evidence(record.display, _describe(record))
-        if _envoy_timed_out(record):
+        knative = _knative_template(snap, record)
+        if knative is not None:
+            template = knative
+        elif _envoy_timed_out(record):
             template = _envoy_template(snap, namespace, value, "Service/seldon-mesh")
         elif _nginx_timed_out(record):
             ingress = nginx_ingress_for_host(snap, record.authority)
@@ -205,6 +229,80 @@ def _from_requests(snap: Snapshot, groups: dict[tuple[str | None, str, str, str]
             continue
         _add(groups, template, sample, record.duration_ms)
     return len(snap.requests)
+
+
+# --- KServe: Knative's queue-proxy and activator, Istio's gateway -------------------------------------------------
+
+# queue-proxy's and the activator's timeout handler (knative/serving 98e5ef9 pkg/http/handler/timeout.go): a 504 with
+# the body `request timeout` (pkg/queue/sharedmain/handlers.go) or `activator request timeout` (cmd/activator/
+# main.go), and the warnings `Request timeout: %v`, `Response start timeout: %v`, `Idle timeout: %v`, which
+# `parsers.logs.kserve.queue_proxy_line` reads.
+_QUEUE_PROXY_TIMEOUTS = frozenset(
+    {QueueProxyEvent.REQUEST_TIMEOUT, QueueProxyEvent.RESPONSE_START_TIMEOUT, QueueProxyEvent.IDLE_TIMEOUT}
+)
+_KNATIVE_HOPS = {
+    Answer.QUEUE_PROXY_TIMEOUT: "Knative queue-proxy of the revision",
+    Answer.ACTIVATOR_TIMEOUT: "Knative activator",
+    Answer.ENVOY_TIMEOUT: "Istio's gateway (VirtualService route timeout)",
+}
+
+
+def _knative_template(snap: Snapshot, record: RequestRecord) -> _Group | None:
+    """The hop of a KServe request's 504: queue-proxy or the activator (the revision's timeouts), or Istio's Envoy for
+    a request to an InferenceService."""
+    answer = who_answered(record)
+    hop = _KNATIVE_HOPS.get(answer)
+    if hop is None:
+        return None
+    isvc = isvc_for_request(snap, record)
+    if isvc is None and answer is Answer.ENVOY_TIMEOUT:
+        return None  # Seldon's Envoy, or a proxy this check reads from its config_dump
+    namespace = isvc.namespace if isvc is not None else record.namespace
+    obj = f"InferenceService/{isvc.name}" if isvc is not None else "Revision/(unknown)"
+    if answer is Answer.ENVOY_TIMEOUT and isvc is not None:
+        return _istio_template(snap, isvc, obj, hop)
+    revision = component_revision(snap, isvc) if isvc is not None else None
+    limit, where = revision_timeout_words(snap, revision)
+    return _Group(namespace, obj, hop, limit, context=where)
+
+
+def _istio_template(snap: Snapshot, isvc: KubeObject, obj: str, hop: str) -> _Group:
+    """The `timeout` of the InferenceService's VirtualService routes (KServe's own sets none: Envoy's then come from a
+    VirtualService someone edited or added)."""
+    service = snap.get("VirtualService", isvc.namespace, isvc.name)
+    routes = as_list(service.spec.get("http")) if service is not None else []
+    timeouts = [(index, as_mapping(route).get("timeout")) for index, route in enumerate(routes)]
+    set_ = [(index, value) for index, value in timeouts if value is not None]
+    if service is None or not set_:
+        limit = "a route timeout on the way (the InferenceService's VirtualService sets none, or was not collected)"
+        return _Group(isvc.namespace, obj, hop, limit)
+    index, value = set_[0]
+    where = Evidence(service.field_where(f".spec.http[{index}].timeout"), f"timeout: {evidence_line(str(value))}")
+    return _Group(isvc.namespace, obj, hop, f"VirtualService {service.name} route timeout {value}", context=[where])
+
+
+def _from_queue_proxy(snap: Snapshot, groups: dict[tuple[str | None, str, str, str], _Group]) -> int:
+    logs = snap.logs_of(Role.QUEUE_PROXY)
+    for log in logs:
+        owner = isvc_of_log(snap, log)
+        for lineno, line in log.lines_mentioning(("timeout: ",)):
+            found = queue_proxy_line(lineno, line)
+            if found is None or found.event not in _QUEUE_PROXY_TIMEOUTS:
+                continue
+            namespace, _, name = (found.revision or "").partition("/")
+            revision = snap.get("Revision", namespace, name) if name else None
+            if revision is None:
+                pod = snap.get("Pod", log.namespace, log.pod)
+                label = pod.labels.get("serving.knative.dev/revision") if pod is not None else None
+                revision = snap.get("Revision", log.namespace, label) if label else None
+            limit, where = revision_timeout_words(snap, revision)
+            said = f"{found.record.message} (queue-proxy's log)"
+            obj = f"InferenceService/{owner[0]}" if owner else f"Pod/{log.pod}"
+            template = _Group(log.namespace, obj, "Knative queue-proxy of the revision", f"{said}; {limit}",
+                              context=where)
+            shown = found.record.message + (f" (knative.dev/key {found.revision})" if found.revision else "")
+            _add(groups, template, Evidence(log.where(lineno), evidence_line(shown)), None)
+    return len(logs)
 
 
 # --- ingress-nginx -----------------------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ A check declares its inputs in two lists of one vocabulary (below `SLUG_PATTERN`
 engine skips the check when one is absent; `a|b` means either), `reads` names what else it may read when present.
 `tests/analysis/test_check_inputs.py` runs every check on its fixtures through a Snapshot that records what it
 touches, and fails on an input that is in neither list.
+
+Causality is declared by the effect: `explained_by` names the checks whose finding, when present in the same scope
+(`mlops_trace.analysis.causes`), explains this check's finding, so a report can show it under its cause.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 # The inputs a check may declare, by family: `kube:<Kind>` (a collected kind of mlops_trace/kinds.py), `logs:<role>`,
 # `envoy:<part>`, and the bare `requests` and `prometheus`. An Envoy container's log is its access log, so it is
 # `envoy:access`, never `logs:envoy` (Snapshot.has counts it there too).
-KUBE_KINDS = frozenset(spec.kind for spec in ALL_KINDS) - NEVER_COLLECTED
+KUBE_KINDS = frozenset(spec.key for spec in ALL_KINDS) - NEVER_COLLECTED  # kind keys: `Service.serving.knative.dev`
 LOG_ROLES = frozenset(role.value for role in Role if role not in (Role.ENVOY, Role.OTHER))
 ENVOY_PARTS = frozenset({"config_dump", "stats", "access"})
 BARE_INPUTS = frozenset({"requests", "prometheus"})
@@ -47,6 +50,7 @@ class Check:
     fix: str  # the default one-line fix; a finding may say something more precise
     area: str = ""
     reads: tuple[str, ...] = ()  # what else the check may read when present (no `|`); never a reason to skip
+    explained_by: tuple[CheckId, ...] = ()  # checks whose finding in the same scope explains this one's
 
     def finding(
         self,
@@ -68,6 +72,7 @@ class Check:
             evidence=tuple(evidence),
             playbook=self.playbook,
             fix=fix or self.fix,
+            explained_by=self.explained_by,
         )
 
 
@@ -81,6 +86,7 @@ def make_check(
     playbook: str,
     fix: str,
     reads: tuple[str, ...] = (),
+    explained_by: tuple[str, ...] = (),
 ) -> Check:
     """Build a `Check`, validating the id and slug forms (MT + three digits; kebab-case) and every input it declares
     in `requires` and `reads`, so a misspelt input fails when the catalog loads."""
@@ -98,6 +104,9 @@ def make_check(
     duplicates = sorted({item for item in reads if reads.count(item) > 1 or _required_alone(item, requires)})
     if duplicates:
         raise ValueError(f"check {id} reads {', '.join(duplicates)} twice (in reads, or required alone)")
+    for cause in explained_by:
+        if not ID_PATTERN.match(cause) or cause == id or explained_by.count(cause) > 1:
+            raise ValueError(f"check {id} explained_by {cause!r}: another check's id, once (MT<digit><digit><digit>)")
     return Check(
         id=CheckId(id),
         slug=slug,
@@ -107,6 +116,7 @@ def make_check(
         playbook=playbook,
         fix=fix,
         reads=reads,
+        explained_by=tuple(CheckId(cause) for cause in explained_by),
     )
 
 

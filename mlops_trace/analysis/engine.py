@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mlops_trace.analysis.catalog import CatalogEntry
+from mlops_trace.analysis.causes import link
 from mlops_trace.analysis.check import SkipCheck
 from mlops_trace.findings import CheckResult, CheckStatus, Finding, Report
 from mlops_trace.snapshot.snapshot import Snapshot, missing_reason
@@ -48,6 +49,7 @@ def run_checks(
         findings=tuple(findings),
         checks=tuple(results),
         input_problems=tuple(snap.problems),
+        caused_by=link(findings).causes,  # every consumer (table, JSON, smoke) sees which finding explains which
     )
 
 

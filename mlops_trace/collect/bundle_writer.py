@@ -1,6 +1,7 @@
 """`collect`: read a live cluster into a redacted bundle in the DESIGN.md format (a directory or a .tar.gz).
 
-Layout written: `kube/<plural>.yaml` (one `kind: List` per kind), `logs/<ns>/<pod>/<container>.log` (and
+Layout written: `kube/<plural>.yaml` (one `kind: List` per kind; `kube/<plural>.<group>.yaml` for a kind whose name
+another group uses too, e.g. Knative's `kube/services.serving.knative.dev.yaml`), `logs/<ns>/<pod>/<container>.log` (and
 `<container>.previous.log` for a restarted container), `envoy/<ns>/<pod>/config_dump.json|stats.txt`, `bundle.yaml`
 (what was read, from where, and what could not be: `kinds`, `absent_kinds`, `forbidden`, `not_collected`,
 `skipped_names`, `envoy_errors`, `log_errors`, `previous_logs_missing`, `bounded`) and
@@ -66,6 +67,18 @@ class CollectResult:
     warnings: tuple[str, ...]
     notices: tuple[str, ...] = ()  # the warnings no check's skip reason repeats (names left out, --timeout passed)
 
+    def to_dict(self, where: str) -> dict[str, object]:
+        return {
+            "bundle": where,
+            "source": self.source,
+            "objects": self.objects,
+            "kinds": self.kinds,
+            "logs": self.logs,
+            "envoy_admin_dumps": self.envoys,
+            "redacted_values": self.redacted,
+            "warnings": list(self.warnings),
+        }
+
     def describe(self, where: str) -> str:
         return (
             f"wrote {where}: {self.objects} objects of {self.kinds} kinds, {self.logs} container logs, "
@@ -77,14 +90,14 @@ def collect_bundle(target: LiveTarget, output: Path) -> CollectResult:
     """Collect into `output`: a `.tar.gz`/`.tgz` file, or a directory that does not exist yet or is empty."""
     tarball = output.name.endswith(TARBALL_SUFFIXES)
     if not tarball and output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise UsageError(f"-o {output}: exists and is not an empty directory (give a new directory or a .tar.gz)")
+        raise UsageError(f"{output}: exists and is not an empty directory (give a new directory or a .tar.gz)")
     parent = output.resolve().parent
     if not parent.is_dir():
-        raise UsageError(f"-o {output}: the directory {parent} does not exist")
+        raise UsageError(f"{output}: the directory {parent} does not exist")
     try:
         work = Path(tempfile.mkdtemp(prefix=".mlops-trace-collect-", dir=parent))
     except OSError as exc:
-        raise InputError(f"-o {output}: cannot write in {parent}: {exc.strerror or exc}") from None
+        raise InputError(f"{output}: cannot write in {parent}: {exc.strerror or exc}") from None
     try:
         stem = _stem(output.name) if tarball else output.name
         root = work / stem
@@ -100,7 +113,7 @@ def collect_bundle(target: LiveTarget, output: Path) -> CollectResult:
                 output.rmdir()
             os.replace(root, output)
     except OSError as exc:
-        raise InputError(f"-o {output}: cannot write: {exc}") from None
+        raise InputError(f"{output}: cannot write: {exc}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
@@ -130,7 +143,7 @@ def collect_to_dir(target: LiveTarget, root: Path) -> CollectResult:
     _check_namespaces(api, namespaces, kinds, outcome)
     _skip_unsafe_names(kinds, outcome)
     _note_pods_gap(outcome)
-    pods = next((k.items for k in kinds if k.spec.kind == "Pod"), [])
+    pods = next((k.items for k in kinds if k.spec.key == "Pod"), [])
 
     objects = _write_kube(root, kinds, outcome, report)
     workloads = [item for k in kinds if k.spec.kind in ("StatefulSet", "Deployment") for item in k.items]
@@ -225,7 +238,7 @@ def _skip_unsafe_names(kinds: list[KindObjects], outcome: Outcome) -> None:
                 kept.append(item)
                 continue
             where = f" in namespace {shown(namespace)}" if namespace is not None else ""
-            outcome.skipped_names.append(SkippedName(f"{collected.spec.kind} {shown(name)}{where}", problem))
+            outcome.skipped_names.append(SkippedName(f"{collected.spec.key} {shown(name)}{where}", problem))
         collected.items = kept
 
 
@@ -271,7 +284,7 @@ def _write_kube(root: Path, kinds: list[KindObjects], outcome: Outcome, report: 
     total = 0
     for collected in kinds:
         spec = collected.spec
-        if spec.kind in NEVER_COLLECTED:
+        if spec.key in NEVER_COLLECTED:
             continue
         items: list[Any] = []
         found: list[Redaction] = []
@@ -279,9 +292,9 @@ def _write_kube(root: Path, kinds: list[KindObjects], outcome: Outcome, report: 
             if item.get("kind") in NEVER_COLLECTED:
                 continue
             if _synthesized(item):
-                outcome.synthesized_skipped.append(f"{spec.kind}/{_namespace_of(item) or ''}/{_name_of(item)}")
+                outcome.synthesized_skipped.append(f"{spec.key}/{_namespace_of(item) or ''}/{_name_of(item)}")
                 continue
-            label = f"items[{len(items)}] {spec.kind} {_namespace_of(item) or '-'}/{_name_of(item)}"
+            label = f"items[{len(items)}] {spec.key} {_namespace_of(item) or '-'}/{_name_of(item)}"
             json_data: dict[str, str] = {}
             if spec.kind == "ConfigMap":
                 item, json_data = _redact_json_data(item, label, found)
@@ -453,7 +466,7 @@ def _metadata(
         "namespaces": "all" if target.all_namespaces else namespaces,
         "kinds": list(outcome.kinds_listed),
         # Kinds listed by name only: their absence says nothing about objects of other names.
-        "kinds_by_name": {spec.kind: list(spec.names) for spec in COLLECTED_KINDS if spec.names},
+        "kinds_by_name": {spec.key: list(spec.names) for spec in COLLECTED_KINDS if spec.names},
         "absent_kinds": [a.to_dict() for a in outcome.absent],
         "forbidden": [f.to_dict() for f in outcome.forbidden],
         "envoy_errors": [e.to_dict() for e in outcome.envoy_errors],

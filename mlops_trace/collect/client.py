@@ -389,3 +389,70 @@ def _current_context(kubeconfig: str | None) -> str:
     if isinstance(current, dict):
         return str(current.get("name") or "")
     return ""
+
+
+IN_CLUSTER_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def default_namespace(kubeconfig: str | None, context: str | None) -> str:
+    """The namespace kubectl would use with no -n: the context's `namespace`, else `default`; inside a pod with no
+    kubeconfig, the ServiceAccount's namespace."""
+    if kubeconfig is not None or _default_kubeconfig_exists():
+        source = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        if kubeconfig is not None and not Path(kubeconfig).expanduser().is_file():
+            raise ClusterError(f"kubeconfig {kubeconfig}: no such file")
+        contexts, current = _merged_contexts(kubeconfig, source)
+        chosen = current
+        if current is None and context is None:
+            raise ClusterError(f"kubeconfig {source}: no current-context, or it names no context of the file "
+                               "(--context NAME)")
+        if context is not None:
+            chosen = next((c for c in contexts or () if isinstance(c, dict) and c.get("name") == context), None)
+            if chosen is None:
+                raise ClusterError(f"kubeconfig {source}: no context named {context!r}")
+        body = chosen.get("context") if isinstance(chosen, dict) else None
+        namespace = body.get("namespace") if isinstance(body, dict) else None
+        return str(namespace) if isinstance(namespace, str) and namespace else "default"
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        try:
+            namespace = IN_CLUSTER_NAMESPACE_FILE.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ClusterError(f"in-cluster namespace {IN_CLUSTER_NAMESPACE_FILE}: {exc.strerror or exc}") from None
+        return namespace or "default"
+    raise ClusterError(
+        "no kubeconfig found (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not running inside a cluster"
+    )
+
+
+def _merged_contexts(kubeconfig: str | None, source: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The contexts (name and body) of the kubeconfig, merged by the client's own loader as kubectl merges them (a
+    $KUBECONFIG may list several files; the first file that names a context wins), and the current one if it names
+    one: a kubeconfig without `current-context` is fine when the user names the context."""
+    from kubernetes.config import kube_config
+    from yaml import YAMLError
+
+    loader: Any = kube_config
+    try:
+        merged = loader.KubeConfigMerger(kubeconfig or loader.KUBE_CONFIG_DEFAULT_LOCATION).config
+        document = getattr(merged, "value", merged) or {}
+        items = document.get("contexts") or []
+        current_name = document.get("current-context")
+    except (loader.ConfigException, OSError, ValueError, KeyError, TypeError, AttributeError, YAMLError) as exc:
+        raise ClusterError(f"kubeconfig {source}: {_one_line(str(exc)) or type(exc).__name__}") from None
+    contexts = [entry for entry in (getattr(item, "value", item) for item in items) if isinstance(entry, dict)]
+    current = next((c for c in contexts if current_name and c.get("name") == current_name), None)
+    return contexts, current
+
+
+def kubeconfig_contexts(kubeconfig: str | None) -> tuple[str, ...]:
+    """Every context's name, in the kubeconfig's order (see `_merged_contexts`)."""
+    if kubeconfig is None and not _default_kubeconfig_exists():
+        raise ClusterError("--all-contexts needs a kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config)")
+    source = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    if kubeconfig is not None and not Path(kubeconfig).expanduser().is_file():
+        raise ClusterError(f"kubeconfig {kubeconfig}: no such file")
+    contexts, _ = _merged_contexts(kubeconfig, source)
+    found = tuple(dict.fromkeys(str(c["name"]) for c in contexts if isinstance(c.get("name"), str) and c["name"]))
+    if not found:
+        raise ClusterError(f"kubeconfig {source}: it names no context")
+    return found

@@ -4,7 +4,9 @@
 
 Which containers: every container of a Seldon pod (init containers and sidecars too: rclone, agent, MLServer,
 gateways, dataflow engine, Envoy, hodometer, scheduler, controller manager), and the components other checks read
-outside Seldon (the ingress controller). A pod is a Seldon pod by its labels (`app.kubernetes.io/name` of a Seldon
+outside Seldon: the ingress controller, and KServe's (an InferenceService pod's storage-initializer init container,
+queue-proxy, kserve-container and istio-proxy, a transformer's, the KServe controller, Knative's activator and the
+Istio ingress gateway, whose istio-proxy writes the access log). A pod is a Seldon pod by its labels (`app.kubernetes.io/name` of a Seldon
 component, `app.kubernetes.io/managed-by: seldon-core`, `control-plane: v2-controller-manager`,
 `seldon-server-name`), by its owner (a Server or SeldonRuntime, directly or through its StatefulSet or Deployment),
 or by the pod names Seldon's Helm charts use.
@@ -47,8 +49,18 @@ WANTED_ROLES = frozenset(
         Role.DATAFLOW,
         Role.HODOMETER,
         Role.RCLONE,
+        Role.KSERVE_CONTROLLER,
+        Role.STORAGE_INITIALIZER,
+        Role.QUEUE_PROXY,
+        Role.KSERVE_CONTAINER,
+        Role.TRANSFORMER,
+        Role.ISTIO_PROXY,
+        Role.ISTIO_GATEWAY,
+        Role.ACTIVATOR,
     }
 )
+# An InferenceService's pods: their init container storage-initializer is read too (it downloads the model).
+_KSERVE_POD_ROLES = frozenset({Role.KSERVE_CONTAINER, Role.TRANSFORMER})
 _PARALLEL = 8
 
 # `app.kubernetes.io/name` of the pods of Seldon Core v2's components (SeldonRuntime overrides, server pods).
@@ -165,7 +177,8 @@ def log_targets(
         labels = {str(k): str(v) for k, v in raw_labels.items()} if isinstance(raw_labels, Mapping) else {}
         seldon = is_seldon_pod(pod, owners)
         restarted = _restarted(pod)
-        for container in _containers(pod, all_init=seldon):
+        all_init = seldon or pod_role(name, labels) in _KSERVE_POD_ROLES
+        for container in _containers(pod, all_init=all_init):
             role = container_role(name, container, labels)
             if not seldon and role not in WANTED_ROLES:
                 continue

@@ -7,7 +7,7 @@ list that does not finish within `--request-timeout`; once the run's `--timeout`
 started and the kinds left are recorded as not collected.
 
 Two kinds are read with a bound: ConfigMaps only by name (`fieldSelector=metadata.name=seldon-kafka`, never every
-ConfigMap), and Events at most `EVENTS_PER_NAMESPACE` per namespace, the newest first (a heap of that size is kept
+ConfigMap; under `-n` also in KServe's and Knative's own namespaces, `kinds.KindSpec.home_namespaces`), and Events at most `EVENTS_PER_NAMESPACE` per namespace, the newest first (a heap of that size is kept
 while the pages go by, so memory stays bounded however many Events a namespace holds; how many were left out is
 recorded).
 """
@@ -44,7 +44,7 @@ def collect_objects(
     for spec in COLLECTED_KINDS:
         if outcome.deadline_passed is not None:
             reason = f"not collected: {outcome.deadline_passed}"
-            outcome.add_not_collected(NotCollected(f"kube:{spec.kind}", reason, by_deadline=True))
+            outcome.add_not_collected(NotCollected(f"kube:{spec.key}", reason, by_deadline=True))
             collected.append(KindObjects(spec))
             continue
         collected.append(_one_kind(api, spec, namespaces, all_namespaces, outcome))
@@ -100,19 +100,19 @@ def _one_kind(
     api: KubeApi, spec: KindSpec, namespaces: Sequence[str], all_namespaces: bool, outcome: Outcome
 ) -> KindObjects:
     result = KindObjects(spec)
-    scopes: list[str | None] = [None] if all_namespaces or not spec.listed_per_namespace else list(namespaces)
+    scopes = spec.list_scopes(list(namespaces), all_namespaces)
     complete = True
     for namespace in scopes:
         stop = False
-        for extra in spec.list_queries():
+        for name, extra in zip(spec.names or (None,), spec.list_queries(), strict=True):
             try:
                 newest = _Newest(spec.keep_newest) if spec.keep_newest is not None else None
                 result.items.extend(_list(api, spec, spec.list_path(namespace), extra, newest))
                 if newest is not None:
                     for where, count in newest.dropped.items():
-                        outcome.objects_dropped[f"{spec.kind}/{where}"] = count
+                        outcome.objects_dropped[f"{spec.key}/{where}"] = count
             except ApiStatusError as exc:
-                complete = _record(exc, spec, namespace, outcome) and complete
+                complete = _record(exc, spec, namespace, outcome, name) and complete
                 if exc.status == 404:
                     stop = True  # the API is not served: other namespaces would say the same
                     break
@@ -124,29 +124,31 @@ def _one_kind(
         if stop:
             break
     if complete:
-        outcome.kinds_listed.append(spec.kind)
+        outcome.kinds_listed.append(spec.key)
     return result
 
 
-def _record(exc: ApiStatusError, spec: KindSpec, namespace: str | None, outcome: Outcome) -> bool:
+def _record(
+    exc: ApiStatusError, spec: KindSpec, namespace: str | None, outcome: Outcome, name: str | None = None
+) -> bool:
     """Record a 403/404; returns False (the kind is not completely listed). Anything else is fatal."""
     if exc.status == 404:
-        outcome.absent.append(AbsentKind(spec.kind, spec.api_version, spec.crd, exc.path))
+        outcome.absent.append(AbsentKind(spec.key, spec.api_version, spec.crd, exc.path))
         return False
     if exc.status == 403:
         outcome.forbidden.append(
             Forbidden(
-                permission=spec.permission(namespace),
+                permission=spec.permission(namespace, name=name),
                 verb="list",
                 resource=spec.plural,
                 group=spec.group,
                 namespace=namespace,
-                kind=spec.kind,
+                kind=spec.key,
                 message=exc.message,
             )
         )
         return False
-    raise ClusterError(f"listing {spec.plural} ({spec.api_version}) failed: {exc}")
+    raise ClusterError(f"listing {spec.resource} ({spec.api_version}) failed: {exc}")
 
 
 def _cut(exc: CallTimedOut | RunDeadlinePassed, spec: KindSpec, namespace: str | None, outcome: Outcome) -> bool:
@@ -154,11 +156,11 @@ def _cut(exc: CallTimedOut | RunDeadlinePassed, spec: KindSpec, namespace: str |
     next one (a slow list is a gap, not a broken cluster). Returns False, as `_record` does."""
     if isinstance(exc, RunDeadlinePassed):
         outcome.deadline_passed = str(exc)
-        outcome.add_not_collected(NotCollected(f"kube:{spec.kind}", exc.not_collected, namespace, by_deadline=True))
+        outcome.add_not_collected(NotCollected(f"kube:{spec.key}", exc.not_collected, namespace, by_deadline=True))
         return False
     where = f" in namespace {namespace}" if namespace is not None else ""
-    reason = f"not collected: listing {spec.plural}{where}: {exc.detail}"
-    outcome.add_not_collected(NotCollected(f"kube:{spec.kind}", reason, namespace))
+    reason = f"not collected: listing {spec.resource}{where}: {exc.detail}"
+    outcome.add_not_collected(NotCollected(f"kube:{spec.key}", reason, namespace))
     return False
 
 

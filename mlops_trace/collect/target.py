@@ -3,7 +3,7 @@ window, Envoy admin endpoints). Every caller of a live read (doctor, collect, sm
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -21,3 +21,14 @@ class LiveTarget:
     tail: int | None = None
     envoy_admin: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def with_default_namespace(target: LiveTarget) -> tuple[LiveTarget, str | None]:
+    """kubectl's default scope: with neither -n nor -A, the kubeconfig context's namespace. Returns the target to
+    read and the namespace it chose (None when the user named the scope)."""
+    if target.namespaces or target.all_namespaces:
+        return target, None
+    from mlops_trace.collect.client import default_namespace
+
+    namespace = default_namespace(target.kubeconfig, target.context)
+    return replace(target, namespaces=(namespace,)), namespace

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from mlops_trace.findings import CheckId, CheckResult, CheckStatus, Finding, Report, Severity
 
@@ -36,6 +36,27 @@ def visible(text: str) -> str:
 def one_line(text: str) -> str:
     """`visible(text)` folded onto one line (table cells, headings, list items)."""
     return " ".join(visible(text).split())
+
+
+def shorten_words(text: str, width: int, measure: Callable[[str], int] = len) -> str:
+    """`text` cut to at most `width` (as `measure` counts) at a word boundary, ending in `…` when cut; a first word
+    longer than `width` is cut inside (there is no boundary to cut at)."""
+    if measure(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    words = text.split(" ")
+    kept = ""
+    for word in words:
+        candidate = f"{kept} {word}" if kept else word
+        if measure(candidate) + 1 > width:
+            break
+        kept = candidate
+    if not kept:
+        kept = text
+        while kept and measure(kept) + 1 > width:
+            kept = kept[:-1]
+    return kept.rstrip(" ,;:·-—") + "…"
 
 
 def finding_sort_key(finding: Finding) -> tuple[int, str, str, str]:
@@ -115,3 +136,9 @@ def no_findings_line(report: Report) -> str:
         verb = "was" if not_run == 1 else "were"
         return f"No findings, but {not_run} of {len(report.checks)} checks {verb} skipped or errored (see below)."
     return f"No findings: all {len(report.checks)} checks passed."
+
+
+def explain_command(finding: Finding) -> str:
+    """The command that prints the finding's playbook from any installation (a repository path only helps in a
+    checkout)."""
+    return f"mlops-trace checks explain {playbook_path(finding).removeprefix('playbooks/').removesuffix('.md')}"

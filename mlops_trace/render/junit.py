@@ -1,9 +1,18 @@
 """`-o junit`: JUnit XML, so CI systems (GitLab, Jenkins, GitHub test reporters) show each check as a test case.
 
 One `<testsuite name="mlops-trace doctor">` with one `<testcase>` per check result: a failed check carries a
-`<failure>` listing its findings, a skipped one `<skipped>` and an errored one `<error>`, each with the reason. A
-finding whose check id has no result still gets a failing test case, so no finding is lost. Characters XML 1.0
-forbids (NUL, terminal escapes from logs, lone surrogates) are removed, so the file always parses.
+`<failure>` whose message is the check's title and whose body lists its findings with their evidence, a skipped one
+`<skipped message=...>` and an errored one `<error>`, each with the reason. A finding whose check id has no result
+still gets a failing test case, so no finding is lost. The file keeps to the Jenkins/Ant JUnit schema (the xunit
+plugin's `junit-10.xsd`): `<testsuites>` counts tests, failures and errors only (`skipped` is an attribute of
+`<testsuite>` alone), and no two properties share a name (xunitparser reads properties into one dict and refuses a
+repeated name), so input problems are numbered. Characters XML 1.0 forbids (NUL, terminal escapes from logs, lone
+surrogates) are removed, so the file always parses.
+
+A run over several clusters (`render_fleet`) writes one `<testsuite name="mlops-trace doctor · CONTEXT">` per
+cluster (test case class names `mlops-trace.CONTEXT.MTxxx`; its properties `source.CONTEXT`, `cluster.CONTEXT`, so no
+two suites share a property name); a cluster that could not be examined is a suite of one errored test case,
+`examine CONTEXT`, whose message is the reason.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from mlops_trace.findings import CheckId, CheckResult, CheckStatus, Finding, Report
+from mlops_trace.fleet_report import FleetReport
 from mlops_trace.render._common import findings_by_check, namespace_label, playbook_path, worst
 
 SUITE_NAME = "mlops-trace doctor"
@@ -21,6 +31,44 @@ _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010fff
 
 
 def render(report: Report) -> str:
+    return _document([_suite(report)])
+
+
+def render_fleet(fleet: FleetReport) -> str:
+    suites: list[ET.Element] = []
+    for outcome in fleet.clusters:
+        if outcome.report is not None:
+            suites.append(_suite(outcome.report))
+            continue
+        attributes = {"name": f"{SUITE_NAME} · {_clean(outcome.cluster)}", "tests": "1", "failures": "0",
+                      "errors": "1", "skipped": "0"}
+        suite = ET.Element("testsuite", attributes)
+        properties = ET.SubElement(suite, "properties")
+        ET.SubElement(properties, "property", {"name": f"cluster.{_clean(outcome.cluster)}",
+                                               "value": _clean(outcome.cluster)})
+        case = ET.SubElement(suite, "testcase", {"classname": f"mlops-trace.{_clean(outcome.cluster)}",
+                                                 "name": f"examine {_clean(outcome.cluster)}"})
+        ET.SubElement(case, "error", {"message": _clean(outcome.reason or "could not run"), "type": "could-not-run"})
+        suites.append(suite)
+    return _document(suites)
+
+
+def _document(suites: list[ET.Element]) -> str:
+    totals = {
+        "name": SUITE_NAME,
+        "tests": str(sum(int(suite.get("tests", "0")) for suite in suites)),
+        "failures": str(sum(int(suite.get("failures", "0")) for suite in suites)),
+        "errors": str(sum(int(suite.get("errors", "0")) for suite in suites)),
+    }
+    root = ET.Element("testsuites", totals)
+    root.extend(suites)
+    ET.indent(root, space="  ")
+    # Written by hand: ElementTree's own declaration names the locale's encoding when asked for a `str`.
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _suite(report: Report) -> ET.Element:
+    """One report's suite; a report about one of several clusters names it (suite name, class names, property)."""
     by_check = findings_by_check(report)
     cases: list[tuple[CheckResult, list[Finding]]] = [(check, by_check.get(check.id, [])) for check in report.checks]
     reported = {check.id for check in report.checks}
@@ -30,43 +78,37 @@ def render(report: Report) -> str:
             cases.append((orphan, findings))
 
     counts = {status: sum(1 for check, _ in cases if check.status is status) for status in CheckStatus}
-    attributes = {
-        "name": SUITE_NAME,
+    cluster = None if report.cluster is None else _clean(report.cluster)
+    totals = {
+        "name": SUITE_NAME if cluster is None else f"{SUITE_NAME} · {cluster}",
         "tests": str(len(cases)),
         "failures": str(counts[CheckStatus.FAIL]),
         "errors": str(counts[CheckStatus.ERROR]),
-        "skipped": str(counts[CheckStatus.SKIP]),
     }
-    root = ET.Element("testsuites", attributes)
-    suite = ET.SubElement(root, "testsuite", attributes)
+    suite = ET.Element("testsuite", {**totals, "skipped": str(counts[CheckStatus.SKIP])})
+    # xunitparser reads the properties of every suite into one dict: a cluster's names carry the cluster.
+    suffix = "" if cluster is None else f".{cluster}"
     properties = ET.SubElement(suite, "properties")
-    ET.SubElement(properties, "property", {"name": "source", "value": _clean(report.source)})
-    for problem in report.input_problems:
+    ET.SubElement(properties, "property", {"name": f"source{suffix}", "value": _clean(report.source)})
+    if cluster is not None:
+        ET.SubElement(properties, "property", {"name": f"cluster{suffix}", "value": cluster})
+    for number, problem in enumerate(report.input_problems, start=1):
         ET.SubElement(
             properties,
             "property",
-            {"name": "input-problem", "value": _clean(f"{problem.path}: {problem.reason}")},
+            {"name": f"input-problem{suffix}.{number}", "value": _clean(f"{problem.path}: {problem.reason}")},
         )
     for check, findings in cases:
-        _add_case(suite, check, findings)
-
-    ET.indent(root, space="  ")
-    # Written by hand: ElementTree's own declaration names the locale's encoding when asked for a `str`.
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+        _add_case(suite, check, findings, cluster)
+    return suite
 
 
-def _add_case(suite: ET.Element, check: CheckResult, findings: list[Finding]) -> None:
-    case = ET.SubElement(
-        suite,
-        "testcase",
-        {"classname": f"mlops-trace.{_clean(check.id)}", "name": _clean(f"{check.id} {check.slug}")},
-    )
+def _add_case(suite: ET.Element, check: CheckResult, findings: list[Finding], cluster: str | None) -> None:
+    classname = f"mlops-trace.{_clean(check.id)}" if cluster is None else f"mlops-trace.{cluster}.{_clean(check.id)}"
+    case = ET.SubElement(suite, "testcase", {"classname": classname, "name": _clean(f"{check.id} {check.slug}")})
     if check.status is CheckStatus.FAIL:
         severity = worst(findings)
-        noun = "finding" if len(findings) == 1 else "findings"
-        message = check.reason or (
-            f"{len(findings)} {noun}: {findings[0].title}" if findings else "check failed without a finding"
-        )
+        message = findings[0].title if findings else check.reason or "check failed without a finding"
         failure = ET.SubElement(
             case,
             "failure",

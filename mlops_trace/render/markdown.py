@@ -8,15 +8,14 @@ link, a tag or emphasis, and a `|` in it cannot split a table row.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 
 from mlops_trace.findings import Finding, Report
 from mlops_trace.render._common import (
     CLUSTER_WIDE,
+    explain_command,
     namespace_label,
     no_findings_line,
     one_line,
-    playbook_path,
     sorted_findings,
     verdict_line,
     visible,
@@ -77,11 +76,10 @@ def _finding_section(finding: Finding) -> list[str]:
             else:
                 lines.append(f"- {_code(item.where)}")
         lines.append("")
-    path = playbook_path(finding)
     lines += [
         f"**Fix:** {_text(finding.fix)}",
         "",
-        f"**Playbook:** [{_text(path)}]({quote(path, safe='/', errors='replace')})",
+        f"**Playbook:** `{explain_command(finding)}`",
         "",
     ]
     return lines

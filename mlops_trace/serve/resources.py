@@ -25,24 +25,26 @@ class ResourceTable:
     """Look-ups by (group, version, plural) and by kind."""
 
     def __init__(self, extra: Iterable[tuple[str, str]] = ()) -> None:
-        """`extra`: (apiVersion, kind) pairs found in a bundle, added when not already well known."""
+        """`extra`: (apiVersion, kind key) pairs found in a bundle, added when not already well known (the key of a
+        kind the registry does not know is its bare name)."""
         resources = list(SERVED_KINDS)
-        known_kinds = {spec.kind for spec in resources}
+        known_keys = {spec.key for spec in resources}
         for api_version, kind in sorted(set(extra)):
-            if kind in known_kinds or kind in NEVER_SERVED or not api_version:
+            if kind in known_keys or kind in NEVER_SERVED or not api_version:
                 continue
             group, _, version = api_version.rpartition("/")
             resources.append(KindSpec(kind, group, version, plural_of(kind), namespaced=True))
-            known_kinds.add(kind)
+            known_keys.add(kind)
         self.resources = tuple(resources)
         self._by_path = {(r.group, r.version, r.plural): r for r in resources}
-        self._by_kind = {r.kind: r for r in resources}
+        self._by_key = {r.key: r for r in resources}
 
     def lookup(self, group: str, version: str, plural: str) -> KindSpec | None:
         return self._by_path.get((group, version, plural))
 
-    def for_kind(self, kind: str) -> KindSpec | None:
-        return self._by_kind.get(kind)
+    def for_kind(self, key: str) -> KindSpec | None:
+        """The resource of a kind key (`Service`, `Service.serving.knative.dev`)."""
+        return self._by_key.get(key)
 
     def group_versions(self) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {}

@@ -61,9 +61,11 @@ _ACCESS_REVIEW_RESOURCE = {"name": "selfsubjectaccessreviews", "singularName": "
 # The resources kubectl's `get all` expands to through discovery (the API server's `categories: ["all"]`): pods,
 # services, replicationcontrollers, daemonsets, deployments, replicasets, statefulsets, horizontalpodautoscalers, jobs,
 # cronjobs. Only those the registry serves are listed, and only when the bundle holds the kind: `get all` fails as a
-# whole on one 404.
+# whole on one 404. Knative's CRDs put theirs there too (knative/serving config/core/300-resources/*.yaml
+# `categories: [all, knative, serving]`); kinds are named by their registry key.
 ALL_CATEGORY_KINDS = frozenset({"Pod", "Service", "ReplicationController", "DaemonSet", "Deployment", "ReplicaSet",
-                                "StatefulSet", "HorizontalPodAutoscaler", "Job", "CronJob"})
+                                "StatefulSet", "HorizontalPodAutoscaler", "Job", "CronJob",
+                                "Service.serving.knative.dev", "Configuration", "Revision", "Route"})
 
 
 @dataclass
@@ -134,7 +136,7 @@ class ServedBundle:
         return bool(self.objects_by_kind.get(kind)) or kind in meta.kinds or kind in meta.empty_kinds
 
     def items(self, resource: KindSpec, namespace: str | None) -> list[dict[str, Any]]:
-        found = self.objects_by_kind.get(resource.kind, [])
+        found = self.objects_by_kind.get(resource.key, [])
         if namespace is None or not resource.namespaced:
             return list(found)
         return [o for o in found if as_mapping(o.get("metadata")).get("namespace") == namespace]
@@ -293,7 +295,7 @@ class BundleApi:
                 continue
             entry = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
                      "kind": r.kind, "verbs": ["get", "list", "watch"], "shortNames": list(r.short_names)}
-            if r.kind in ALL_CATEGORY_KINDS and self.served.holds(r.kind):
+            if r.key in ALL_CATEGORY_KINDS and self.served.holds(r.key):
                 entry["categories"] = ["all"]
             resources.append(entry)
             if r.kind == "Pod":
@@ -322,7 +324,7 @@ class BundleApi:
         resource = self.served.table.lookup(group, version, plural)
         if resource is None:
             return status_response(404, f"the server could not find the requested resource ({plural})")
-        if not self.served.holds(resource.kind):
+        if not self.served.holds(resource.key):
             # The bundle never collected this kind: answering with an empty list would claim "none exist".
             return status_response(404, f"the bundle holds no {resource.plural} (not collected)")
         if name is None:
@@ -342,7 +344,7 @@ class BundleApi:
         if obj is None:
             return status_response(404, f'{resource.plural} "{name}" not found')
         if _wants_table(accept):
-            return json_response(200, table(resource.kind, [obj], _include_object(query)))
+            return json_response(200, table(resource.key, [obj], _include_object(query)))
         return json_response(200, obj)
 
     def _find(self, resource: KindSpec, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -354,7 +356,7 @@ class BundleApi:
     def _list(self, resource: KindSpec, namespace: str | None, query: Mapping[str, str], accept: str) -> Response:
         try:
             by_labels = parse_label_selector(query.get("labelSelector", ""))
-            by_fields = parse_field_selector(query.get("fieldSelector", ""), resource.kind)
+            by_fields = parse_field_selector(query.get("fieldSelector", ""), resource.key)
         except SelectorError as exc:
             raise BadRequest(str(exc)) from None
         items = [
@@ -364,7 +366,7 @@ class BundleApi:
             and all(term.matches(o) for term in by_fields)
         ]
         if _wants_table(accept):
-            return json_response(200, table(resource.kind, items, _include_object(query)))
+            return json_response(200, table(resource.key, items, _include_object(query)))
         return json_response(200, {"kind": f"{resource.kind}List", "apiVersion": resource.group_version,
                                    "metadata": {"resourceVersion": "1"}, "items": items})
 

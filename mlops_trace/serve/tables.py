@@ -3,19 +3,23 @@
 The built-in kinds follow the API server's printers (kubernetes `pkg/printers/internalversion/printers.go`): the
 cells are computed the same way (READY from the container statuses, STATUS from phase, reason and waiting or
 terminated reasons, RESTARTS summed, AGE as `duration.HumanDuration`), and the `-o wide` columns are sent with
-priority 1, as the server always does. The Seldon kinds carry the printer columns of Seldon's own CRDs, evaluated as
-the CRD table convertor does; any other kind gets NAME and AGE, like a CRD without printer columns.
+priority 1, as the server always does. The custom resources (Seldon's, KServe's, Knative's, Istio's, the Gateway
+API's) carry the printer columns of their CRDs (`printer_columns.py`), evaluated as the CRD table convertor does; any
+other kind gets NAME and AGE, like a CRD without printer columns. Kinds are named by their registry key
+(`Service.serving.knative.dev` for Knative's Service).
 """
 
 from __future__ import annotations
 
 import datetime
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_trace.serve.printer_columns import CRD_PRINTER_COLUMNS, column_cell, json_path_value
 from mlops_trace.snapshot.kube import as_mapping
+
+__all__ = ["INCLUDE_OBJECT", "age", "cells_for", "columns_for", "human_duration", "json_path_value", "table"]
 
 _NAME_DESCRIPTION = ("Name must be unique within a namespace. Is required when creating resources, although some "
                      "resources may allow a client to request the generation of an appropriate name automatically. "
@@ -377,102 +381,14 @@ _BUILT_IN: dict[str, tuple[tuple[Column, ...], Callable[[Obj, datetime.datetime]
 # --- the Seldon CRDs' printer columns ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PrinterColumn:
-    """One `additionalPrinterColumns` entry of a CRD."""
-
-    name: str
-    type: str
-    json_path: str
-    description: str = ""
-    priority: int = 0
-
-
-_AGE_PATH = ".metadata.creationTimestamp"
-
-# Copied from SeldonIO/seldon-core at tag v2.10.0, operator/config/crd/bases/mlops.seldon.io_{models,servers,
-# experiments,pipelines}.yaml, `spec.versions[v1alpha1].additionalPrinterColumns` (in their order).
-SELDON_PRINTER_COLUMNS: dict[str, tuple[PrinterColumn, ...]] = {
-    "Model": (
-        PrinterColumn("Ready", "string", '.status.conditions[?(@.type=="ModelReady")].status', "Model ready status"),
-        PrinterColumn("Desired Replicas", "integer", ".spec.replicas", "Number of desired replicas"),
-        PrinterColumn("Available Replicas", "integer", ".status.availableReplicas",
-                      "Number of replicas available to receive inference requests"),
-        PrinterColumn("ModelGw Ready", "string", ".status.modelgwReady", "Model Gateway ready status"),
-        PrinterColumn("Age", "date", _AGE_PATH),
-    ),
-    "Server": (
-        PrinterColumn("Ready", "string", '.status.conditions[?(@.type=="Ready")].status', "Server ready status"),
-        PrinterColumn("Replicas", "integer", ".status.replicas", "Number of replicas"),
-        PrinterColumn("Loaded Models", "integer", ".status.loadedModels", "Number of loaded models"),
-        PrinterColumn("Age", "date", _AGE_PATH),
-    ),
-    "Experiment": (
-        PrinterColumn("Experiment ready", "string", ".status.conditions[?(@.type=='ExperimentReady')].status",
-                      "Experiment ready status"),
-        PrinterColumn("Candidates ready", "string", ".status.conditions[?(@.type=='CandidatesReady')].status",
-                      "Candidates ready status", priority=1),
-        PrinterColumn("Mirror ready", "string", ".status.conditions[?(@.type=='MirrorReady')].status",
-                      "Mirror ready status", priority=1),
-        PrinterColumn("Message", "string", ".status.conditions[?(@.type=='Ready')].message", "Status message"),
-        PrinterColumn("Age", "date", _AGE_PATH),
-    ),
-    "Pipeline": (
-        PrinterColumn("Pipeline ready", "string", ".status.conditions[?(@.type=='Ready')].status",
-                      "Pipeline ready status"),
-        PrinterColumn("Models ready", "string", ".status.conditions[?(@.type=='ModelsReady')].status",
-                      "Models ready status", priority=1),
-        PrinterColumn("PipelineGw ready", "string", ".status.conditions[?(@.type=='PipelineGwReady')].status",
-                      "PipelineGw ready status", priority=1),
-        PrinterColumn("Dataflow ready", "string", ".status.conditions[?(@.type=='PipelineReady')].status",
-                      "Dataflow ready status", priority=1),
-        PrinterColumn("Message", "string", ".status.conditions[?(@.type=='Ready')].message", "Status message"),
-        PrinterColumn("Age", "date", _AGE_PATH),
-    ),
-}
-
-# The two JSONPath shapes those columns use: `.a.b` and `.a[?(@.k=="v")].b`.
-_FILTERED = re.compile(r"""\.(?P<list>[\w.]+)\[\?\(@\.(?P<key>\w+)==["'](?P<value>[^"']*)["']\)\]\.(?P<field>\w+)""")
-_PLAIN = re.compile(r"(\.\w+)+")
-
-
-def _walk(obj: Any, dotted: str) -> Any:
-    for step in dotted.strip(".").split("."):
-        obj = as_mapping(obj).get(step)
-    return obj
-
-
-def json_path_value(obj: Obj, path: str) -> Any:
-    """The value of one of the printer columns' JSONPaths in `obj`, None when it finds nothing."""
-    filtered = _FILTERED.fullmatch(path)
-    if filtered:
-        for entry in map(as_mapping, _list(_walk(obj, filtered["list"]))):
-            if str(entry.get(filtered["key"])) == filtered["value"] and filtered["field"] in entry:
-                return entry[filtered["field"]]
-        return None
-    if _PLAIN.fullmatch(path):
-        return _walk(obj, path)
-    raise ValueError(f"unsupported JSONPath {path!r}")
-
-
-def _crd_cell(column: PrinterColumn, obj: Obj, now: datetime.datetime) -> Cell:
-    """The CRD table convertor: a date becomes its age; a list or map would be JSON, our columns hold scalars."""
-    value = json_path_value(obj, column.json_path)
-    if column.type == "date":
-        return age(value, now)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
 # --- the table ---------------------------------------------------------------------------------------------------
 
 
 def columns_for(kind: str) -> list[Column]:
     if kind in _BUILT_IN:
         return [NAME, *_BUILT_IN[kind][0]]
-    if kind in SELDON_PRINTER_COLUMNS:
-        return [NAME, *(Column(c.name, c.type, c.description, c.priority) for c in SELDON_PRINTER_COLUMNS[kind])]
+    if kind in CRD_PRINTER_COLUMNS:
+        return [NAME, *(Column(c.name, c.type, c.description, c.priority) for c in CRD_PRINTER_COLUMNS[kind])]
     return [NAME, AGE]
 
 
@@ -480,8 +396,8 @@ def cells_for(kind: str, obj: Obj, now: datetime.datetime) -> list[Cell]:
     name = as_mapping(obj.get("metadata")).get("name")
     if kind in _BUILT_IN:
         return [name, *_BUILT_IN[kind][1](obj, now)]
-    if kind in SELDON_PRINTER_COLUMNS:
-        return [name, *(_crd_cell(c, obj, now) for c in SELDON_PRINTER_COLUMNS[kind])]
+    if kind in CRD_PRINTER_COLUMNS:
+        return [name, *(column_cell(c, obj, lambda value: age(value, now)) for c in CRD_PRINTER_COLUMNS[kind])]
     return [name, age(as_mapping(obj.get("metadata")).get("creationTimestamp"), now)]
 
 

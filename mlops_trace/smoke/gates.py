@@ -2,10 +2,11 @@
 
 - `min-success`: share of requests answered 2xx (gRPC OK), at least `--min-success` (default 0.99);
 - `max-p95` / `max-p99`: client-side total latency percentiles, at most `--max-p95` / `--max-p99` ms (only when set);
-- `split`: for an Experiment, the observed share of every candidate within `--split-tolerance` of its target share,
-  judged statistically: the gate fails only when a candidate's 95 % confidence interval lies wholly outside
-  `target ± tolerance` (the data prove the split is off by more than the tolerance). With `--until-decided` the
-  sequential test's verdict decides instead.
+- `split`: for an Experiment, the observed share of every candidate within `--split-tolerance` of its target share.
+  A candidate observed farther off than the tolerance fails the gate: the gate never passes saying "within 5 points"
+  of a split 11 points off. The 95 % interval says whether the data prove it (the interval lies wholly outside
+  `target ± tolerance`) or whether too few answers were counted to tell it from chance (raise --count, or use
+  --until-decided, whose sequential test then decides instead).
 
 A gate that was asked for but cannot be measured (no successful request to time) fails; one that does not apply
 (the split of a plain model) is skipped, with the reason.
@@ -130,19 +131,26 @@ def split_gate(summary: Mapping[str, Any], tolerance: float, until_decided: bool
         return GateResult("split", GateStatus.FAIL, round(gap, 6), tolerance, detail, "share")
     intervals = split.get("intervals") or {}
     off: list[str] = []
+    unproven = False
     for key, target in sorted(reference.items()):
-        low, high = _interval(intervals.get(key), shares.get(key, 0.0))
-        if low > target + tolerance or high < target - tolerance:
-            off.append(f"{key} {100.0 * low:.1f}-{100.0 * high:.1f}% vs {100.0 * target:.1f}% ± "
-                       f"{100.0 * tolerance:g}")
+        share = shares.get(key, 0.0)
+        low, high = _interval(intervals.get(key), share)
+        if abs(share - target) <= tolerance:
+            continue
+        proven = low > target + tolerance or high < target - tolerance
+        unproven = unproven or not proven
+        off.append(f"{key} {100.0 * share:.1f}% (95% interval {100.0 * low:.1f}-{100.0 * high:.1f}%) vs "
+                   f"{100.0 * target:.1f}% ± {100.0 * tolerance:g}" + ("" if proven else " (not proven)"))
     for key in sorted(set(observed) - set(reference)):
         if observed[key] > 0:
             off.append(f"{key} answered {observed[key]} requests but has no weight")
     if off:
+        hint = (f"; {total} answers cannot tell this from chance: raise --count or use --until-decided"
+                if unproven else "")
         return GateResult("split", GateStatus.FAIL, round(gap, 6), tolerance,
-                          f"{base}; off beyond the tolerance (95% interval): {'; '.join(off)}", "share")
+                          f"{base}; off beyond the tolerance: {'; '.join(off)}{hint}", "share")
     return GateResult("split", GateStatus.PASS, round(gap, 6), tolerance,
-                      f"{base}; every candidate within {100.0 * tolerance:g} points (95% interval)", "share")
+                      f"{base}; every candidate's observed share within {100.0 * tolerance:g} points", "share")
 
 
 def _interval(raw: Any, share: float) -> tuple[float, float]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from mlops_trace import __version__
 from mlops_trace.errors import UsageError
-from mlops_trace.render._common import namespace_label, one_line, verdict_line
+from mlops_trace.render._common import explain_command, namespace_label, one_line, verdict_line
 from mlops_trace.smoke.gates import GateResult, GateStatus
 from mlops_trace.smoke.report import SmokeReport, gates_text
 
@@ -77,7 +77,7 @@ def render_text(smoke: SmokeReport) -> str:
             for finding in failing:
                 lines.append(f"  {finding.severity.value:<8} {finding.id} {namespace_label(finding.namespace)} "
                              f"{finding.object}: {one_line(finding.message)}")
-                lines.append(f"           fix: {one_line(finding.fix)} (playbooks/{finding.playbook}.md)")
+                lines.append(f"           fix: {one_line(finding.fix)} ({explain_command(finding)})")
         for problem in report.input_problems:
             lines.append(f"  input not used: {one_line(problem.path)}: {one_line(problem.reason)}")
     if smoke.prometheus or smoke.notes:
@@ -123,12 +123,14 @@ def render_junit(smoke: SmokeReport) -> str:
         ET.SubElement(case, "error", {"message": _clean(smoke.error), "type": "could-not-run"})
     else:
         _gate_suite(root, smoke)
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    # `<testsuites>` counts tests, failures and errors only: the Jenkins/Ant schema has no `skipped` there.
+    totals = {"tests": 0, "failures": 0, "errors": 0}
     for suite in root.iter("testsuite"):
         for key in totals:
             totals[key] += int(suite.get(key, "0"))
     for key, value in totals.items():
         root.set(key, str(value))
+    root.attrib.pop("skipped", None)
     root.set("name", "mlops-trace smoke")
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
@@ -153,8 +155,9 @@ def _gate_suite(root: ET.Element, smoke: SmokeReport) -> None:
         for key in ("p50", "p95", "p99"):
             if latency.get(key) is not None:
                 ET.SubElement(properties, "property", {"name": f"request.{key}_ms", "value": str(latency[key])})
-    for note in smoke.prometheus:
-        ET.SubElement(properties, "property", {"name": "prometheus", "value": clean(note)})
+    # Numbered: xunitparser reads the properties of every suite into one dict and refuses a repeated name.
+    for number, note in enumerate(smoke.prometheus, start=1):
+        ET.SubElement(properties, "property", {"name": f"prometheus.{number}", "value": clean(note)})
     for gate in gates:
         case = ET.SubElement(suite, "testcase", {"classname": "mlops-trace.gate", "name": clean(f"gate {gate.name}")})
         if gate.status is GateStatus.FAIL:
@@ -171,7 +174,7 @@ def _gate_suite(root: ET.Element, smoke: SmokeReport) -> None:
 
 
 def sarif_log(smoke: SmokeReport) -> dict[str, Any]:
-    from mlops_trace.render.sarif import SARIF_VERSION, SCHEMA_URI
+    from mlops_trace.render.sarif import CATALOG_BASE, SARIF_VERSION, SCHEMA_URI
     from mlops_trace.render.sarif import sarif_log as doctor_sarif
 
     if smoke.report is not None:
@@ -194,11 +197,11 @@ def sarif_log(smoke: SmokeReport) -> dict[str, Any]:
         )
         return log
     rules = run["tool"]["driver"].setdefault("rules", [])
+    run.setdefault("originalUriBaseIds", {}).setdefault(CATALOG_BASE, {"description": {"text": _GATES_DOC_BASE}})
     for gate in smoke.gates:
         rule_id = f"gate/{gate.name.replace(' ', '-')}"
         index = len(rules)
-        rules.append({"id": rule_id, "name": gate.name, "shortDescription": {"text": f"smoke gate {gate.name}"},
-                      "defaultConfiguration": {"level": "error"}})
+        rules.append(_gate_rule(rule_id, gate))
         if gate.status is GateStatus.FAIL:
             run["results"].append(
                 {
@@ -206,8 +209,18 @@ def sarif_log(smoke: SmokeReport) -> dict[str, Any]:
                     "ruleIndex": index,
                     "level": "error",
                     "message": {"text": f"gate {gate.name} failed: {gate.detail}"},
-                    "locations": [{"logicalLocations": [{"name": smoke.target or "endpoint",
-                                                         "kind": "endpoint"}]}],
+                    # A gate judges the endpoint, which is no file: the alert opens the doc that explains gates.
+                    "locations": [
+                        {
+                            "physicalLocation": {
+                                "artifactLocation": {"uri": GATES_DOC, "uriBaseId": CATALOG_BASE},
+                                "region": {"startLine": 1},
+                            },
+                            "message": {"text": f"measured {_measured(gate)}: {gate.detail}"},
+                            "logicalLocations": [{"name": smoke.target or "endpoint", "kind": "resource"}],
+                        }
+                    ],
+                    "partialFingerprints": {"mlopsTraceGate/v1": rule_id},
                     "properties": gate.to_dict(),
                 }
             )
@@ -217,3 +230,30 @@ def sarif_log(smoke: SmokeReport) -> dict[str, Any]:
                  "message": {"text": f"gate {gate.name} skipped: {gate.detail}"}}
             )
     return log
+
+
+GATES_DOC = "docs/ci/github-actions.md"
+_GATES_DOC_BASE = "The top of the source tree of mlops-trace"
+# What each gate judges (the gate's name begins with its key), for the rule's description; see smoke/gates.py.
+_GATE_MEANING = {
+    "min-success": "The share of requests answered 2xx (gRPC OK) is at least --min-success.",
+    "max-p95": "The client-side P95 total latency is at most --max-p95 ms.",
+    "max-p99": "The client-side P99 total latency is at most --max-p99 ms.",
+    "split": "Every candidate's observed share is within --split-tolerance of its target share (95 % confidence).",
+    "baseline": "A hop's latency did not regress beyond --regression-margin of the stored baseline.",
+}
+
+
+def _gate_rule(rule_id: str, gate: GateResult) -> dict[str, Any]:
+    key = next((key for key in _GATE_MEANING if gate.name.startswith(key)), "")
+    meaning = _GATE_MEANING.get(key, f"The smoke gate {gate.name} holds.")
+    help_text = f"{meaning} A failed gate makes `mlops-trace smoke` exit 1; the JUnit report has the measurement."
+    return {
+        "id": rule_id,
+        "name": gate.name,
+        "shortDescription": {"text": f"smoke gate {gate.name}"},
+        "fullDescription": {"text": meaning},
+        "help": {"text": help_text, "markdown": help_text},
+        "defaultConfiguration": {"level": "error"},
+        "properties": {"tags": ["mlops-trace", "smoke-gate"]},
+    }

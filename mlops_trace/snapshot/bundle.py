@@ -20,7 +20,7 @@ from typing import Any
 from mlops_trace.errors import InputError
 from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
 from mlops_trace.findings import InputProblem
-from mlops_trace.kinds import kind_for_file_stem
+from mlops_trace.kinds import kind_for_file_stem, kind_key
 from mlops_trace.parsers.kube_docs import read_documents
 from mlops_trace.parsers.structured import load_json, load_yaml, read_bounded_text
 from mlops_trace.snapshot.prometheus import load_prometheus_dir
@@ -170,7 +170,7 @@ def _note_empty_list(snap: Snapshot, root: Path, path: Path) -> None:
     if spec is not None:
         parts = path.relative_to(root / "kube").parts
         scope = parts[0] if len(parts) > 1 and spec.namespaced else None
-        snap.metadata.empty_kinds.setdefault(spec.kind, scope)
+        snap.metadata.empty_kinds.setdefault(spec.key, scope)
 
 
 def _to_object(body: Mapping[str, Any], source: str) -> KubeObject | None:
@@ -180,8 +180,9 @@ def _to_object(body: Mapping[str, Any], source: str) -> KubeObject | None:
     if not isinstance(kind, str) or not kind or not isinstance(name, str) or not name:
         return None
     namespace = metadata.get("namespace")
+    api_version = body.get("apiVersion")
     return KubeObject(
-        kind=kind,
+        kind=kind_key(kind, api_version if isinstance(api_version, str) else None),
         namespace=str(namespace) if namespace else None,
         name=name,
         raw=body,

@@ -15,7 +15,7 @@ SELDON_GROUP = "mlops.seldon.io"
 
 @dataclass(frozen=True)
 class KubeObject:
-    kind: str
+    kind: str  # the key of its kind (`kinds.kind_key`): `Service`, or `Service.serving.knative.dev` for Knative's
     namespace: str | None
     name: str
     raw: Mapping[str, Any]

@@ -322,8 +322,9 @@ def _from_file_named_for(obj: KubeObject, kind: str) -> bool:
     """Whether an object was read from a file whose name names its kind (`namespaces.yaml` for Namespace), the way
     `kubectl get <plural> -o yaml > kube/<plural>.yaml` writes a kind's whole list."""
     file_name = obj.source.partition("#")[0].rsplit("/", 1)[-1]
-    spec = kind_for_file_stem(file_name.split(".", 1)[0])
-    return spec is not None and spec.kind == kind
+    stem, _, suffix = file_name.rpartition(".")
+    spec = kind_for_file_stem(stem if suffix in ("yaml", "yml", "json") else file_name)
+    return spec is not None and spec.key == kind
 
 
 def _kinds_by_name(meta: BundleMetadata) -> dict[str, Any]:

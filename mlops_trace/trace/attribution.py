@@ -67,6 +67,7 @@ class HopShare:
     evidence: tuple[Evidence, ...] = ()
     untimed_reason: str | None = None
     resolution_ms: float | None = None
+    per_request: bool = True  # False: a run mean (or derived from one), not this request's own time
 
     @classmethod
     def untimed(cls, component: str, reason: str) -> HopShare:
@@ -193,13 +194,16 @@ def hop6_agent(upstream_service_time_ms: float | None, model: ModelTime | None, 
     else:
         source = f"x-envoy-upstream-service-time - model time ({model.source})"
         duration = upstream_service_time_ms - model.ms
-    return HopShare("agent", duration, source, SourceKind.HEADER, resolution_ms=HEADER_RESOLUTION_MS)
+    per_request = model is None or not reached_model or model.per_request
+    return HopShare(
+        "agent", duration, source, SourceKind.HEADER, resolution_ms=HEADER_RESOLUTION_MS, per_request=per_request
+    )
 
 
 def hop7_model(model: ModelTime | None, reached_model: bool, upstream_service_time_ms: float | None) -> HopShare:
     """The model's own time (MLServer's metrics or a direct probe), when the request reached a model."""
     if model is not None and reached_model:
-        return HopShare("model", model.ms, model.source, model.kind, model.evidence)
+        return HopShare("model", model.ms, model.source, model.kind, model.evidence, per_request=model.per_request)
     if not reached_model:
         reason = "the request did not reach a model"
     elif upstream_service_time_ms is not None:  # hop 6 then took the whole header, model included
@@ -251,6 +255,7 @@ def _timing(
         probe_source=probe.source if probe is not None else None,
         status=_status(hop, failure),
         resolution_ms=share.resolution_ms,
+        per_request=share.per_request,
     )
 
 

@@ -6,14 +6,16 @@ otherwise), run, render, save, export, and decide the exit code (0 ok, 1 request
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from mlops_trace.errors import InputError, UsageError
 from mlops_trace.findings import Finding, Severity
-from mlops_trace.trace.record import Protocol
+from mlops_trace.trace.otlp.config import resolve as resolve_otlp
+from mlops_trace.trace.record import Protocol, RunSummary, TraceResult
 from mlops_trace.trace.rest import TlsOptions
 from mlops_trace.trace.runner import RunOptions, run_many, run_one
 from mlops_trace.trace.sources import ClusterSource, StackDefaults, stack_defaults
@@ -32,6 +34,7 @@ class RequestArgs:
     experiment: str | None = None
     data: Path | None = None
     headers: Sequence[str] = ()
+    as_is: bool = False  # send only the user's headers (reproduce a client's request exactly)
     protocol: str = "rest"
     http2: bool = False
     timeout: float = 10.0
@@ -55,12 +58,16 @@ class RequestArgs:
     output: str = "table"
     fail_on: Severity = Severity.WARNING
     otlp: str | None = None
+    otlp_sample: str | None = None  # a ratio (0.1) or 1/N; None: OTEL_TRACES_SAMPLER, else every request
     save: Path | None = None
     state_dir: Path | None = None
     no_stack: bool = False
     progress: bool = False
     width: int = 120
     color: bool = False
+    evidence: bool = False  # -v/--evidence: full sources, evidence lines, probes; with --count the first request too
+    isvc: str | None = None  # --isvc NAME: a KServe InferenceService instead of a Seldon Model or Experiment
+    isvc_protocol: str | None = None  # --isvc-protocol v1|v2; None: the InferenceService's protocolVersion, else v1
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,8 @@ def options_from(args: RequestArgs) -> RunOptions:
         experiment = stack.experiment
     host = args.host if args.host is not None else (stack.host if stack is not None else None)
     target = build_target(
-        url, host=host, model=model, experiment=experiment, extra_headers=args.headers, protocol=protocol
+        url, host=host, model=model, experiment=experiment, extra_headers=args.headers, protocol=protocol,
+        as_is=args.as_is,
     )
     entries = _parse_entries(args.entries)
     source = ClusterSource(
@@ -171,22 +179,29 @@ def _failed(findings: Sequence[Finding], threshold: Severity) -> bool:
 
 
 def execute(args: RequestArgs) -> Outcome:
-    from mlops_trace.trace.render import render_summary, render_trace
+    options: Any
+    runners: _Runners
+    if args.isvc is not None:
+        from mlops_trace.trace.kserve.command import kserve_run
+        from mlops_trace.trace.kserve.runner import run_many as run_many_isvc
+        from mlops_trace.trace.kserve.runner import run_one as run_one_isvc
 
-    options = options_from(args)
-    warnings: list[str] = []
-    if options.count:
-        summary = run_many(options)
-        failed = summary.succeeded < summary.count or _failed(summary.findings, args.fail_on)
-        traced = [summary.first] if summary.first is not None else []
-        document = summary.to_dict()
-        text = render_summary(summary, width=args.width, color=args.color) if args.output == "table" else ""
+        options, runners = kserve_run(args), (run_one_isvc, run_many_isvc)
     else:
-        trace = run_one(options)
-        failed = not trace.ok or _failed(trace.findings, args.fail_on)
-        traced = [trace]
-        document = trace.to_dict()
-        text = render_trace(trace, width=args.width, color=args.color) if args.output == "table" else ""
+        options, runners = options_from(args), (run_one, run_many)
+    otlp = resolve_otlp(args.otlp, args.otlp_sample)  # a bad flag stops here, before any request is sent
+    warnings: list[str] = list(otlp.warnings)
+    exporter = None
+    if otlp.config is not None:
+        from mlops_trace.trace.otlp.exporter import BatchExporter
+
+        exporter = BatchExporter(otlp.config)
+    try:
+        failed, document, text = _run(args, options, exporter.add if exporter is not None else None, runners)
+    finally:
+        if exporter is not None:
+            # Export problems are reported, never the request's exit code: the request's outcome is the answer.
+            warnings.append(exporter.close().line())
     if args.output == "json":
         text = json.dumps(document, indent=2) + "\n"
     if args.save is not None:
@@ -194,13 +209,33 @@ def execute(args: RequestArgs) -> Outcome:
             args.save.write_text(json.dumps({"schema_version": 1, **document}, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             raise InputError(f"--save {args.save}: cannot write ({exc.strerror or exc})") from exc
-    if args.otlp:
-        from mlops_trace.errors import ClusterError
-        from mlops_trace.trace.otlp import export
-
-        try:
-            sent = export(traced, args.otlp)
-            warnings.append(f"exported {sent} spans to {args.otlp}")
-        except ClusterError as exc:
-            warnings.append(f"OTLP export failed: {exc}")
     return Outcome(text, 1 if failed else 0, tuple(warnings))
+
+
+_Runners = tuple[Callable[[Any], TraceResult], Callable[[Any, Callable[[TraceResult], None] | None], RunSummary]]
+
+
+def _run(
+    args: RequestArgs,
+    options: Any,
+    on_trace: Callable[[TraceResult], None] | None,
+    runners: _Runners = (run_one, run_many),
+) -> tuple[bool, dict[str, Any], str]:
+    """(failed, the JSON document, the table) of one request or a `--count` run; every TraceResult to `on_trace`.
+    `runners` are (run_one, run_many): the Seldon path's, or the KServe path's for `--isvc`."""
+    run_one_, run_many_ = runners
+    from mlops_trace.trace.render import render_summary, render_trace
+
+    if options.count:
+        summary = run_many_(options, on_trace)
+        failed = summary.succeeded < summary.count or _failed(summary.findings, args.fail_on)
+        document = summary.to_dict()
+        text = render_summary(summary, width=args.width, color=args.color, evidence=args.evidence) if args.output == "table" else ""
+    else:
+        trace = run_one_(options)
+        if on_trace is not None:
+            on_trace(trace)
+        failed = not trace.ok or _failed(trace.findings, args.fail_on)
+        document = trace.to_dict()
+        text = render_trace(trace, width=args.width, color=args.color, evidence=args.evidence) if args.output == "table" else ""
+    return failed, document, text

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mlops_trace.analysis.ingress.snippet import snippet_request_headers
 from mlops_trace.analysis.ingress import (
     IngressBackend,
     PathType,
@@ -353,6 +354,19 @@ def _only_server_pod(
     )
 
 
+def _ingress_sent_headers(
+    request: PathRequest, backend: IngressBackend | None
+) -> tuple[Mapping[str, str], frozenset[str]]:
+    """The headers NGINX sends upstream: the client's, with what the matched Ingress's configuration-snippet sets
+    (e.g. a default `seldon-model`); and the names the snippet set."""
+    if backend is None:
+        return request.headers, frozenset()
+    set_by_snippet = snippet_request_headers(backend.ingress, request.headers)
+    if not set_by_snippet:
+        return request.headers, frozenset()
+    return {**request.headers, **set_by_snippet}, frozenset(set_by_snippet)
+
+
 def reconstruct(
     snap: Snapshot,
     request: PathRequest,
@@ -371,14 +385,17 @@ def reconstruct(
         None if upstream_path is None and backend is None and not ingresses(snap) else (upstream_path is not None)
     )
     envoy_path = upstream_path if upstream_path is not None else request.path
-    effective = lua_effective_headers(envoy_path, request.headers, request.grpc)
+    sent_headers, by_ingress = _ingress_sent_headers(request, backend)
+    effective = lua_effective_headers(envoy_path, sent_headers, request.grpc)
     config, config_where, envoy_label = _envoy(snap, namespace, envoy_override, envoy_override_where)
     route: Route | None = None
     if config is None:
         hops[4] = PathHop(4, HOP_NAMES[4], envoy_label, (Evidence(f"snapshot {snap.source}", envoy_label),))
     else:
         route = select_route(config, request.authority, envoy_path, effective)
-        shown = {k: v for k, v in effective.items() if k in (SELDON_MODEL, STICKY_HEADER)}
+        shown: dict[str, str] | str = {k: v for k, v in effective.items() if k in (SELDON_MODEL, STICKY_HEADER)}
+        if by_ingress and shown:
+            shown = f"{shown} ({', '.join(sorted(by_ingress))} set by the Ingress's configuration-snippet)"
         where = config_where or envoy_label
         if route is None:
             hops[4] = PathHop(

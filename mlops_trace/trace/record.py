@@ -177,6 +177,9 @@ class HopTiming:
     probe_source: str | None = None
     status: HopStatus = HopStatus.OK
     resolution_ms: float | None = None  # the coarsest input's resolution (1 ms for Envoy's header)
+    # False: the duration is (or is derived from) a run mean, the same for every request of the run (MLServer's
+    # metric over several inferences, a probe median): percentiles over the run mean nothing for it.
+    per_request: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -192,6 +195,7 @@ class HopTiming:
             "probe_source": self.probe_source,
             "status": self.status.value,
             "resolution_ms": self.resolution_ms,
+            "per_request": self.per_request,
         }
 
 

@@ -548,7 +548,9 @@ def _weights_before(ctx: _Context, path: RequestPath | None) -> tuple[Weights | 
     return expected, envoy
 
 
-def run_many(options: RunOptions) -> RunSummary:
+def run_many(options: RunOptions, on_trace: Callable[[TraceResult], None] | None = None) -> RunSummary:
+    """`--count` requests; `on_trace` (the OTLP exporter) is handed every request as a TraceResult once it is
+    attributed, after the measured requests are done."""
     if options.count < 1:
         raise UsageError("--count must be at least 1")
     with _context(options) as ctx:
@@ -599,7 +601,7 @@ def run_many(options: RunOptions) -> RunSummary:
             if model is None and 7 in estimates:
                 model = ModelTime(estimates[7].ms, estimates[7].source, SourceKind.PROBE)
             report, records = _diagnosis(ctx, path, (override, override_where), exchanges, logs)
-            summary = _summarise(ctx, batch, logs, path, model, estimates, expected, envoy, report)
+            summary = _summarise(ctx, batch, logs, path, model, estimates, expected, envoy, report, on_trace)
             return dataclasses.replace(summary, records=records)
 
 
@@ -613,6 +615,7 @@ def _summarise(
     expected: Weights | None,
     envoy: Weights | None,
     report: Report,
+    on_trace: Callable[[TraceResult], None] | None = None,
 ) -> RunSummary:
     options = ctx.options
     exchanges = batch.exchanges
@@ -627,6 +630,8 @@ def _summarise(
     for index, exchange in enumerate(exchanges):
         if index == 0:
             first_trace = _trace(ctx, exchange, logs, path, model, estimates, report)
+            if on_trace is not None:
+                on_trace(first_trace)
             hops = first_trace.hops
             failure = first_trace.failure
         else:
@@ -635,7 +640,24 @@ def _summarise(
             failure = None if exchange.ok else explain(
                 exchange, options.target, path, ctx.snap, nginx, envoy_line, _ingress_error(logs, exchange)
             )
-            hops = attribute(exchange, path=path, nginx=nginx, envoy=envoy_line, model=model, failure=failure).hops
+            attribution = attribute(exchange, path=path, nginx=nginx, envoy=envoy_line, model=model, failure=failure)
+            hops = attribution.hops
+            if on_trace is not None:
+                on_trace(
+                    TraceResult(
+                        exchange=exchange,
+                        protocol=options.target.protocol,
+                        target=options.target.describe(),
+                        served_model=None,
+                        total_ms=attribution.total_ms,
+                        unexplained_ms=attribution.unexplained_ms,
+                        unexplained_source=attribution.unexplained_source,
+                        hops=hops,
+                        failure=failure,
+                        findings=(),
+                        path_source=None,
+                    )
+                )
         if exchange.total_ms is not None and exchange.ok:
             totals.record(exchange.total_ms)
         if exchange.ok and exchange.route:

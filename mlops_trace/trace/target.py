@@ -6,6 +6,10 @@ ignores the URL name, the header selects the route). `--model M` sends `/v2/mode
 `seldon-model` header is left to Envoy's Lua filter, as a curl user would, while gRPC always carries it as metadata
 (the filter never fills it for gRPC). A user's own `-H seldon-model` that misses the experiment is named before anything
 is sent; the checks judge the request it recorded afterwards.
+
+`--as-is` sends the user's headers only (no `seldon-model` of ours, no warning), so a client's mistake, such as an
+experiment called without its header, is reproduced exactly; the tracing ids `x-request-id` and `traceparent` are
+still added, as no router matches on them.
 """
 
 from __future__ import annotations
@@ -35,14 +39,19 @@ class Target:
     protocol: Protocol
     headers: tuple[tuple[str, str], ...]  # lower-case names, our own and the user's
     warnings: tuple[str, ...] = ()
+    as_is: bool = False  # only the user's headers (plus the tracing ids)
+    api: str = "v2"  # the inference API of the path: "v2" (Open Inference Protocol) or "v1" (KServe's V1)
+    label: str | None = None  # how `describe()` names the target, when not "model <name>" (an InferenceService)
 
     @property
     def infer_path(self) -> str:
+        if self.api == "v1":
+            return f"{self.prefix}/v1/models/{self.name}:predict"
         return f"{self.prefix}/v2/models/{self.name}/infer"
 
     @property
     def metadata_path(self) -> str:
-        return f"{self.prefix}/v2/models/{self.name}"
+        return f"{self.prefix}/{'v1' if self.api == 'v1' else 'v2'}/models/{self.name}"
 
     @property
     def url_host(self) -> str:
@@ -74,6 +83,8 @@ class Target:
         return dict(self.headers)
 
     def describe(self) -> str:
+        if self.label is not None:
+            return self.label
         return f"experiment {self.name}" if self.is_experiment else f"model {self.name}"
 
 
@@ -94,6 +105,7 @@ def build_target(
     experiment: str | None,
     extra_headers: Sequence[str] = (),
     protocol: Protocol = Protocol.REST,
+    as_is: bool = False,
 ) -> Target:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -112,7 +124,9 @@ def build_target(
     warnings: list[str] = []
     wanted = experiment_route_name(experiment) if experiment is not None else model
     user_route = dict(user).get(SELDON_MODEL)
-    if SELDON_MODEL not in user_names:
+    if as_is:
+        pass  # the user's headers, exactly: their mistakes are what is being reproduced
+    elif SELDON_MODEL not in user_names:
         if experiment is not None or protocol is Protocol.GRPC:
             headers.append((SELDON_MODEL, str(wanted)))
     elif experiment is not None and user_route != wanted:
@@ -134,6 +148,7 @@ def build_target(
         protocol=protocol,
         headers=tuple(headers),
         warnings=tuple(warnings),
+        as_is=as_is,
     )
 
 

@@ -18,6 +18,7 @@ AREA_BY_DIGIT = {
     "4": "service_level",
     "5": "pipelines",
     "6": "model_servers",
+    "7": "kserve",
 }
 
 
@@ -35,7 +36,7 @@ def test_catalog_is_not_empty_and_ids_are_unique() -> None:
 @pytest.mark.parametrize("entry", _entries(), ids=lambda e: e.check.id)
 def test_check_is_complete(entry: CatalogEntry) -> None:
     check = entry.check
-    assert re.fullmatch(r"MT[1-6]\d\d", check.id)
+    assert re.fullmatch(r"MT[1-7]\d\d", check.id)
     assert entry.area == AREA_BY_DIGIT[check.id[2]], "a check lives in the folder of its id's area"
     assert entry.module_path.stem == check.slug.replace("-", "_")
     doc = entry.doc()

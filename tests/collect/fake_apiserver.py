@@ -76,6 +76,15 @@ class FakeApi:
         self.container_logs[(path, container, previous)] = body
 
 
+def _named_only(body: bytes, name: str) -> bytes:
+    """A List answered to `fieldSelector=metadata.name=<name>`: only the items of that name, as the API server does."""
+    document = json.loads(body)
+    if not isinstance(document, dict) or not isinstance(document.get("items"), list):
+        return body
+    document["items"] = [i for i in document["items"] if (i.get("metadata") or {}).get("name") == name]
+    return json.dumps(document).encode()
+
+
 def _handler(api: FakeApi, lock: threading.Lock) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -108,6 +117,8 @@ def _handler(api: FakeApi, lock: threading.Lock) -> type[BaseHTTPRequestHandler]
             status, body, content_type = api.routes.get(
                 url.path, (code, status_body(code, f"{url.path}: answered {code}"), "application/json")
             )
+            if status == 200 and query.get("fieldSelector", "").startswith("metadata.name="):
+                body = _named_only(body, query["fieldSelector"].partition("=")[2])
             self._send(status, body, content_type)
 
         def _container_log(self, path: str, query: Mapping[str, str]) -> bool:

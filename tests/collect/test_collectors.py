@@ -57,10 +57,10 @@ def base_api() -> FakeApi:
     api.json("/version", {"major": "1", "minor": "31", "gitVersion": "v1.31.2"})
     api.json(f"/api/v1/namespaces/{NS}", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": NS}})
     for spec in COLLECTED_KINDS:
-        namespace = NS if spec.listed_per_namespace else None
         if spec.crd and spec.group == "metallb.io":
             continue  # MetalLB is not installed: its path answers 404
-        api.items(spec.list_path(namespace), spec.kind, [])
+        for namespace in spec.list_scopes([NS], all_namespaces=False):
+            api.items(spec.list_path(namespace), spec.kind, [])
     scheduler = _pod("seldon-scheduler-0", {"app.kubernetes.io/name": "seldon-scheduler"}, ["scheduler"])
     scheduler["spec"]["containers"][0]["env"] = [{"name": "SELDON_TOKEN", "value": "tok-planted-1234"}]
     pods = [

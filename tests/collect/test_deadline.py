@@ -45,7 +45,8 @@ def api() -> FakeApi:
     api.json("/version", {"gitVersion": "v1.31.2"})
     api.json(f"/api/v1/namespaces/{NS}", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": NS}})
     for spec in COLLECTED_KINDS:
-        api.items(spec.list_path(NS if spec.listed_per_namespace else None), spec.kind, [])
+        for namespace in spec.list_scopes([NS], all_namespaces=False):
+            api.items(spec.list_path(namespace), spec.kind, [])
     pods = [
         {
             "metadata": {"name": SCHEDULER, "namespace": NS, "labels": {"app.kubernetes.io/name": "seldon-scheduler"}},
@@ -138,7 +139,7 @@ def test_the_run_stops_at_its_deadline_and_keeps_what_it_has(api: FakeApi, kube:
     assert meta["kinds"] == ["Namespace"]
     assert meta["timeouts"] == {"request_seconds": 10.0, "run_seconds": 3.0, "run_passed": True}
     cut = {entry["requirement"]: entry["reason"] for entry in meta["not_collected"]}
-    assert {f"kube:{spec.kind}" for spec in COLLECTED_KINDS} <= set(cut)
+    assert {f"kube:{spec.key}" for spec in COLLECTED_KINDS} <= set(cut)
     assert {"logs:scheduler", "envoy:config_dump", "envoy:stats"} <= set(cut)
     assert set(cut.values()) == {DEADLINE_REASON}
     assert result.objects == 1 and result.logs == 0 and result.envoys == 0

@@ -121,7 +121,8 @@ def next_api() -> FakeApi:
     api.json("/version", {"major": "1", "minor": "31", "gitVersion": "v1.31.2"})
     api.json(f"/api/v1/namespaces/{NS}", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": NS}})
     for spec in COLLECTED_KINDS:
-        api.items(spec.list_path(NS if spec.listed_per_namespace else None), spec.kind, [])
+        for namespace in spec.list_scopes([NS], all_namespaces=False):
+            api.items(spec.list_path(namespace), spec.kind, [])
     api.items(BASE, "Pod", _pods())
     api.items(
         f"/apis/apps/v1/namespaces/{NS}/statefulsets",
@@ -232,9 +233,13 @@ def test_new_kinds_are_collected_and_container_statuses_kept(tmp_path: Path) -> 
     server = next(p for p in pods if p["metadata"]["name"] == "mlserver-0")
     assert server["status"]["containerStatuses"][1] == _status("mlserver", 2, "OOMKilled")
     assert server["status"]["initContainerStatuses"][1]["lastState"]["terminated"]["reason"] == "Error"
-    # ConfigMaps: only seldon-kafka, asked by name, never the whole namespace.
+    # ConfigMaps: only the registry's names (seldon-kafka, KServe's and Knative's), each asked by name, never the
+    # whole namespace.
     cm_calls = [unquote(path) for _, path in api.requests if path.split("?")[0].endswith("/configmaps")]
-    assert cm_calls and all("fieldSelector=metadata.name=seldon-kafka" in p for p in cm_calls)
+    names = ("seldon-kafka", "inferenceservice-config", "config-istio", "config-network", "config-domain",
+             "config-defaults", "config-autoscaler")
+    assert cm_calls and all(any(f"fieldSelector=metadata.name={n}&" in p for n in names) for p in cm_calls)
+    assert f"/api/v1/namespaces/{NS}/configmaps?fieldSelector=metadata.name=seldon-kafka&limit=500" in cm_calls
     kafka_text = (root / "kube/configmaps.yaml").read_text(encoding="utf-8")
     assert KAFKA_PASSWORD not in kafka_text and JAAS_PASSWORD not in kafka_text
     kafka = json.loads(yaml.safe_load(kafka_text)["items"][0]["data"]["kafka.json"])
@@ -244,7 +249,8 @@ def test_new_kinds_are_collected_and_container_statuses_kept(tmp_path: Path) -> 
     events = yaml.safe_load((root / "kube/events.yaml").read_text(encoding="utf-8"))["items"]
     assert [e["metadata"]["name"] for e in events] == ["ev-d", "ev-c", "ev-b", "ev-a", "ev-e"]
     assert meta["bounded"] == {"events_per_namespace": 2000, "left_out": {}}
-    assert meta["kinds_by_name"] == {"ConfigMap": ["seldon-kafka"]}
+    assert meta["kinds_by_name"] == {"ConfigMap": list(names)}
+    assert len(yaml.safe_load(kafka_text)["items"]) == 1
 
 
 def test_events_are_bounded_per_namespace_keeping_the_newest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

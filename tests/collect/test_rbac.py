@@ -60,6 +60,7 @@ def test_nothing_writes_and_secrets_are_not_readable() -> None:
 
 
 def test_the_configmap_kind_is_listed_by_name_only() -> None:
-    (configmaps,) = [spec for spec in COLLECTED_KINDS if spec.kind == "ConfigMap"]
-    assert configmaps.names == ("seldon-kafka",)
-    assert configmaps.list_queries() == [[("fieldSelector", "metadata.name=seldon-kafka")]]
+    (configmaps,) = [spec for spec in COLLECTED_KINDS if spec.key == "ConfigMap"]
+    assert configmaps.names[0] == "seldon-kafka"
+    assert "inferenceservice-config" in configmaps.names and "config-domain" in configmaps.names
+    assert configmaps.list_queries() == [[("fieldSelector", f"metadata.name={name}")] for name in configmaps.names]

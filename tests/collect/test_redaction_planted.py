@@ -222,7 +222,8 @@ def _fake_api(root: Path) -> FakeApi:
             continue
         path = root / spec.file_name
         items = yaml.safe_load(path.read_text(encoding="utf-8"))["items"] if path.is_file() else []
-        api.items(spec.list_path(NS if spec.listed_per_namespace else None), spec.kind, items)
+        for namespace in spec.list_scopes([NS], all_namespaces=False):
+            api.items(spec.list_path(namespace), spec.kind, items if namespace in (NS, None) else [])
     for log in root.glob("logs/*/*/*.log"):
         namespace, pod = log.parent.parent.name, log.parent.name
         # By container: every container of a Seldon pod is read now, and each must get its own log.

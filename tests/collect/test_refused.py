@@ -56,7 +56,11 @@ def test_all_403_gives_a_bundle_where_each_kube_check_names_its_permission(tmp_p
     forbidden = {entry["kind"]: entry["permission"] for entry in meta["forbidden"]}
     assert forbidden["Namespace"] == f"get namespaces {NS} (core)"
     assert forbidden["Pod"] == f"list pods in namespace {NS} (core)"
-    assert set(forbidden) == {"Namespace", *(spec.kind for spec in COLLECTED_KINDS)}
+    assert set(forbidden) == {"Namespace", *(spec.key for spec in COLLECTED_KINDS)}
+    # A kind listed by name is refused name by name (RBAC `resourceNames` may allow some of them only).
+    configmaps = [entry["permission"] for entry in meta["forbidden"] if entry["kind"] == "ConfigMap"]
+    assert f"list configmaps named seldon-kafka in namespace {NS} (core)" in configmaps
+    assert "list configmaps named inferenceservice-config in namespace kserve (core)" in configmaps
     # Logs and Envoy admin data come from the pods: the reason names the permission that hid them.
     reasons = {entry["requirement"]: entry["reason"] for entry in meta["not_collected"]}
     pods_reason = (
@@ -80,7 +84,7 @@ def test_a_forbidden_namespace_list_is_named(tmp_path: Path) -> None:
 def test_the_collection_of_an_all_403_cluster_does_not_fail(tmp_path: Path) -> None:
     """What this side guarantees whatever the reader does: no ClusterError, and bundle.yaml says what was refused."""
     root, meta = _collect(tmp_path, FakeApi(default_status=403), all_namespaces=True)
-    assert len(meta["forbidden"]) == 1 + len(COLLECTED_KINDS)
+    assert len(meta["forbidden"]) == 1 + sum(max(1, len(spec.names)) for spec in COLLECTED_KINDS)
     assert meta["kinds"] == [] and meta["not_collected"]
 
 

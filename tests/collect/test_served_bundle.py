@@ -134,7 +134,7 @@ def test_live_doctor_finds_what_offline_doctor_finds(served: Served) -> None:
 
 def test_collected_bundle_gives_the_same_findings_as_live_doctor(served: Served, tmp_path: Path) -> None:
     out = tmp_path / "out.tar.gz"
-    collect = _run("collect", "-A", "--kubeconfig", str(served.kubeconfig), "-o", str(out))
+    collect = _run("collect", "-A", "--kubeconfig", str(served.kubeconfig), str(out))
     assert collect.returncode == 0, collect.stderr
     assert collect.stdout.startswith(f"wrote {out}: ")
     live = _live_report(served)
@@ -150,7 +150,7 @@ def test_collected_bundle_gives_the_same_findings_as_live_doctor(served: Served,
 
 def test_the_collector_only_reads(served: Served, tmp_path: Path) -> None:
     _live_report(served)
-    collect = _run("collect", "-A", "--kubeconfig", str(served.kubeconfig), "-o", str(tmp_path / "b"))
+    collect = _run("collect", "-A", "--kubeconfig", str(served.kubeconfig), str(tmp_path / "b"))
     assert collect.returncode == 0, collect.stderr
     lines = served.request_log.read_text(encoding="utf-8").splitlines()
     assert lines
@@ -161,7 +161,7 @@ def test_planted_secrets_do_not_reach_the_bundle(tmp_path: Path) -> None:
     """Our own fixture plants values containing PLANTED in env, annotations, last-applied, args, URLs, logs, Envoy."""
     out = tmp_path / "collected"
     with _serving(PLANTED, tmp_path) as running:
-        result = _run("collect", "-n", "seldon-mesh", "--kubeconfig", str(running.kubeconfig), "-o", str(out))
+        result = _run("collect", "-n", "seldon-mesh", "--kubeconfig", str(running.kubeconfig), str(out))
     assert result.returncode == 0, result.stderr
     planted_in_source = sum(p.read_text(encoding="utf-8").count("PLANTED") for p in PLANTED.rglob("*") if p.is_file())
     assert planted_in_source >= 18
@@ -207,7 +207,7 @@ def test_a_closed_port_fails_fast_in_one_line(tmp_path: Path, command: str) -> N
         encoding="utf-8",
     )
     args = ["-A", "--kubeconfig", str(kubeconfig), "--request-timeout", "2"]
-    extra = ["-o", str(tmp_path / "out.tar.gz")] if command == "collect" else ["-o", "json"]
+    extra = [str(tmp_path / "out.tar.gz")] if command == "collect" else ["-o", "json"]
     started = time.monotonic()
     proc = _run(command, *args, *extra, timeout=30)
     elapsed = time.monotonic() - started
@@ -219,3 +219,30 @@ def test_a_closed_port_fails_fast_in_one_line(tmp_path: Path, command: str) -> N
     assert "connection refused" in lines[0]
     assert proc.stdout == ""
     assert not (tmp_path / "out.tar.gz").exists()
+
+
+@pytest.mark.parametrize("served", [SCENARIOS[0]], indirect=True, ids=["four-root-causes"])
+def test_doctor_without_scope_reads_the_context_namespace(served: Served, tmp_path: Path) -> None:
+    """kubectl's habit: no -n and no -A is the current context's namespace, said on stderr; the findings are those
+    of `-n` with that namespace, and no other namespace's."""
+    config = yaml.safe_load(served.kubeconfig.read_text(encoding="utf-8"))
+    for entry in config["contexts"]:
+        entry["context"]["namespace"] = "fraud-serving"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config), encoding="utf-8")
+    unscoped = _run("doctor", "--kubeconfig", str(kubeconfig), "-o", "json")
+    named = _report(_run("doctor", "-n", "fraud-serving", "--kubeconfig", str(kubeconfig), "-o", "json"))
+    assert "namespace fraud-serving (the kubeconfig context's" in unscoped.stderr
+    report = _report(unscoped)
+    assert report["findings"] == named["findings"]
+    assert {f["namespace"] for f in report["findings"]} <= {"fraud-serving", None}
+    assert report["findings"]
+
+
+def test_collect_output_is_a_format_and_a_path_gets_a_hint(tmp_path: Path) -> None:
+    result = _run("collect", "-n", "x", "-o", str(tmp_path / "b.tar.gz"), str(tmp_path / "dest"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"mlops-trace: error: --output must be text or json (got {str(tmp_path / 'b.tar.gz')!r}) "
+        "(the bundle's destination is the argument: mlops-trace collect DEST)"
+    ]

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mlops_trace.analysis.catalog import load_catalog
 from mlops_trace.errors import UsageError
 from mlops_trace.findings import (
     CheckId,
@@ -30,7 +31,7 @@ from mlops_trace.findings import (
     Report,
     Severity,
 )
-from mlops_trace.render import FORMATS, render, sarif
+from mlops_trace.render import FORMATS, render, sarif, sarif_rules
 
 GOLDEN = Path(__file__).parent / "golden"
 REPO = Path(__file__).resolve().parents[2]
@@ -61,8 +62,28 @@ def assert_matches_golden(name: str, text: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_every_format_matches_its_golden_file(rich_report: Report, fmt: str) -> None:
-    assert_matches_golden(GOLDEN_FILES[fmt], render(rich_report, fmt))
+def test_every_format_matches_its_golden_file(
+    rich_report: Report, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SARIF has a rule for every check of the catalog; the golden file keeps the report's own checks, so adding a
+    # check to the catalog does not change it (test_sarif_has_the_required_structure holds the whole catalog).
+    catalog_sources = sarif_rules.catalog_rule_sources
+    ran = {check.id for check in rich_report.checks}
+    monkeypatch.setattr(sarif, "catalog_rule_sources", lambda: [s for s in catalog_sources() if s.id in ran])
+    assert_matches_golden(GOLDEN_FILES[fmt], _without_check_docs(fmt, render(rich_report, fmt)))
+
+
+def _without_check_docs(fmt: str, text: str) -> str:
+    """SARIF carries every check's doc in its rule; the golden file names the doc instead of copying it, so editing
+    a doc does not break it (tests/render/test_consumers.py holds that each rule carries its doc)."""
+    if fmt != "sarif":
+        return text
+    log = json.loads(text)
+    for rule in log["runs"][0]["tool"]["driver"]["rules"]:
+        if "help" in rule:
+            rule["help"] = {"text": f"<doc of {rule['id']}>", "markdown": f"<doc of {rule['id']}>"}
+            rule["fullDescription"] = {"text": f"<summary of the doc of {rule['id']}>"}
+    return json.dumps(log, indent=2) + "\n"
 
 
 def test_colored_table_matches_its_golden_file(rich_report: Report) -> None:
@@ -71,6 +92,10 @@ def test_colored_table_matches_its_golden_file(rich_report: Report) -> None:
 
 def test_clean_report_table_matches_its_golden_file(clean_report: Report) -> None:
     assert_matches_golden("table-clean.txt", render(clean_report, "table"))
+
+
+def test_verbose_table_matches_its_golden_file(rich_report: Report) -> None:
+    assert_matches_golden("table-verbose.txt", render(rich_report, "table", verbose=True))
 
 
 def test_golden_formats_cover_every_format() -> None:
@@ -153,7 +178,9 @@ def test_json_is_the_design_object(rich_report: Report) -> None:
             "evidence",
             "playbook",
             "fix",
+            "caused_by",
         } <= set(finding)
+        assert finding["caused_by"] == [], "the rich report's checks declare no causes"
     assert {check["status"] for check in data["checks"]} == {"pass", "fail", "skip", "error"}
     assert all(set(check) >= {"id", "status", "reason"} for check in data["checks"])
 
@@ -166,9 +193,13 @@ def test_yaml_is_the_same_document_as_json(rich_report: Report) -> None:
 
 
 def test_table_without_color_has_no_escape_codes(rich_report: Report) -> None:
-    text = render(rich_report, "table")
-    assert "\x1b" not in text
-    assert "\\x1b[31mERR" in text, "a terminal escape from a log must be shown, not executed"
+    shouting = replace(rich_report.findings[0], message="bad \x1b[31mERR\x1b[0m line")
+    report = replace(rich_report, findings=(shouting, *rich_report.findings[1:]))
+    for verbose in (False, True):
+        text = render(report, "table", verbose=verbose)
+        assert "\x1b" not in text
+        assert "bad \\x1b[31mERR\\x1b[0m" in text, "a terminal escape from a log must be shown, not executed"
+    assert "\\x1b[31mERR" in render(rich_report, "table", verbose=True), "evidence is shown the same way"
 
 
 def test_table_with_color_colours_severities(rich_report: Report) -> None:
@@ -179,8 +210,8 @@ def test_table_with_color_colours_severities(rich_report: Report) -> None:
     assert "\x1b[31mERR" not in text
 
 
-def test_table_groups_by_namespace_worst_first(rich_report: Report) -> None:
-    text = render(rich_report, "table")
+def test_verbose_table_groups_by_namespace_worst_first(rich_report: Report) -> None:
+    text = render(rich_report, "table", verbose=True)
     order = [text.index(marker) for marker in ("cluster-wide · 1 finding", "ml-prod · 2 findings", "seldon-a · 2")]
     assert order == sorted(order)
     seldon_a = text[text.index("seldon-a · 2") :]
@@ -189,15 +220,17 @@ def test_table_groups_by_namespace_worst_first(rich_report: Report) -> None:
     assert ml_prod.index("WARNING") < ml_prod.index("INFO")
 
 
-def test_table_shows_evidence_fix_playbook_and_not_run_checks(rich_report: Report) -> None:
-    text = render(rich_report, "table")
+def test_verbose_table_shows_evidence_fix_playbook_and_every_check(rich_report: Report) -> None:
+    text = render(rich_report, "table", verbose=True)
     for finding in rich_report.findings:
         assert f"playbook: mlops-trace checks explain {finding.slug}" in text
         for item in finding.evidence:
             assert item.where in text
     assert "fix: Scale the local seldon-scheduler to 0" in text
-    assert re.search(r"skip\s+MT401 latency-slo\s+no Prometheus query results", text)
-    assert re.search(r"error\s+MT403 split-imbalance\s+KeyError", text)
+    assert "\n  ✔ MT103 scheduler-alias-missing\n" in text
+    assert "\n  × MT101 scheduler-split-brain\n" in text
+    assert re.search(r"- MT401 latency-slo skipped: no Prometheus query results", text)
+    assert re.search(r"! MT403 split-imbalance errored: KeyError", text)
     assert "kube/ml-prod/broken.yaml" in text
     assert text.rstrip("\n").splitlines()[-1] == (
         "2 critical, 2 warning, 1 info · 3 checks passed, 5 failed, 1 skipped, 1 errored"
@@ -215,11 +248,6 @@ def test_table_without_findings_does_not_claim_health_when_checks_were_skipped(c
     text = render(replace(clean_report, checks=(*clean_report.checks, skipped)), "table")
     assert "No findings, but 1 of 3 checks was skipped or errored" in text
     assert "all 3 checks passed" not in text
-
-
-def test_table_respects_width(rich_report: Report) -> None:
-    text = render(rich_report, "table", width=60)
-    assert max(len(line) for line in text.splitlines()) <= 60
 
 
 # --- markdown -----------------------------------------------------------------------------------------------------
@@ -283,7 +311,7 @@ def test_markdown_escapes_text_and_keeps_sections(rich_report: Report) -> None:
     assert "404 \\<no route\\> — café ✓ \\\\x1b\\[31mERR" in text
     assert "gs://models/iris/1 \\& gs://models/iris/1" in text
     assert "\x1b" not in text and "\x00" not in text
-    assert "**Playbook:** [playbooks/scheduler-split-brain.md](playbooks/scheduler-split-brain.md)" in text
+    assert "**Playbook:** `mlops-trace checks explain scheduler-split-brain`" in text
     assert "  ```text\n  level=info" in text, "a multi-line excerpt is a fenced block"
     assert "## Input problems\n\n- `kube/ml-prod/broken.yaml`: YAML parse error" in text
 
@@ -320,12 +348,14 @@ def test_junit_parses_and_counts_match(rich_report: Report) -> None:
     assert int(suite.get("failures", "-1")) == len(suite.findall("testcase/failure")) == 5
     assert int(suite.get("errors", "-1")) == len(suite.findall("testcase/error")) == 1
     assert int(suite.get("skipped", "-1")) == len(suite.findall("testcase/skipped")) == 1
-    for attribute in ("tests", "failures", "errors", "skipped"):
+    for attribute in ("tests", "failures", "errors"):
         assert root.get(attribute) == suite.get(attribute)
+    assert root.get("skipped") is None, "the Jenkins/Ant schema has no skipped on <testsuites>"
     by_name = {case.get("name"): case for case in cases}
     assert by_name["MT101 scheduler-split-brain"].get("classname") == "mlops-trace.MT101"
     failure = by_name["MT101 scheduler-split-brain"].find("failure")
     assert failure is not None and failure.get("type") == "critical"
+    assert failure.get("message") == "Two schedulers claim the models of seldon-a"
     assert failure.text is not None
     assert "namespace: seldon-a" in failure.text
     assert "object: Deployment/seldon-scheduler" in failure.text
@@ -398,13 +428,15 @@ def test_sarif_has_the_required_structure(rich_report: Report) -> None:
     assert driver["name"] == "mlops-trace"
     assert driver["informationUri"].startswith("https://")
     rules = driver["rules"]
-    assert [rule["id"] for rule in rules] == [check.id for check in rich_report.checks]
+    assert [rule["id"] for rule in rules] == [entry.check.id for entry in load_catalog()], "every check, by id"
     for rule in rules:
-        assert set(rule) == {"id", "name", "shortDescription", "defaultConfiguration"}
-        assert rule["shortDescription"]["text"]
+        assert {"id", "name", "shortDescription", "fullDescription", "defaultConfiguration"} <= set(rule)
         assert rule["defaultConfiguration"]["level"] in {"error", "warning", "note"}
+        assert rule["name"] in rule["properties"]["tags"]
+        assert "security-severity" not in rule["properties"]
     levels = {rule["id"]: rule["defaultConfiguration"]["level"] for rule in rules}
-    assert levels["MT101"] == "error" and levels["MT304"] == "warning" and levels["MT305"] == "note"
+    # From the catalog's severity, not from this run's findings: MT305 is `warning` in the catalog, info here.
+    assert levels["MT101"] == "error" and levels["MT206"] == "warning" and levels["MT305"] == "warning"
     results = run["results"]
     assert len(results) == len(rich_report.findings)
     for result in results:
@@ -412,8 +444,11 @@ def test_sarif_has_the_required_structure(rich_report: Report) -> None:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
         assert result["message"]["text"]
         assert result["level"] in {"error", "warning", "note"}
-        for location in result["locations"]:
-            assert location["logicalLocations"]
+        (location,) = result["locations"]
+        assert location["logicalLocations"]
+        assert location["physicalLocation"]["region"]["startLine"] >= 1
+        assert location["physicalLocation"]["artifactLocation"]["uriBaseId"] in run["originalUriBaseIds"]
+    assert {r["ruleId"]: r["level"] for r in results}["MT305"] == "note", "a result keeps its finding's severity"
     invocation = run["invocations"][0]
     assert invocation["executionSuccessful"] is True
     assert len(invocation["toolExecutionNotifications"]) == 2 + len(rich_report.input_problems)
@@ -425,9 +460,10 @@ def test_sarif_locations(rich_report: Report) -> None:
     assert split_brain["level"] == "error"
     primary = split_brain["locations"][0]
     assert primary["physicalLocation"] == {
-        "artifactLocation": {"uri": "kube/seldon-a/scheduler.yaml"},
+        "artifactLocation": {"uri": "kube/seldon-a/scheduler.yaml", "uriBaseId": "BUNDLE"},
         "region": {"startLine": 14},
     }
+    assert primary["message"] == {"text": "replicas: 1"}
     assert primary["logicalLocations"] == [
         {
             "name": "Deployment/seldon-scheduler",
@@ -437,7 +473,7 @@ def test_sarif_locations(rich_report: Report) -> None:
         {"name": "seldon-a", "fullyQualifiedName": "seldon-a", "kind": "namespace"},
     ]
     assert split_brain["relatedLocations"][0]["physicalLocation"] == {
-        "artifactLocation": {"uri": "logs/seldon-a/mlserver-0/agent.log"},
+        "artifactLocation": {"uri": "logs/seldon-a/mlserver-0/agent.log", "uriBaseId": "BUNDLE"},
         "region": {"startLine": 12, "endLine": 13},
     }
     cluster_wide = results["MT107"]["locations"][0]["logicalLocations"]
@@ -449,17 +485,57 @@ def test_sarif_locations(rich_report: Report) -> None:
         }
     ]
     shared_storage = results["MT305"]["locations"][0]
-    assert "physicalLocation" not in shared_storage, "an object field is not a file"
+    assert shared_storage["physicalLocation"] == {
+        "artifactLocation": {"uri": "checks/routing/candidates_share_storage.md", "uriBaseId": "CATALOG"},
+        "region": {"startLine": 1},
+    }, "an object field is not a file: the result points at its check's doc"
+    assert "Model/iris-a .spec.storageUri" in shared_storage["message"]["text"]
+
+
+def test_sarif_keeps_a_document_index_beside_line_one() -> None:
+    evidence = (
+        Evidence("kube/serving.yaml#3 Service/seldon-mesh .spec.type", "type: LoadBalancer"),
+        Evidence("requests/recorded.json#0", "POST /v2/models/iris/infer -> 404"),
+    )
+    finding = Finding(CheckId("MT206"), "loadbalancer-pending", Severity.WARNING, "No external IP", "m", "ns",
+                      "Service/seldon-mesh", evidence, "loadbalancer-pending", "f")
+    (result,) = json.loads(render(Report(source="s", findings=(finding,), checks=()), "sarif"))["runs"][0]["results"]
+    primary = result["locations"][0]
+    assert primary["physicalLocation"] == {
+        "artifactLocation": {"uri": "kube/serving.yaml", "uriBaseId": "BUNDLE"},
+        "region": {"startLine": 1},
+    }
+    assert primary["message"]["text"] == (
+        "document 3 of kube/serving.yaml (counted from 0), Service/seldon-mesh .spec.type: type: LoadBalancer"
+    )
+    assert primary["logicalLocations"][-1] == {
+        "name": "Service/seldon-mesh .spec.type", "fullyQualifiedName": "kube/serving.yaml#3", "kind": "element"
+    }
+    (related,) = result["relatedLocations"]
+    assert related["physicalLocation"]["artifactLocation"]["uri"] == "requests/recorded.json"
+    assert related["logicalLocations"] == [
+        {"name": "requests/recorded.json#0", "fullyQualifiedName": "requests/recorded.json#0", "kind": "element"}
+    ]
+
+
+def _at(uri: str, **region: int) -> dict[str, Any]:
+    return {"artifactLocation": {"uri": uri, "uriBaseId": "BUNDLE"}, "region": {"startLine": 1, **region}}
 
 
 @pytest.mark.parametrize(
     ("where", "expected"),
     [
-        ("logs/ns/pod/c.log:12", {"artifactLocation": {"uri": "logs/ns/pod/c.log"}, "region": {"startLine": 12}}),
-        ("kube/x.yaml", {"artifactLocation": {"uri": "kube/x.yaml"}}),
-        ("c.log:3:9", {"artifactLocation": {"uri": "c.log"}, "region": {"startLine": 3, "startColumn": 9}}),
-        ("envoy/ns/p/config_dump.json", {"artifactLocation": {"uri": "envoy/ns/p/config_dump.json"}}),
-        ("logs/ns/modèle/c.log", {"artifactLocation": {"uri": "logs/ns/mod%C3%A8le/c.log"}}),
+        ("logs/ns/pod/c.log:12", _at("logs/ns/pod/c.log", startLine=12)),
+        ("kube/x.yaml", _at("kube/x.yaml")),
+        ("c.log:3:9", _at("c.log", startLine=3, startColumn=9)),
+        ("c.log:5-4", _at("c.log", startLine=5)),
+        ("envoy/ns/p/config_dump.json", _at("envoy/ns/p/config_dump.json")),
+        ("envoy/ns/p/config_dump.json clusters", _at("envoy/ns/p/config_dump.json")),
+        ("kube/x.yaml#2 Service/foo .spec.type", _at("kube/x.yaml")),
+        ("kube/x.yaml:14#2 Service/foo .spec.type", _at("kube/x.yaml", startLine=14)),
+        ("kube/x.yaml#", None),
+        ("requests/recorded.json#0", _at("requests/recorded.json")),
+        ("logs/ns/modèle/c.log", _at("logs/ns/mod%C3%A8le/c.log")),
         ("Model/iris", None),
         ("Model/iris.json", None),
         ("seldon-scheduler.seldon-system.svc:9004", None),
@@ -467,6 +543,9 @@ def test_sarif_locations(rich_report: Report) -> None:
         ("https://example.test/a.json", None),
         ("Experiment/iris-ab .spec.default", None),
         ("route /seldon-system/ in config_dump", None),
+        ("kube/ IPAddressPool", None),
+        ("NetworkPolicy evaluation (agent → scheduler)", None),
+        ("objective", None),
         ("kube/x.yaml:0", None),
     ],
 )
@@ -501,8 +580,8 @@ def test_sarif_fingerprint_depends_only_on_id_namespace_object(rich_report: Repo
 
 def test_sarif_adds_rules_for_findings_without_a_check_result() -> None:
     finding = Finding(
-        id=CheckId("MT206"),
-        slug="loadbalancer-pending",
+        id=CheckId("MT999"),
+        slug="not-in-the-catalog",
         severity=Severity.CRITICAL,
         title="No external IP",
         message="m",
@@ -513,6 +592,13 @@ def test_sarif_adds_rules_for_findings_without_a_check_result() -> None:
         fix="f",
     )
     run = json.loads(render(Report(source="s", findings=(finding,), checks=()), "sarif"))["runs"][0]
-    assert [rule["id"] for rule in run["tool"]["driver"]["rules"]] == ["MT206"]
-    assert run["results"][0]["ruleIndex"] == 0
+    rules = run["tool"]["driver"]["rules"]
+    assert [rule["id"] for rule in rules] == [entry.check.id for entry in load_catalog()] + ["MT999"]
+    assert rules[-1]["shortDescription"] == {"text": "No external IP"}
+    assert rules[-1]["defaultConfiguration"] == {"level": "error"}
+    (result,) = run["results"]
+    assert result["ruleIndex"] == len(rules) - 1
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"] == {
+        "uri": "playbooks/loadbalancer-pending.md", "uriBaseId": "CATALOG"
+    }
     assert "toolExecutionNotifications" not in run["invocations"][0]

@@ -40,7 +40,7 @@ def test_status_and_down_when_not_running(runner: CliRunner, tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["stack", "up", "--fault", "gremlins"], "unknown fault 'gremlins'"),
-    (["stack", "up", "-f", "split-brain", "-f", "alias-missing"], "cannot be combined"),
+    (["stack", "up", "--fault", "split-brain", "--fault", "alias-missing"], "cannot be combined"),
     (["stack", "up", "-o", "yaml"], "--output must be text or json"),
     (["stack", "logs", "envoy"], "run `mlops-trace stack up` first"),
 ])

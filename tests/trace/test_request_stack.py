@@ -125,9 +125,29 @@ def test_stale_sticky_route_is_mt307_at_envoy(healthy: tuple[Path, dict[str, Any
 def test_missing_header_is_mt301_at_envoy(tmp_path: Path) -> None:
     with running_stack(tmp_path, "missing-header") as info:
         code, trace = _request(tmp_path, model=info["experiment"]["name"])
+        # --as-is sends the experiment call without our seldon-model header: the client's own mistake, reproduced.
+        as_is_code, as_is = _request(tmp_path, experiment=info["experiment"]["name"], as_is=True)
+        helped_code, helped = _request(tmp_path, experiment=info["experiment"]["name"])
     assert code == 1 and trace["status"] == 404
     assert (trace["failure"]["hop"], trace["failure"]["code"], trace["failure"]["checks"]) == (4, "no-route", ["MT301"])
     assert trace["findings"][0]["object"] == f"Experiment/{info['experiment']['name']}"
+    assert as_is_code == 1 and as_is["status"] == 404
+    assert (as_is["failure"]["hop"], as_is["failure"]["checks"]) == (4, ["MT301"])
+    # With our header the same call is answered; the exit code still counts the stack's earlier 404s (MT301 reads
+    # the access logs, which hold them), so only the answer is judged here.
+    assert helped["status"] == 200 and helped.get("failure") is None, helped_code
+
+
+def test_as_is_follows_the_header_the_ingress_snippet_sets(healthy: tuple[Path, dict[str, Any]]) -> None:
+    """The healthy stack's experiment Ingress fills a missing seldon-model (configuration-snippet): a request sent
+    as-is without it is routed, and the path says the ingress set the header."""
+    state_dir, info = healthy
+    code, trace = _request(state_dir, experiment=info["experiment"]["name"], as_is=True)
+    assert code == 0 and trace["status"] == 200
+    by_hop = {hop["hop"]: hop for hop in trace["hops"]}
+    assert "no route" not in by_hop[4]["component"]
+    assert any("configuration-snippet" in e["what"] for e in by_hop[4]["evidence"]), by_hop[4]["evidence"]
+    assert "weighted cluster" in by_hop[5]["component"]
 
 
 def test_stale_weights_report_mt303_and_follow_envoy(tmp_path: Path) -> None:

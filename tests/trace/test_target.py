@@ -67,3 +67,18 @@ def test_lua_filter_rules() -> None:
     assert "seldon-model" not in sticky
     assert "seldon-model" not in lua_effective_headers("/v2/models/iris/infer", {}, True)
     assert lua_effective_headers("/x/v2/models/iris/infer", {}, False) == {}
+
+
+def test_as_is_sends_only_the_users_headers() -> None:
+    """--as-is: an experiment called without seldon-model stays without it (REST and gRPC), and a user's wrong
+    header is sent without a warning; the user's headers are kept."""
+    rest = build_target("http://h", host=None, model=None, experiment="ab", as_is=True)
+    assert rest.seldon_model is None and rest.headers == () and rest.as_is
+    grpc = build_target("http://h", host=None, model="iris", experiment=None, protocol=Protocol.GRPC, as_is=True)
+    assert grpc.seldon_model is None
+    wrong = build_target(
+        "http://h", host=None, model=None, experiment="ab", extra_headers=["seldon-model: ab"], as_is=True
+    )
+    assert wrong.seldon_model == "ab" and wrong.warnings == ()
+    helped = build_target("http://h", host=None, model=None, experiment="ab")
+    assert helped.seldon_model == "ab.experiment"
