@@ -65,7 +65,10 @@ def bounded_map(
 ) -> list[R]:
     """`work` over `items`, at most `parallel` at a time, results in the order of `items`; `on_done` hears each result
     in this thread as it arrives. `work` must not raise (it turns its own failure into its result). On an interrupt
-    nothing new starts; the workers under way end within their own `--timeout`."""
+    (Ctrl-C, SIGTERM: raised in this thread) nothing new starts and every live read under way is cut
+    (`collect.deadline.stop_live_runs`), so the workers end at once and clean up after themselves."""
+    from mlops_trace.collect.deadline import stop_live_runs
+
     results: dict[int, R] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, min(parallel, len(items))), thread_name_prefix="mlops-trace-fleet")
     try:
@@ -77,6 +80,9 @@ def bounded_map(
                 results[index] = future.result()
                 if on_done is not None:
                     on_done(results[index])
+    except (KeyboardInterrupt, SystemExit):
+        stop_live_runs()  # for good: the process is ending (a long-lived caller's own errors do not get here)
+        raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return [results[index] for index in range(len(items))]

@@ -33,6 +33,10 @@ CHECK = make_check(
     requires=("requests|logs:istio-ingressgateway",),
     reads=("kube:InferenceService", "kube:VirtualService"),
     playbook="kserve-ingress",
+    # KServe creates the InferenceService's VirtualService only once the predictor is Ready (KSERVE-FACTS §2.2): a
+    # predictor whose model never downloaded (MT701) or whose revision is not ready (MT716) leaves its own host with
+    # no route, so the 404 is their effect.
+    explained_by=("MT701", "MT716"),
     fix="Send the InferenceService's host as the Host header (the host of `kubectl get isvc <name> -o "
     "jsonpath='{.status.url}'`) to the gateway's address, and the model name it serves in the path "
     "(/v1/models/<name>:predict or /v2/models/<name>/infer).",

@@ -32,6 +32,9 @@ CHECK = make_check(
     requires=("kube:Route|kube:Service.serving.knative.dev|kube:InferenceService",),
     reads=("kube:Ingress.networking.internal.knative.dev", "kube:Revision", "logs:istio-ingressgateway"),
     playbook="kserve-ingress",
+    # A Route with no ready revision to send traffic to stays IngressNotConfigured too (Knative programs no ingress for
+    # it): a predictor whose model never downloaded (MT701) or whose revision is not ready (MT716) is the cause then.
+    explained_by=("MT701", "MT716"),
     fix="Let Knative's probe reach the route on every gateway pod: exempt requests with the K-Network-Probe header "
     "(User-Agent Knative-Ingress-Probe) from any auth filter on the ingress and local gateways, make config-istio "
     "name the gateways that exist, and check net-istio-controller's `Probing of … failed` lines.",

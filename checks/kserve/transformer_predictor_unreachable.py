@@ -34,6 +34,9 @@ CHECK = make_check(
     requires=("kube:InferenceService|logs:transformer|requests",),
     reads=("kube:Pod", "kube:Service", "kube:Namespace"),
     playbook="kserve-transformer",
+    # A predictor that never started (its model never downloaded, MT701, or its revision is not ready, MT716) is one
+    # the transformer cannot reach: those findings are the cause.
+    explained_by=("MT701", "MT716"),
     fix="Leave --predictor_host to KServe (it sets `<isvc>-predictor.<namespace>`), or set it to the predictor's "
     "in-cluster Service host; never the external example.com host, which the cluster's DNS does not resolve.",
 )

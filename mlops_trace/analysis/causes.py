@@ -9,9 +9,10 @@ Scope rule: a finding C of a check listed in E's `explained_by` explains E when
    namespace, i.e. C's message or evidence text names a Service host in it (`<service>.<E's namespace>`, alone or
    followed by `.svc…` or `:<port>`, as in `SELDON_SCHEDULER_HOST=seldon-scheduler.ml-platform`). A cluster-wide E is
    explained only by a cluster-wide C.
-2. objects: when C is about a served resource (`Model/…`, `Experiment/…`, `Pipeline/…`), E must be about the same
-   object: one Model's failure says nothing about another's. A C about the namespace's plumbing (a Service, Pod,
-   StatefulSet, Deployment, NetworkPolicy, the Namespace) covers every object of its scope.
+2. objects: when C is about a served resource (`Model/…`, `Experiment/…`, `Pipeline/…`, `InferenceService/…`), E must
+   be about the same object: one Model's (or InferenceService's) failure says nothing about another's. A C about the
+   namespace's plumbing (a Service, Pod, StatefulSet, Deployment, NetworkPolicy, the Namespace) covers every object
+   of its scope.
 
 A finding can have several causes (all are listed in `caused_by`); for display each effect hangs under one of them
 (`causal_forest`): its nearest cause (one that no other of its causes explains), the first in display order, so
@@ -28,7 +29,7 @@ from functools import cache
 from mlops_trace.findings import Finding, FindingKey, Report
 
 # Kinds whose findings concern one object only; everything else is shared plumbing of a namespace.
-SERVED_KINDS = frozenset({"Model", "Experiment", "Pipeline"})
+SERVED_KINDS = frozenset({"Model", "Experiment", "Pipeline", "InferenceService"})
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ call therefore gets an end time (`Clock.call`: the request timeout from now, or 
 and a `Watchdog` that shuts the call's socket when that time passes; the blocked read then returns at once and the
 call ends in the error of the bound that cut it. `RunDeadlinePassed` means the run's `--timeout` passed: what was
 not read by then is recorded as not collected and the run goes on with what it has.
+
+`stop_live_runs` ends every live run of the process at once, as if each one's `--timeout` had passed: a run over
+several clusters (`mlops_trace.fleet`) reads them in worker threads, which a Ctrl-C in the main thread does not reach.
 """
 
 from __future__ import annotations
@@ -25,6 +28,19 @@ from mlops_trace.limits import DEFAULT_LIVE_DEADLINE
 _MIN_CALL_SECONDS = 0.05
 # Socket timeouts are only a backstop: they are set this much after the watchdog, which acts first.
 SOCKET_GRACE_SECONDS = 1.0
+
+_stopped = threading.Event()  # set once by `stop_live_runs`; the process is ending
+_watching_lock = threading.Lock()
+_watching: set[Watchdog] = set()  # the calls under way, to cut when the runs stop
+
+
+def stop_live_runs() -> None:
+    """End every live run of this process now: no call starts any more and the calls under way are cut."""
+    _stopped.set()
+    with _watching_lock:
+        under_way = list(_watching)
+    for watchdog in under_way:
+        watchdog.fire()
 
 
 class RunDeadlinePassed(ClusterError):
@@ -85,7 +101,7 @@ class Clock:
         return cls(request_timeout, seconds, time.monotonic() + seconds)
 
     def passed(self) -> bool:
-        return time.monotonic() >= self.run_ends_at
+        return _stopped.is_set() or time.monotonic() >= self.run_ends_at
 
     def check(self) -> None:
         """Raise `RunDeadlinePassed` once the run's end has passed: nothing new is started after it."""
@@ -116,18 +132,30 @@ class Watchdog:
     def fired(self) -> bool:
         return self._fired.is_set()
 
-    def _fire(self) -> None:
-        self._fired.set()
+    def fire(self) -> None:
+        """Run `on_expiry` now (once), whatever time it is."""
+        with _watching_lock:
+            if self._fired.is_set():
+                return
+            self._fired.set()
         self._on_expiry()
 
+    _fire = fire  # the timer's callback
+
     def __enter__(self) -> Watchdog:
+        with _watching_lock:
+            _watching.add(self)
         self._timer.start()
+        if _stopped.is_set():
+            self.fire()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self._timer.cancel()
+        with _watching_lock:
+            _watching.discard(self)
 
 
 class SocketWatch:

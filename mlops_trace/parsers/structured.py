@@ -158,6 +158,12 @@ def load_yaml_documents(text: str, limits: InputLimits = DEFAULT_LIMITS) -> Iter
             except RecursionError as exc:
                 raise InputError(f"nested too deep to read (limit nesting-depth is {limits.nesting_depth})") from exc
             except yaml.YAMLError as exc:
+                if "maximum nesting depth" in str(exc):
+                    # PyYAML 6.0.4+ stops at a nesting depth of its own, which may come before ours.
+                    raise InputError(
+                        f"{_yaml_problem(exc)} (the YAML parser's own bound, below or at the limit nesting-depth "
+                        f"of {limits.nesting_depth})"
+                    ) from exc
                 raise InputError(_yaml_problem(exc)) from exc
             except (ValueError, TypeError, OverflowError) as exc:  # e.g. a timestamp or number libyaml lets through
                 raise InputError(f"YAML value error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")

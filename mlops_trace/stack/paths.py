@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from mlops_trace.stack.topology import (
     CONTROLLER_POD,
@@ -22,30 +23,30 @@ STATE_DIR_ENV = "MLOPS_TRACE_STACK_DIR"
 VENV_ENV = "MLOPS_TRACE_STACK_VENV"
 
 
-def default_state_dir() -> Path:
-    configured = os.environ.get(STATE_DIR_ENV)
+def cache_state_dir(env: str, name: str) -> Path:
+    """A profile's default state directory: `$<env>`, else `<XDG cache>/mlops-trace/<name>`."""
+    configured = os.environ.get(env)
     if configured:
         return Path(configured).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "mlops-trace" / "stack"
+    return Path(cache) / "mlops-trace" / name
+
+
+def default_state_dir() -> Path:
+    return cache_state_dir(STATE_DIR_ENV, "stack")
 
 
 @dataclass(frozen=True)
-class StackPaths:
-    root: Path
+class ProfilePaths:
+    """What every profile of the stack keeps under its state directory; a profile adds its own files."""
 
-    @classmethod
-    def resolve(cls, state_dir: Path | None = None) -> StackPaths:
-        return cls((state_dir or default_state_dir()).expanduser().resolve())
+    root: Path
+    venv_env: ClassVar[str] = VENV_ENV  # the variable that points several state directories at one venv
 
     @property
     def venv(self) -> Path:
-        configured = os.environ.get(VENV_ENV)
+        configured = os.environ.get(self.venv_env)
         return Path(configured).expanduser().resolve() if configured else self.root / "venv"
-
-    @property
-    def artifacts(self) -> Path:
-        return self.root / "artifacts"
 
     @property
     def run(self) -> Path:
@@ -65,12 +66,28 @@ class StackPaths:
 
     @property
     def request_file(self) -> Path:
-        """An example V2 request body (`curl -d @<file>`)."""
+        """An example request body (`curl -d @<file>`)."""
         return self.root / "request.json"
 
     @property
     def lock_file(self) -> Path:
         return self.root / ".lock"
+
+    @property
+    def process_logs(self) -> Path:
+        """Output of processes that are no pod's container (the kube view, Prometheus, the agent proxy)."""
+        return self.run / "logs"
+
+
+@dataclass(frozen=True)
+class StackPaths(ProfilePaths):
+    @classmethod
+    def resolve(cls, state_dir: Path | None = None) -> StackPaths:
+        return cls((state_dir or default_state_dir()).expanduser().resolve())
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
 
     # run files
 
@@ -86,11 +103,6 @@ class StackPaths:
     def storage(self) -> Path:
         """Model folders a fault's Model points its storageUri at (what a bucket holds on a cluster)."""
         return self.run / "storage"
-
-    @property
-    def process_logs(self) -> Path:
-        """Output of processes that are no pod's container (the kube view, Prometheus, the agent proxy)."""
-        return self.run / "logs"
 
     # pod logs inside the bundle
 

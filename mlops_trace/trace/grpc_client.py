@@ -29,10 +29,14 @@ def grpc_address(target: Target) -> str:
     return f"{target.url_host}:{target.url_port}"
 
 
-def _options(target: Target) -> list[tuple[str, Any]]:
+def _options(target: Target, user_agent: str | None = None) -> list[tuple[str, Any]]:
     options: list[tuple[str, Any]] = [("grpc.enable_retries", 0), ("grpc.max_receive_message_length", 64 << 20)]
     if target.host_header:
         options.append(("grpc.default_authority", target.host_header))
+    if user_agent:
+        # grpc-core puts this first in the call's user-agent (`<it> grpc-python/… grpc-c/…`): a gateway that
+        # replaces x-request-id still logs the request's id there.
+        options.append(("grpc.primary_user_agent", user_agent))
     return options
 
 
@@ -45,20 +49,22 @@ def _credentials(target: Target, tls: TlsOptions) -> Any:
     return grpc.ssl_channel_credentials(root_certificates=roots)
 
 
-def open_channel(target: Target, tls: TlsOptions) -> Any:
+def open_channel(target: Target, tls: TlsOptions, user_agent: str | None = None) -> Any:
     import grpc
 
+    options = _options(target, user_agent)
     if target.scheme == "https":
-        return grpc.secure_channel(grpc_address(target), _credentials(target, tls), options=_options(target))
-    return grpc.insecure_channel(grpc_address(target), options=_options(target))
+        return grpc.secure_channel(grpc_address(target), _credentials(target, tls), options=options)
+    return grpc.insecure_channel(grpc_address(target), options=options)
 
 
-def open_aio_channel(target: Target, tls: TlsOptions) -> Any:
+def open_aio_channel(target: Target, tls: TlsOptions, user_agent: str | None = None) -> Any:
     import grpc
 
+    options = _options(target, user_agent)
     if target.scheme == "https":
-        return grpc.aio.secure_channel(grpc_address(target), _credentials(target, tls), options=_options(target))
-    return grpc.aio.insecure_channel(grpc_address(target), options=_options(target))
+        return grpc.aio.secure_channel(grpc_address(target), _credentials(target, tls), options=options)
+    return grpc.aio.insecure_channel(grpc_address(target), options=options)
 
 
 def infer_callable(channel: Any) -> Any:
@@ -81,10 +87,13 @@ def metadata_callable(channel: Any) -> Any:
     )
 
 
-def call_metadata(target: Target, request_id: str, traceparent: str) -> list[tuple[str, str]]:
+def call_metadata(
+    target: Target, request_id: str, traceparent: str, extra: Sequence[tuple[str, str]] = ()
+) -> list[tuple[str, str]]:
     metadata = [(name, value) for name, value in target.headers]
     metadata.append(("x-request-id", request_id))
     metadata.append(("traceparent", traceparent))
+    metadata.extend(extra)
     return metadata
 
 
@@ -119,12 +128,13 @@ def infer(
     timeout: float,
     connect_ms: float | None,
     entry: str = "ingress",
+    extra_metadata: Sequence[tuple[str, str]] = (),
 ) -> Exchange:
     """One ModelInfer on a ready sync channel; `connect_ms` (from `wait_ready`) is added to the total."""
     import grpc
 
     url = f"grpc://{grpc_address(target)}{INFER_METHOD}"
-    metadata = call_metadata(target, request_id, traceparent)
+    metadata = call_metadata(target, request_id, traceparent, extra_metadata)
     started_at = time.time()
     start = time.perf_counter()
     try:
@@ -162,12 +172,15 @@ async def infer_async(
     request_id: str,
     traceparent: str,
     timeout: float,
+    reused_connection: bool = True,
+    extra_metadata: Sequence[tuple[str, str]] = (),
 ) -> Exchange:
-    """One ModelInfer on a grpc.aio channel's callable (made once with `infer_callable`)."""
+    """One ModelInfer on a grpc.aio channel's callable (made once with `infer_callable`); `reused_connection`
+    False when the channel was opened for this call (its connect time is then in the total)."""
     import grpc
 
     url = f"grpc://{grpc_address(target)}{INFER_METHOD}"
-    metadata = call_metadata(target, request_id, traceparent)
+    metadata = call_metadata(target, request_id, traceparent, extra_metadata)
     started_at = time.time()
     start = time.perf_counter()
     call = callable_(request, metadata=metadata, timeout=timeout)
@@ -190,7 +203,7 @@ async def infer_async(
         headers=headers,
         body=b"",
         total=elapsed,
-        phases=ClientPhases(wait_ms=elapsed, reused_connection=True),
+        phases=ClientPhases(wait_ms=elapsed, reused_connection=reused_connection),
         status=status,
         message=message,
     )

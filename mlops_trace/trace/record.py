@@ -302,6 +302,20 @@ class HopStats:
 
 
 @dataclass(frozen=True)
+class SplitLabels:
+    """What the split's columns hold, for the renderers: Seldon's Experiment and Envoy by default, a KServe canary's
+    InferenceService spec and Knative Route when `trace.kserve.canary` builds it."""
+
+    candidate: str = "candidate"
+    expected: str = "experiment"
+    envoy: str = "envoy"
+    title: str = "A/B split"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"candidate": self.candidate, "expected": self.expected, "envoy": self.envoy, "title": self.title}
+
+
+@dataclass(frozen=True)
 class SplitReport:
     """The A/B split three ways: the Experiment's weights, Envoy's weights, and what the answers said."""
 
@@ -318,6 +332,7 @@ class SplitReport:
     sequential: str | None = None  # the SPRT decision with --until-decided
     expected_source: str = ""
     envoy_source: str = ""
+    labels: SplitLabels = field(default_factory=SplitLabels)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -334,6 +349,7 @@ class SplitReport:
             "sequential": self.sequential,
             "expected_source": self.expected_source,
             "envoy_source": self.envoy_source,
+            "reference_labels": self.labels.to_dict(),
         }
 
 

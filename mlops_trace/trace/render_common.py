@@ -74,6 +74,11 @@ def status_text(exchange: Exchange) -> str:
     return outcome
 
 
+def metric_owner(hop: HopTiming) -> str:
+    """Whose metric timed a hop: MLServer's (Seldon) or another model server's (KServe's)."""
+    return "MLServer" if hop.source.startswith("MLServer") else "model server"
+
+
 def source_label(hop: HopTiming) -> str:
     """A few words naming where a timed hop's duration came from; the full sentence is under --evidence."""
     source = hop.source
@@ -81,7 +86,7 @@ def source_label(hop: HopTiming) -> str:
     if hop.source_kind is SourceKind.CLIENT or source.startswith("client:"):
         return "client gRPC connect" if "gRPC" in source else "client TCP connect"
     if hop.source_kind is SourceKind.METRIC or source.startswith("MLServer metric"):
-        return "MLServer metric" + mean
+        return f"{metric_owner(hop)} metric" + mean
     if hop.source_kind is SourceKind.PROBE or source.startswith("probe"):
         return "direct probe, median"
     if source.startswith("ingress access log"):

@@ -16,6 +16,7 @@ from mlops_trace.trace.record import HopStats, HopStatus, HopTiming, RunSummary,
 from mlops_trace.trace.render_common import (
     Paint,
     finding_lines,
+    metric_owner,
     ms_text,
     note_lines,
     share_text,
@@ -62,7 +63,7 @@ def _cells(stats: HopStats, row: HopTiming) -> tuple[list[str], str]:
     mean = ms_text(stats.mean, resolution)
     label = source_label(row)
     if not row.per_request:
-        return ["", "", "", mean], "MLServer run mean" if row.source_kind is SourceKind.METRIC else label
+        return ["", "", "", mean], f"{metric_owner(row)} run mean" if row.source_kind is SourceKind.METRIC else label
     if stats.samples == 1:
         return ["", "", "", mean], label
     return [ms_text(value, resolution) for value in (stats.p50, stats.p95, stats.p99)] + [mean], label
@@ -164,7 +165,7 @@ def _pct(value: float | None) -> str:
 
 def _weights(split: SplitReport) -> str:
     parts = []
-    for name, weights in (("experiment", split.expected), ("envoy", split.envoy)):
+    for name, weights in ((split.labels.expected, split.expected), (split.labels.envoy, split.envoy)):
         if weights:
             parts.append(f"{name} " + ", ".join(f"{key} {_pct(value)}" for key, value in sorted(weights.items())))
     return "; ".join(parts) or "weights unknown"
@@ -172,18 +173,22 @@ def _weights(split: SplitReport) -> str:
 
 def split_lines(split: SplitReport, width: int, paint: Paint) -> list[str]:
     total = sum(split.observed.values())
+    labels = split.labels
     if total == 0:
-        return wrap(f"A/B split: no successful answer named a candidate, so there is no split to show "
+        return wrap(f"{labels.title}: no successful answer named a {labels.candidate}, so there is no split to show "
                     f"(weights: {_weights(split)})", width, indent="  ", first_indent="")
-    name_width = max(len("candidate"), *(len(key) for key in split.observed))
-    lines = [paint(f"{'candidate':<{name_width}}  {'experiment':>10}  {'envoy':>6}  {'observed':>12}  95% CI", "bold")]
+    name_width = max(len(labels.candidate), *(len(key) for key in split.observed))
+    # widths: the label, at least as wide as a share ("100.0%") or the old fixed columns
+    expected_width, envoy_width = max(len(labels.expected), 10), max(len(labels.envoy), 6)
+    lines = [paint(f"{labels.candidate:<{name_width}}  {labels.expected:>{expected_width}}  "
+                   f"{labels.envoy:>{envoy_width}}  {'observed':>12}  95% CI", "bold")]
     for key in sorted(split.observed):
         count = split.observed[key]
         interval = split.intervals.get(key)
         ci = f"{100 * interval[0]:.1f}–{100 * interval[1]:.1f}%" if interval is not None else "—"
         observed = f"{count} ({100.0 * count / total:.1f}%)"
-        lines.append(f"{key:<{name_width}}  {_pct(split.expected.get(key)):>10}  {_pct(split.envoy.get(key)):>6}  "
-                     f"{observed:>12}  {ci}")
+        lines.append(f"{key:<{name_width}}  {_pct(split.expected.get(key)):>{expected_width}}  "
+                     f"{_pct(split.envoy.get(key)):>{envoy_width}}  {observed:>12}  {ci}")
     verdict = {True: paint("consistent", "green"), False: paint("inconsistent", "red"), None: "not tested"}[
         split.consistent]
     p_text = f"p = {split.p_value:.4g}" if split.p_value is not None else "no p-value"

@@ -123,6 +123,26 @@ def test_a_finding_about_one_model_does_not_explain_another_model() -> None:
     )
 
 
+def test_a_finding_about_one_inference_service_does_not_explain_another() -> None:
+    """A failed model download (MT701) or revision (MT716) leaves its own InferenceService without a VirtualService,
+    so its 404s (MT713) are their effect; another InferenceService's 404s, or an unknown host's, are not."""
+    for cause_id in ("MT701", "MT716"):
+        cause = _finding(cause_id, "ml", "InferenceService/iris")
+        assert explains(cause, _finding("MT713", "ml", "InferenceService/iris"))
+        assert not explains(cause, _finding("MT713", "ml", "InferenceService/wine"))
+        assert not explains(cause, _finding("MT713", "ml", "Gateway/istio-ingressgateway"))
+    assert explains(_finding("MT701", "ml", "Pod/iris-predictor-00001-deployment-5d9f7c8b6-x2x4q"),
+                    _finding("MT713", "ml", "InferenceService/wine")), "a Pod's finding covers its namespace"
+
+
+def test_a_canary_that_gets_no_traffic_hangs_under_its_failed_revision() -> None:
+    report = run_doctor(DoctorRun(bundle=FIXTURES / "checks" / "MT719" / "latest-not-ready")).report
+    revision, canary = _only(report, "MT716"), _only(report, "MT719")
+    assert link(report.findings).causes[canary.key] == (revision.key,)
+    roots = {node.finding.id: node for node in causal_forest(report.findings)}
+    assert [effect.finding.id for effect in roots["MT716"].effects] == ["MT719"]
+
+
 def test_cluster_wide_causes_reach_every_namespace_and_not_the_reverse() -> None:
     unwatched = _finding("MT107", None, "Deployment/seldon-v2-controller-manager")
     route = _finding("MT302", "ns", "Model/iris")

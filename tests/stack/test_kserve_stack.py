@@ -126,6 +126,107 @@ def test_v2_through_the_transformer_and_at_the_predictor_host(healthy: dict[str,
         assert body["outputs"][0]["data"] == [0, 2]
 
 
+def _grpc_infer(info: dict[str, Any], host: str, user_agent: str) -> tuple[Any, dict[str, str]]:
+    """One V2 gRPC ModelInfer through the gateway, with `host` as :authority; (response, initial metadata)."""
+    import grpc
+
+    from mlops_trace.grpc_v2 import open_inference_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name="sklearn-iris", id="grpc-1")
+    tensor = request.inputs.add(name="input-0", datatype="FP32", shape=[2, 4])
+    tensor.contents.fp32_contents.extend([5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3])  # V2's two flowers
+    address = info["gateway_url"].removeprefix("http://")
+    options = [("grpc.default_authority", host), ("grpc.primary_user_agent", user_agent)]
+    with grpc.insecure_channel(address, options=options) as channel:
+        infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                    request_serializer=pb.ModelInferRequest.SerializeToString,
+                                    response_deserializer=pb.ModelInferResponse.FromString)
+        response, call = infer.with_call(request, metadata=[("x-request-id", user_agent)], timeout=20.0)
+    return response, dict(call.initial_metadata())
+
+
+def test_v2_grpc_through_the_gateway_to_the_transformer_and_the_predictor(healthy: dict[str, Any]) -> None:
+    # The InferenceService's host: KServe's route (to the top component, the transformer), then net-istio's gRPC
+    # route to the revision's http2 port, over HTTP/2 to the transformer's gRPC server, which calls the predictor.
+    response, metadata = _grpc_infer(healthy, ISVC_HOST, "grpc-test-isvc")
+    assert response.model_name == "sklearn-iris" and response.id == "grpc-1"
+    assert list(response.outputs[0].contents.int64_contents) == [0, 2]
+    assert metadata["server"] == "istio-envoy"
+    # The predictor's own host reaches its gRPC server directly.
+    response, _ = _grpc_infer(healthy, PREDICTOR_HOST, "grpc-test-predictor")
+    assert response.model_name == "sklearn-iris" and response.outputs[0].datatype == "INT64"
+    time.sleep(0.3)  # Envoy flushes its access log every 100 ms
+    lines = Path(healthy["logs"]["gateway"]).read_text(encoding="utf-8").splitlines()
+    grpc_lines = [(a, line) for a, line in ((ACCESS.match(line), line) for line in lines)
+                  if a and a["path"] == "/inference.GRPCInferenceService/ModelInfer"]
+    isvc = sorted((a["cluster"], a["code"]) for a, line in grpc_lines if '"grpc-test-isvc ' in line)
+    assert isvc == [
+        ("outbound|80||knative-local-gateway.istio-system.svc.cluster.local", "200"),
+        ("outbound|81||sklearn-iris-transformer-00001.kserve-test.svc.cluster.local", "200"),
+    ]
+    assert all(" HTTP/2\" " in line for _, line in grpc_lines)
+    direct = [a["cluster"] for a, line in grpc_lines if '"grpc-test-predictor ' in line]
+    assert direct == ["outbound|81||sklearn-iris-predictor-00001.kserve-test.svc.cluster.local"]
+    for name in ("predictor", "transformer"):
+        log = Path(healthy["logs"][name]).read_text(encoding="utf-8")
+        port = healthy["ports"][f"{name}_grpc"]
+        assert f"loopback: gRPC bound to 127.0.0.1:{port} (not [::]:{port})" in log
+    transformer = Path(healthy["logs"]["transformer"]).read_text(encoding="utf-8")
+    assert "grpc method: /inference.GRPCInferenceService/ModelInfer" in transformer
+
+
+_LOOPBACK_HEX = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+
+
+def _descendants(pids: set[int]) -> set[int]:
+    found = set(pids)
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    grown = True
+    while grown:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= more
+        grown = bool(more)
+    return found
+
+
+def _listening_sockets(pids: set[int]) -> dict[str, set[int]]:
+    """Local address (hex, as /proc/net/tcp* print it) → ports, of every listening TCP socket these processes own."""
+    inodes: set[str] = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    listening: dict[str, set[int]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text(encoding="ascii").splitlines()[1:]:
+            cols = row.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # state LISTEN, socket inode
+                address, port = cols[1].split(":")
+                listening.setdefault(address, set()).add(int(port, 16))
+    return listening
+
+
+def test_nothing_of_the_stack_listens_beyond_loopback(healthy: dict[str, Any]) -> None:
+    pids = _descendants({p["pid"] for p in healthy["processes"].values()})
+    listening = _listening_sockets(pids)
+    ports = {port for found in listening.values() for port in found}
+    # The model servers' REST and gRPC ports, the queue-proxies, both gateway listeners, Envoy's admin, the kube API.
+    assert {healthy["ports"][name] for name in ("predictor_http", "predictor_grpc", "transformer_http",
+                                                 "transformer_grpc", "gateway_http", "local_gateway",
+                                                 "gateway_admin", "kube_api")} <= ports
+    assert set(listening) <= _LOOPBACK_HEX, listening
+
+
 def test_storage_initializer_really_fetched_the_model(healthy: dict[str, Any]) -> None:
     log = Path(healthy["logs"]["storage_initializer"]).read_text(encoding="utf-8")
     assert " storage.initializer INFO [kserve_storage.py:download():" in log
@@ -212,3 +313,5 @@ def test_canary_stale_traffic_follows_the_route(tmp_path: Path) -> None:
         route = _kube(info, "Route", "sklearn-iris-predictor")
         assert route["status"]["traffic"] == [{"revisionName": "sklearn-iris-predictor-00001", "percent": 100,
                                                "latestRevision": False}]
+        # doctor on the live (served) cluster names the stale split, and nothing else
+        assert _doctor(info) == {"MT719"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from mlops_trace.trace.kserve import canary
 from mlops_trace.trace.record import HopStats, RunSummary, SplitReport
 from mlops_trace.trace.render import render_summary
 from mlops_trace.trace.split import Weights, build_report
@@ -101,3 +102,22 @@ def test_a_failed_first_request_does_not_turn_a_run_mean_into_percentiles() -> N
     rows = _rows(render_summary(summary, width=120))
     assert rows["7"].split()[3:6] == ["1.15", "50", "MLServer"]
     assert rows["6"].split()[5:7] == ["<1", "50"] and rows["4"].split()[3:6] == ["1", "1", "2"]
+
+
+def test_a_kserve_canary_split_is_labelled_by_what_its_columns_hold() -> None:
+    spec = Weights({"fraud-predictor-00002": 0.2, "fraud-predictor-00001": 0.8},
+                   "kube/isvc.yaml#0 InferenceService/fraud .spec.predictor.canaryTrafficPercent")
+    route = Weights({"fraud-predictor-00001": 1.0}, "kube/routes.yaml#1 Route/fraud-predictor .status.traffic")
+    split = canary.build({"fraud-predictor-00001": 30}, spec, route)
+    header = next(line for line in render_summary(_summary(split=split), width=120).splitlines()
+                  if "observed" in line and "95% CI" in line)
+    assert header.split()[:3] == ["revision", "isvc", "spec"] and header.split()[3] == "route"
+    assert "experiment" not in header and "envoy" not in header
+    assert split.to_dict()["reference_labels"] == {
+        "candidate": "revision", "expected": "isvc spec", "envoy": "route", "title": "canary split"}
+    empty = render_summary(_summary(succeeded=0, split=canary.build({}, spec, route)), width=120)
+    words = " ".join(empty.split())
+    assert "canary split: no successful answer named a revision" in words
+    assert "isvc spec fraud-predictor-00001 80.0%" in words and "A/B split" not in words
+    # Seldon's split keeps its labels
+    assert build_report({}, WEIGHTS, WEIGHTS).to_dict()["reference_labels"]["expected"] == "experiment"

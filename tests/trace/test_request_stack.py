@@ -142,8 +142,9 @@ def test_as_is_follows_the_header_the_ingress_snippet_sets(healthy: tuple[Path, 
     """The healthy stack's experiment Ingress fills a missing seldon-model (configuration-snippet): a request sent
     as-is without it is routed, and the path says the ingress set the header."""
     state_dir, info = healthy
-    code, trace = _request(state_dir, experiment=info["experiment"]["name"], as_is=True)
-    assert code == 0 and trace["status"] == 200
+    _, trace = _request(state_dir, experiment=info["experiment"]["name"], as_is=True)
+    # Only the answer is judged: other tests of this module leave findings in the shared stack's logs (MT307).
+    assert trace["status"] == 200 and trace.get("failure") is None, trace.get("failure")
     by_hop = {hop["hop"]: hop for hop in trace["hops"]}
     assert "no route" not in by_hop[4]["component"]
     assert any("configuration-snippet" in e["what"] for e in by_hop[4]["evidence"]), by_hop[4]["evidence"]

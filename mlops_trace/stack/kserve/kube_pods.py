@@ -158,22 +158,24 @@ def _ip(name: str) -> str:
 
 def workloads(plan: KPlan, ports: KPorts, now: str, inits: tuple[InitResult, ...], storage_uri: str
               ) -> list[dict[str, Any]]:
-    """Revision pods and Deployments, the gateway pod and Deployment."""
+    """Revision pods and Deployments, the gateway pod and Deployment. kserve's model server listens for gRPC on
+    its default `--grpc_port` 8081 in a pod, so the args need not name it."""
     out: list[dict[str, Any]] = []
     inits_by_rev = {i.revision: i for i in inits}
-    server_ports = {revision(PREDICTOR, 1): (ports.predictor_http, ports.predictor_queue),
-                    revision(PREDICTOR, 2): (ports.canary_http, ports.canary_queue)}
+    server_ports = {revision(PREDICTOR, 1): (ports.predictor_http, ports.predictor_grpc, ports.predictor_queue),
+                    revision(PREDICTOR, 2): (ports.canary_http, ports.canary_grpc, ports.canary_queue)}
     predictor_revs = plan.predictor_revisions or (revision(PREDICTOR, 1),)
     for rev in predictor_revs:
         init = inits_by_rev.get(rev)
-        http_port, queue_port = server_ports[rev] if plan.predictor_runs else (0, 0)
-        out.append(_revision_pod(PREDICTOR, rev, now, init, {8080: http_port, 8012: queue_port},
+        http_port, grpc_port, queue_port = server_ports[rev] if plan.predictor_runs else (0, 0, 0)
+        out.append(_revision_pod(PREDICTOR, rev, now, init, {8080: http_port, 8081: grpc_port, 8012: queue_port},
                                  ["--model_name=sklearn-iris", "--model_dir=/mnt/models", "--http_port=8080"],
                                  storage_uri, plan.predictor_timeout))
         out.append(_deployment(PREDICTOR, rev, now, plan.predictor_runs))
     rev = revision(TRANSFORMER, 1)
     out.append(_revision_pod(TRANSFORMER, rev, now, None,
-                             {8080: ports.transformer_http, 8012: ports.transformer_queue},
+                             {8080: ports.transformer_http, 8081: ports.transformer_grpc,
+                              8012: ports.transformer_queue},
                              ["--model_name", ISVC, "--predictor_host", plan.predictor_host, "--http_port", "8080"],
                              storage_uri, 300))
     out.append(_deployment(TRANSFORMER, rev, now, True))

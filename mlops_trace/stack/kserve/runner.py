@@ -160,11 +160,14 @@ def _queue_env(rev: str, service: str, user_port: int, queue_port: int, timeout:
 
 
 def _start_revision(paths: KServePaths, binaries: KBinaries, starter: _Starter, rev: str, service: str,
-                    server: list[str], http_port: int, queue_port: int, timeout: int, env: dict[str, str]
+                    server: list[str], ports: tuple[int, int, int], timeout: int, env: dict[str, str]
                     ) -> tuple[ProcessRecord, ProcessRecord]:
+    """The revision pod's kserve-container (REST and V2 gRPC, both on 127.0.0.1) and its queue-proxy;
+    `ports` is (http, grpc, queue)."""
+    http_port, grpc_port, queue_port = ports
     container = "kserve-container"  # a custom transformer's container is named so too
     argv = [str(binaries.python), *server, "--model_name", MODEL, "--http_port", str(http_port),
-            "--enable_grpc", "false"]
+            "--enable_grpc", "true", "--grpc_port", str(grpc_port)]
     server_record = starter.start(f"{rev}/{container}", argv, paths.container_log(rev, container), env, cwd=PAYLOAD)
     queue_record = starter.start(f"{rev}/queue-proxy", [str(binaries.python), str(PAYLOAD / "queue_proxy.py")],
                                  paths.container_log(rev, "queue-proxy"),
@@ -237,19 +240,20 @@ def _up(paths: KServePaths, faults: tuple[KFault, ...], say: Say) -> None:
 def _start_all(paths: KServePaths, binaries: KBinaries, plan: KPlan, ports: KPorts, starter: _Starter,
                inits: tuple[InitResult, ...]) -> None:
     waits: list[tuple[ProcessRecord, Callable[[], bool], str]] = []
-    server_ports = {revision(PREDICTOR, 1): (ports.predictor_http, ports.predictor_queue),
-                    revision(PREDICTOR, 2): (ports.canary_http, ports.canary_queue)}
+    server_ports = {revision(PREDICTOR, 1): (ports.predictor_http, ports.predictor_grpc, ports.predictor_queue),
+                    revision(PREDICTOR, 2): (ports.canary_http, ports.canary_grpc, ports.canary_queue)}
     initialized = {i.revision for i in inits if i.exit_code == 0}
     for rev in plan.predictor_revisions:
         if rev not in initialized:
             continue  # an init container that failed: the pod's other containers never start
-        http_port, queue_port = server_ports[rev]
+        http_port, grpc_port, queue_port = server_ports[rev]
         server = [str(PAYLOAD / "sklearn_predictor.py"), "--model_dir", str(paths.models_dir(rev)),
                   "--delay_ms", str(plan.model_delay_ms)]
-        model, queue = _start_revision(paths, binaries, starter, rev, PREDICTOR, server, http_port, queue_port,
+        model, queue = _start_revision(paths, binaries, starter, rev, PREDICTOR, server, server_ports[rev],
                                        plan.predictor_timeout, _clean_env())
         waits.append((model, _ready_url(f"http://127.0.0.1:{http_port}/v2/health/ready"),
                       f"the predictor {rev} (KServe model server /v2/health/ready)"))
+        waits.append((model, _listening(grpc_port), f"the predictor {rev}'s gRPC port"))
         waits.append((queue, _listening(queue_port), f"the queue-proxy of {rev}"))
     transformer_env = _clean_env()
     if not plan.has(KFault.TRANSFORMER_UNREACHABLE):
@@ -258,10 +262,12 @@ def _start_all(paths: KServePaths, binaries: KBinaries, plan: KPlan, ports: KPor
         transformer_env["HTTP_PROXY"] = transformer_env["http_proxy"] = f"http://127.0.0.1:{ports.local_gateway}"
     rev = revision(TRANSFORMER, 1)
     server = [str(PAYLOAD / "iris_transformer.py"), "--predictor_host", plan.predictor_host]
-    model, queue = _start_revision(paths, binaries, starter, rev, TRANSFORMER, server, ports.transformer_http,
-                                   ports.transformer_queue, 300, transformer_env)
+    model, queue = _start_revision(paths, binaries, starter, rev, TRANSFORMER, server,
+                                   (ports.transformer_http, ports.transformer_grpc, ports.transformer_queue), 300,
+                                   transformer_env)
     waits.append((model, lambda: _http_ok(f"http://127.0.0.1:{ports.transformer_http}/v1/models/{MODEL}"),
                   "the transformer (KServe model server /v1/models/<m>)"))
+    waits.append((model, _listening(ports.transformer_grpc), "the transformer's gRPC port"))
     waits.append((queue, lambda: port_open(ports.transformer_queue), f"the queue-proxy of {rev}"))
     paths.gateway_log.parent.mkdir(parents=True, exist_ok=True)
     paths.gateway_log.touch()

@@ -66,13 +66,16 @@ def status(state_dir: Path | None, *, refresh: bool = True) -> dict[str, Any]:
     gateway = f"http://127.0.0.1:{ports['gateway_http']}"
     entry = {"gateway": gateway, "local_gateway": f"http://127.0.0.1:{ports['local_gateway']}",
              "transformer_queue_proxy": f"http://127.0.0.1:{ports['transformer_queue']}",
-             "transformer": f"http://127.0.0.1:{ports['transformer_http']}"}
+             "transformer": f"http://127.0.0.1:{ports['transformer_http']}",
+             "transformer_grpc": f"127.0.0.1:{ports['transformer_grpc']}"}
     if plan.predictor_runs:
         entry["predictor_queue_proxy"] = f"http://127.0.0.1:{ports['predictor_queue']}"
         entry["predictor"] = f"http://127.0.0.1:{ports['predictor_http']}"
+        entry["predictor_grpc"] = f"127.0.0.1:{ports['predictor_grpc']}"
     if plan.canary:
         entry["canary_queue_proxy"] = f"http://127.0.0.1:{ports['canary_queue']}"
         entry["canary"] = f"http://127.0.0.1:{ports['canary_http']}"
+        entry["canary_grpc"] = f"127.0.0.1:{ports['canary_grpc']}"
     return {
         "profile": "kserve",
         "running": running,

@@ -121,6 +121,10 @@ class KPorts:
     transformer_http: int
     transformer_queue: int
     kube_api: int
+    # The model servers' gRPC ports (kserve's --grpc_port, 8081 in a pod), bound to 127.0.0.1 (payload/loopback.py).
+    predictor_grpc: int = 0
+    canary_grpc: int = 0
+    transformer_grpc: int = 0
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

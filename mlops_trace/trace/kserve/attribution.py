@@ -173,6 +173,20 @@ def _queue_proxy(i: _Inputs) -> HopShare:
 def _transformer(i: _Inputs) -> HopShare:
     latency = i.entry_queue.latency_ms if i.entry_queue is not None else None
     call = i.predictor.record.duration_ms if i.predictor is not None else None
+    upstream = i.entry.record.upstream_service_time_ms if i.entry is not None else None
+    if latency is None and call is not None and upstream is not None:
+        # No request-log line of the transformer's queue-proxy (a gRPC call: the line, if any, has no B3 trace id):
+        # the local gateway's wait for the transformer's revision bounds it, queue-proxy's share included.
+        return _diff(
+            "transformer",
+            upstream,
+            call,
+            "gateway log, two passes: local gateway upstream time of the pass to the transformer - %DURATION% of "
+            "its call to the predictor (queue-proxy's share included)" + _by_time(i),
+            SourceKind.ACCESS_LOG,
+            _line_evidence(i.entry, i.predictor),
+            "",
+        )
     if call is None and latency is not None:
         inner = i.predictor_queue.latency_ms if i.predictor_queue is not None else None
         if inner is not None:

@@ -16,8 +16,11 @@ from mlops_trace.snapshot.kube import as_list, as_mapping
 from mlops_trace.snapshot.snapshot import Snapshot
 from mlops_trace.trace.kserve.logs import GatewayLine, RequestLines
 from mlops_trace.trace.kserve.path import KPath
-from mlops_trace.trace.record import SplitReport
+from mlops_trace.trace.record import SplitLabels, SplitReport
 from mlops_trace.trace.split import Weights, normalise
+
+# The split table's columns for a canary: revisions, the InferenceService's ask, the Route's status.
+CANARY_LABELS = SplitLabels(candidate="revision", expected="isvc spec", envoy="route", title="canary split")
 
 
 def spec_weights(path: KPath) -> Weights | None:
@@ -113,4 +116,5 @@ def build(
         envoy_matches_experiment=_matches(route.shares, spec.shares) if route and spec else None,
         expected_source=f"InferenceService canaryTrafficPercent ({spec.source})" if spec else "",
         envoy_source=f"Knative Route traffic ({route.source})" if route else "",
+        labels=CANARY_LABELS,
     )

@@ -169,6 +169,17 @@ def _after(ctx: _Ctx, started: float) -> Iterator[None]:
         yield
 
 
+def _user_agent(ctx: _Ctx, rid: RequestIds) -> str:
+    """The request's id in its User-Agent, and its trace id known: a gateway that replaces x-request-id keeps it."""
+    ctx.traces[rid.trace_id] = rid.request_id
+    return f"{logs.USER_AGENT} ({rid.request_id})"
+
+
+def _b3(rid: RequestIds) -> tuple[tuple[str, str], ...]:
+    """B3 ids as gRPC metadata: a transformer forwards x-b3-traceid to its predictor, whose queue-proxy logs it."""
+    return (("x-b3-traceid", rid.trace_id), ("x-b3-spanid", rid.span_id))
+
+
 def _headers(ctx: _Ctx, rid: RequestIds) -> dict[str, str]:
     headers = request_headers(ctx.target, rid.request_id, rid.traceparent)
     headers["x-b3-traceid"] = rid.trace_id
@@ -184,7 +195,7 @@ def _send_one(ctx: _Ctx) -> Exchange:
     if target.protocol is Protocol.GRPC:
         from mlops_trace.trace.grpc_client import infer, open_channel, wait_ready
 
-        channel = open_channel(target, run.tls)
+        channel = open_channel(target, run.tls, _user_agent(ctx, rid))
         try:
             connect_ms = wait_ready(channel, run.timeout)
             if connect_ms is None:
@@ -200,6 +211,7 @@ def _send_one(ctx: _Ctx) -> Exchange:
                 traceparent=rid.traceparent,
                 timeout=run.timeout,
                 connect_ms=connect_ms,
+                extra_metadata=_b3(rid),
             )
         finally:
             channel.close()
@@ -223,15 +235,9 @@ async def _send_many(ctx: _Ctx) -> tuple[list[Exchange], float]:
     results: list[Exchange | None] = [None] * run.count
     state = {"next": 0}
     url = f"{target.base_url}{target.infer_path}"
-    grpc_call: Any = None
     grpc_request: Any = None
-    channel: Any = None
     client: Any = None
     if target.protocol is Protocol.GRPC:
-        from mlops_trace.trace.grpc_client import infer_callable, open_aio_channel
-
-        channel = open_aio_channel(target, run.tls)
-        grpc_call = infer_callable(channel)
         grpc_request = payload.to_grpc_request(ctx.document, target.name)
     else:
         client = make_async_client(http2=run.http2, tls=run.tls, timeout=run.timeout, connections=run.concurrency)
@@ -246,17 +252,8 @@ async def _send_many(ctx: _Ctx) -> tuple[list[Exchange], float]:
                 if delay > 0:
                     await asyncio.sleep(delay)
             rid = ctx.ids.next()
-            if grpc_call is not None:
-                from mlops_trace.trace.grpc_client import infer_async
-
-                results[index] = await infer_async(
-                    grpc_call,
-                    target,
-                    grpc_request,
-                    request_id=rid.request_id,
-                    traceparent=rid.traceparent,
-                    timeout=run.timeout,
-                )
+            if grpc_request is not None:
+                results[index] = await _grpc_async(ctx, rid, grpc_request)
             else:
                 results[index] = await send_async(
                     client,
@@ -276,9 +273,41 @@ async def _send_many(ctx: _Ctx) -> tuple[list[Exchange], float]:
         duration = time.perf_counter() - start
         if client is not None:
             await client.aclose()
-        if channel is not None:
-            await channel.close()
     return [item for item in results if item is not None], duration
+
+
+async def _grpc_async(ctx: _Ctx, rid: RequestIds, request: Any) -> Exchange:
+    """One ModelInfer on a channel of its own: gRPC's User-Agent is per channel, and it carries the request's id
+    (the gateway replaces x-request-id), so each call pays its own connect, which its total includes."""
+    from mlops_trace.trace.grpc_client import infer_async, infer_callable, open_aio_channel
+
+    channel = open_aio_channel(ctx.target, ctx.run.tls, _user_agent(ctx, rid))
+    try:
+        start = time.perf_counter()
+        try:
+            await asyncio.wait_for(channel.channel_ready(), timeout=ctx.run.timeout)
+            connect_ms: float | None = round((time.perf_counter() - start) * 1000.0, 3)
+        except TimeoutError:
+            connect_ms = None  # the call below fails UNAVAILABLE and says so
+        exchange = await infer_async(
+            infer_callable(channel),
+            ctx.target,
+            request,
+            request_id=rid.request_id,
+            traceparent=rid.traceparent,
+            timeout=ctx.run.timeout,
+            reused_connection=False,
+            extra_metadata=_b3(rid),
+        )
+    finally:
+        await channel.close()
+    if connect_ms is None or exchange.total_ms is None:
+        return exchange
+    return replace(
+        exchange,
+        total_ms=round(exchange.total_ms + connect_ms, 3),
+        phases=replace(exchange.phases, connect_ms=connect_ms),
+    )
 
 
 # --- after the run -----------------------------------------------------------------------------------------------

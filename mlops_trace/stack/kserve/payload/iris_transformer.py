@@ -1,8 +1,9 @@
 # mypy: ignore-errors
 """The transformer's container: a `kserve.Model` whose preprocess turns each V1 instance (or the first V2 input) into
 four floats and whose predict is KServe's own: an HTTP call to `http://<--predictor_host>/v1/models/<name>:predict`
-(kserve/model.py), forwarding only the headers KServe forwards. A V2 request gets its answer back as a V2 response
-(postprocess), the predictor being called over V1 either way."""
+(kserve/model.py), forwarding only the headers KServe forwards. A V2 request, REST or gRPC (kserve's gRPC server hands
+`preprocess` the same `InferRequest`), gets its answer back as a V2 response (postprocess), the predictor being called
+over V1 either way."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 # mypy: ignore-errors
 """The predictor's kserve-container: KServe's model server (`kserve.ModelServer`) serving one scikit-learn model
-from `--model_dir` over V1 and V2 REST, as KServe's sklearnserver does (it is not on PyPI, so this is our own
-`kserve.Model`): it loads the single `*.joblib|*.pkl|*.pickle` under the directory the storage initializer filled,
-and `--delay_ms` makes each prediction wait (the revision-timeout fault's slow model)."""
+from `--model_dir` over V1 and V2 REST and V2 gRPC (both bound to 127.0.0.1, `loopback.py`), as KServe's
+sklearnserver does (it is not on PyPI, so this is our own `kserve.Model`): it loads the single
+`*.joblib|*.pkl|*.pickle` under the directory the storage initializer filled, and `--delay_ms` makes each prediction
+wait (the revision-timeout fault's slow model)."""
 
 from __future__ import annotations
 
