@@ -8,7 +8,6 @@ traceback (set MLOPS_TRACE_DEBUG=1 to see one).
 # No `from __future__ import annotations` here: Typer reads every option from these signatures, and string
 # annotations would make it compile and eval each one again on every start (~30 ms of `--help`).
 
-import json
 import os
 import signal
 import sys
@@ -21,8 +20,6 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from mlops_trace import __version__
 from mlops_trace.errors import MlopsTraceError
-from mlops_trace.findings import InputProblem, Severity
-from mlops_trace.limits import InputLimits
 from mlops_trace.prometheus.options import (
     MaxP95,
     MinSuccess,
@@ -38,6 +35,8 @@ from mlops_trace.prometheus.options import (
 
 if TYPE_CHECKING:
     from mlops_trace.collect.target import LiveTarget
+    from mlops_trace.findings import InputProblem, Severity
+    from mlops_trace.limits import InputLimits
     from mlops_trace.doctor import DoctorRun
     from mlops_trace.fleet import ClusterDone
 
@@ -243,7 +242,9 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(EXIT_COULD_NOT_RUN)
 
 
-def _severity(value: str) -> Severity:
+def _severity(value: str) -> "Severity":
+    from mlops_trace.findings import Severity
+
     try:
         return Severity(value.lower())
     except ValueError:
@@ -353,7 +354,7 @@ def doctor(
 
 
 def _doctor_fleet(
-    run: "DoctorRun", contexts: list[str], all_contexts: bool, parallel: int | None, fmt: str, threshold: Severity,
+    run: "DoctorRun", contexts: list[str], all_contexts: bool, parallel: int | None, fmt: str, threshold: "Severity",
     verbose: bool,
 ) -> NoReturn:
     """doctor over several contexts: exit 1 when an examined cluster has a finding at or above --fail-on, 2 only when
@@ -397,14 +398,20 @@ def _scoped(live: "LiveTarget") -> "LiveTarget":
     return scoped
 
 
-def _tell_input(notes: Sequence[str], problems: Sequence[InputProblem]) -> None:
+def _tell_input(notes: Sequence[str], problems: "Sequence[InputProblem]") -> None:
     for note in notes:
         typer.echo(f"mlops-trace: {note}", err=True)
     for problem in problems:
         typer.echo(f"mlops-trace: warning: {problem.path}: {problem.reason}", err=True)
 
 
-def _limits(assignments: list[str] | None) -> InputLimits:
+def _json_text(value: Any, indent: int | None = 2) -> str:
+    import json
+
+    return json.dumps(value, indent=indent)
+
+
+def _limits(assignments: list[str] | None) -> "InputLimits":
     from mlops_trace.limits import parse_limits
 
     return parse_limits(assignments or ())
@@ -453,7 +460,7 @@ def checks_list(
             }
             for e in entries
         ]
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(_json_text(rows, indent=2))
         return
     if output == "markdown":
         typer.echo(markdown_table(entries), nl=False)
@@ -565,7 +572,7 @@ def collect(
     for warning in result.warnings:
         typer.echo(f"mlops-trace: warning: {warning}", err=True)
     if output == "json":
-        typer.echo(json.dumps(result.to_dict(str(destination)), indent=2))
+        typer.echo(_json_text(result.to_dict(str(destination)), indent=2))
     else:
         typer.echo(result.describe(str(destination)))
 
@@ -589,7 +596,7 @@ def _collect_fleet(
         for warning in item.result.warnings:
             typer.echo(f"mlops-trace: warning: context {item.context}: {warning}", err=True)
     if output == "json":
-        typer.echo(json.dumps({"contexts": [item.to_dict() for item in collected]}, indent=2))
+        typer.echo(_json_text({"contexts": [item.to_dict() for item in collected]}, indent=2))
     else:
         for item in collected:
             if item.result is not None:
@@ -679,14 +686,14 @@ def stack_up(
             info = kserve_runner.up(state_dir, parse_kfaults(fault or ()), Say())
         except MlopsTraceError as exc:
             _fail(str(exc))
-        typer.echo(json.dumps(info, indent=2) if output == "json" else kserve_status.format_status(info),
+        typer.echo(_json_text(info, indent=2) if output == "json" else kserve_status.format_status(info),
                    nl=output == "json")
         return
     try:
         info = up(state_dir, parse_faults(fault or ()), Say())
     except MlopsTraceError as exc:
         _fail(str(exc))
-    typer.echo(json.dumps(info, indent=2) if output == "json" else format_status(info), nl=output == "json")
+    typer.echo(_json_text(info, indent=2) if output == "json" else format_status(info), nl=output == "json")
 
 
 @stack_app.command("down")
@@ -731,7 +738,7 @@ def stack_status(
         info = kserve_status.status(state_dir) if kserve else seldon_status.status(state_dir)
     except MlopsTraceError as exc:
         _fail(str(exc))
-    typer.echo(json.dumps(info, indent=2) if output == "json" else format_status(info), nl=output == "json")
+    typer.echo(_json_text(info, indent=2) if output == "json" else format_status(info), nl=output == "json")
 
 
 @stack_app.command("logs")
@@ -1246,7 +1253,7 @@ def version_command(
     if output == "json":
         import json
 
-        typer.echo(json.dumps({"name": "mlops-trace", "version": __version__}))
+        typer.echo(_json_text({"name": "mlops-trace", "version": __version__}, indent=None))
         return
     if output != "text":
         _fail(f"--output must be text or json (got {output!r})")

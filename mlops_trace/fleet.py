@@ -53,7 +53,8 @@ def check_parallel(parallel: int) -> int:
     return parallel
 
 
-def _check_live_only(target: LiveTarget, prometheus: bool) -> None:
+def check_live_only(target: LiveTarget, prometheus: bool) -> None:
+    """Refuse what names one cluster's endpoint (a Prometheus, an Envoy admin) in a run over several contexts."""
     if prometheus:
         raise UsageError("--prometheus names one Prometheus; it does not go with several contexts")
     if target.envoy_admin:
@@ -119,7 +120,7 @@ def run_fleet(run: FleetRun, on_cluster: Callable[[ClusterDone], None] | None = 
         raise UsageError("--bundle reads one offline bundle; several contexts are live clusters")
     if not run.contexts:
         raise UsageError("no context to read")
-    _check_live_only(base.live, base.service_level.prometheus is not None)
+    check_live_only(base.live, base.service_level.prometheus is not None)
     check_parallel(run.parallel)
     select(base.only, base.skip)  # a bad --only is one error for the run, not one per cluster
     done = bounded_map(run.contexts, lambda context: _doctor_one(base, context), run.parallel, on_cluster)
@@ -189,7 +190,7 @@ def collect_fleet(
     on_done: Callable[[Collected], None] | None = None,
 ) -> list[Collected]:
     """One bundle per context (see `fleet_destinations`); a context that cannot be collected is its row's error."""
-    _check_live_only(target, prometheus=False)
+    check_live_only(target, prometheus=False)
     check_parallel(parallel)
     if not contexts:
         raise UsageError("no context to read")

@@ -199,3 +199,20 @@ def test_option_metavars_say_what_the_value_is() -> None:
                 r"--fail-on SEVERITY"):
         assert re.search(row, text), row
     assert re.search(r"-A, --all-namespaces\s+Live: every namespace", text), "a flag shows no metavar"
+
+
+def test_columns_sets_the_width_as_rich_and_kubectl_honour_it() -> None:
+    """`$COLUMNS` sets the table's width when stdout is no terminal (80 to 160)."""
+    from typer.testing import CliRunner
+
+    from mlops_trace.cli import app
+
+    from tests.fixture_walk import FIXTURES
+
+    bundle = str(FIXTURES / "scenarios" / "four-root-causes")
+    for columns in (80, 100):
+        result = CliRunner().invoke(app, ["doctor", "--bundle", bundle], env={"COLUMNS": str(columns)})
+        widths = [len(line) for line in result.output.splitlines()]
+        assert result.exit_code == 1 and max(widths) <= columns, (columns, max(widths))
+    wide = CliRunner().invoke(app, ["doctor", "--bundle", bundle], env={"COLUMNS": "160"})
+    assert max(len(line) for line in wide.output.splitlines()) > 100

@@ -9,12 +9,14 @@ history and process listings.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from mlops_trace.errors import UsageError
-from mlops_trace.prometheus.client import PrometheusConfig
+
+if TYPE_CHECKING:
+    from mlops_trace.prometheus.client import PrometheusConfig
 
 PrometheusUrl = Annotated[
     Optional[str],
@@ -70,6 +72,8 @@ def prometheus_config(
         if token or user or password or cacert is not None or insecure:
             raise UsageError("the --prometheus-* options need --prometheus URL")
         return None
+    from mlops_trace.prometheus.client import PrometheusConfig
+
     return PrometheusConfig(
         url=url,
         token=token or None,

@@ -68,7 +68,8 @@ def test_stale_weights_fail_with_mt303(tmp_path: Path) -> None:
 
 def test_slow_model_fails_the_latency_gate(tmp_path: Path) -> None:
     with running_stack(tmp_path, "slow-model=60ms") as info:
-        code, report, junit = _smoke(tmp_path, "--max-p95", "40")
+        # 100 answers of a 60 ms model judge a 40 ms P95 (the default 1000 is for the split gate's sake).
+        code, report, junit = _smoke(tmp_path, "--max-p95", "40", "--count", "100")
     assert code == 1, report
     failed = _failed_cases(junit)
     assert "gate max-p95" in failed
