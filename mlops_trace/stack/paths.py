@@ -3,11 +3,15 @@ its component environment, trained models, per-run files, the bundle it serves, 
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from mlops_trace.stack.ports import StackError
 from mlops_trace.stack.topology import (
     CONTROLLER_POD,
     ENVOY_POD,
@@ -72,6 +76,20 @@ class ProfilePaths:
     @property
     def lock_file(self) -> Path:
         return self.root / ".lock"
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One `stack up` or `stack down` at a time per state directory; a second one fails at once, in one line."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.lock_file.open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StackError(f"another `mlops-trace stack` command is working on {self.root}") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @property
     def process_logs(self) -> Path:

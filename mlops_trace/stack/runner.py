@@ -3,7 +3,6 @@ record them, and stop them again by PID (process group), leaving no listener beh
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -13,8 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,25 +208,10 @@ def _envoy_argv(binary: Path, config: Path) -> list[str]:
             "--file-flush-interval-msec", "100"]
 
 
-@contextmanager
-def _locked(paths: StackPaths) -> Iterator[None]:
-    """One `stack up` or `stack down` at a time per state directory."""
-    paths.root.mkdir(parents=True, exist_ok=True)
-    with paths.lock_file.open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StackError(f"another `mlops-trace stack` command is working on {paths.root}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def up(state_dir: Path | None, faults: FaultSet, say: Say) -> dict[str, Any]:
     """Start the stack; returns `status()`. StackError (exit 2) when a component cannot start."""
     paths = StackPaths.resolve(state_dir)
-    with _locked(paths):
+    with paths.locked():
         _up(paths, faults, say)
     from mlops_trace.stack.status import status
 
@@ -488,7 +471,7 @@ def _kill_worker(paths: StackPaths, mlserver: ProcessRecord) -> None:
 def down(state_dir: Path | None) -> DownResult:
     """Stop every recorded process (SIGTERM to its group, SIGKILL after 10 s) and check their ports are closed."""
     paths = StackPaths.resolve(state_dir)
-    with _locked(paths):
+    with paths.locked():
         return _down(paths)
 
 

@@ -43,7 +43,8 @@ from mlops_trace.trace.record import (
     SourceKind,
     TraceResult,
 )
-from mlops_trace.trace.rest import TlsOptions, make_async_client, make_client, resolve_ms, send, send_async
+from mlops_trace.trace.rest import TlsOptions, make_async_client, make_client, send_async
+from mlops_trace.trace.send_one import send_one
 from mlops_trace.trace.sources import ClusterSource, StackDefaults, open_source
 from mlops_trace.trace.split import Weights, build_report, experiment_weights, normalise, route_weights
 from mlops_trace.trace.target import Target, request_headers
@@ -310,43 +311,11 @@ def _log_note(ctx: _Context, logs: accesslogs.AccessLogs, kind: accesslogs.LogKi
 
 def _send_one(ctx: _Context) -> Exchange:
     options = ctx.options
-    target = options.target
     rid = ctx.ids.next()
-    if target.protocol is Protocol.GRPC:
-        from mlops_trace.trace.grpc_client import infer, open_channel, wait_ready
-
-        channel = open_channel(target, options.tls)
-        try:
-            connect_ms = wait_ready(channel, options.timeout)
-            if connect_ms is None:
-                raise ClusterError(
-                    f"cannot connect to grpc://{target.url_host}:{target.url_port} within {options.timeout:g}s"
-                )
-            request = payload.to_grpc_request(ctx.payload_doc, target.name)
-            return infer(
-                channel,
-                target,
-                request,
-                request_id=rid.request_id,
-                traceparent=rid.traceparent,
-                timeout=options.timeout,
-                connect_ms=connect_ms,
-            )
-        finally:
-            channel.close()
-    dns = resolve_ms(target.url_host, target.url_port)
-    with make_client(http2=options.http2, tls=options.tls, timeout=options.timeout) as client:
-        return send(
-            client,
-            entry="ingress",
-            method="POST",
-            url=f"{target.base_url}{target.infer_path}",
-            headers=request_headers(target, rid.request_id, rid.traceparent),
-            body=ctx.body,
-            request_id=rid.request_id,
-            traceparent=rid.traceparent,
-            dns_ms=dns,
-        )
+    return send_one(
+        options.target, rid, tls=options.tls, http2=options.http2, timeout=options.timeout, body=ctx.body,
+        document=ctx.payload_doc, headers=request_headers(options.target, rid.request_id, rid.traceparent),
+    )
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ record them, and stop them again by PID."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -13,8 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,20 +92,6 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def _locked(paths: KServePaths) -> Iterator[None]:
-    paths.root.mkdir(parents=True, exist_ok=True)
-    with paths.lock_file.open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StackError(f"another `mlops-trace stack` command is working on {paths.root}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def storage_uri(paths: KServePaths, plan: KPlan) -> str:
     """The predictor's storageUri: the trained model's folder, or (storage-init-fail) a folder never uploaded."""
     folder = paths.bucket / (f"{MODEL}-v2" if plan.has(KFault.STORAGE_INIT_FAIL) else MODEL)
@@ -178,7 +162,7 @@ def _start_revision(paths: KServePaths, binaries: KBinaries, starter: _Starter, 
 def up(state_dir: Path | None, faults: tuple[KFault, ...], say: Say) -> dict[str, Any]:
     """Start the KServe stack; returns its status. StackError (exit 2) when a component cannot start."""
     paths = KServePaths.resolve(state_dir)
-    with _locked(paths):
+    with paths.locked():
         _up(paths, faults, say)
     from mlops_trace.stack.kserve.status import status
 
@@ -285,7 +269,7 @@ def _start_all(paths: KServePaths, binaries: KBinaries, plan: KPlan, ports: KPor
 def down(state_dir: Path | None) -> DownResult:
     """Stop every recorded process (SIGTERM to its group, SIGKILL after 10 s) and check their ports are closed."""
     paths = KServePaths.resolve(state_dir)
-    with _locked(paths):
+    with paths.locked():
         state = read_state(paths.state_file)
         if state is None:
             return DownResult((), (), (), False)

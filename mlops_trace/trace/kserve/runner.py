@@ -38,7 +38,8 @@ from mlops_trace.trace.kserve.reconstruct import reconstruct
 from mlops_trace.trace.kserve.target import Isvc, build_isvc_target, default_api, read_isvc
 from mlops_trace.trace.metrics import DurationTotals
 from mlops_trace.trace.record import Exchange, HopStats, ModelTime, Protocol, RunSummary, TraceResult
-from mlops_trace.trace.rest import TlsOptions, make_async_client, make_client, resolve_ms, send, send_async
+from mlops_trace.trace.rest import TlsOptions, make_async_client, make_client, send_async
+from mlops_trace.trace.send_one import send_one
 from mlops_trace.trace.sources import ClusterSource, open_source
 from mlops_trace.trace.target import Target, request_headers
 
@@ -192,42 +193,12 @@ def _headers(ctx: _Ctx, rid: RequestIds) -> dict[str, str]:
 def _send_one(ctx: _Ctx) -> Exchange:
     target, run = ctx.target, ctx.run
     rid = ctx.ids.next()
-    if target.protocol is Protocol.GRPC:
-        from mlops_trace.trace.grpc_client import infer, open_channel, wait_ready
-
-        channel = open_channel(target, run.tls, _user_agent(ctx, rid))
-        try:
-            connect_ms = wait_ready(channel, run.timeout)
-            if connect_ms is None:
-                raise ClusterError(
-                    f"cannot connect to grpc://{target.url_host}:{target.url_port} within {run.timeout:g}s"
-                )
-            request = payload.to_grpc_request(ctx.document, target.name)
-            return infer(
-                channel,
-                target,
-                request,
-                request_id=rid.request_id,
-                traceparent=rid.traceparent,
-                timeout=run.timeout,
-                connect_ms=connect_ms,
-                extra_metadata=_b3(rid),
-            )
-        finally:
-            channel.close()
-    dns = resolve_ms(target.url_host, target.url_port)
-    with make_client(http2=run.http2, tls=run.tls, timeout=run.timeout) as client:
-        return send(
-            client,
-            entry="ingress",
-            method="POST",
-            url=f"{target.base_url}{target.infer_path}",
-            headers=_headers(ctx, rid),
-            body=ctx.body,
-            request_id=rid.request_id,
-            traceparent=rid.traceparent,
-            dns_ms=dns,
-        )
+    grpc = target.protocol is Protocol.GRPC
+    return send_one(
+        target, rid, tls=run.tls, http2=run.http2, timeout=run.timeout, body=ctx.body, document=ctx.document,
+        headers={} if grpc else _headers(ctx, rid), user_agent=_user_agent(ctx, rid) if grpc else None,
+        extra_metadata=_b3(rid) if grpc else (),
+    )
 
 
 async def _send_many(ctx: _Ctx) -> tuple[list[Exchange], float]:
