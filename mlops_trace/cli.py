@@ -6,7 +6,7 @@ traceback (set MLOPS_TRACE_DEBUG=1 to see one).
 """
 
 # No `from __future__ import annotations` here: Typer reads every option from these signatures, and string
-# annotations would make it compile and eval each one again on every start (~30 ms of `--help`).
+# annotations would make it compile and eval each one again on every start (~55 ms of `--help` on a fresh install).
 
 import os
 import signal
@@ -35,10 +35,10 @@ from mlops_trace.prometheus.options import (
 
 if TYPE_CHECKING:
     from mlops_trace.collect.target import LiveTarget
-    from mlops_trace.findings import InputProblem, Severity
-    from mlops_trace.limits import InputLimits
     from mlops_trace.doctor import DoctorRun
+    from mlops_trace.findings import InputProblem, Severity
     from mlops_trace.fleet import ClusterDone
+    from mlops_trace.limits import InputLimits
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -189,7 +189,7 @@ app.add_typer(bundle_app, name="bundle")
 # Live-cluster options shared by doctor, collect, alerts and smoke.
 KubeconfigOption = Annotated[str | None, typer.Option("--kubeconfig", help="Live: kubeconfig file.")]
 ContextOption = Annotated[str | None, typer.Option("--context", help="Live: kubeconfig context.")]
-# doctor and collect: several clusters in one run (mlops_trace/fleet.py).
+# doctor, collect and smoke: several clusters in one run (mlops_trace/fleet.py).
 ContextsOption = Annotated[
     list[str] | None,
     typer.Option("--context", help="Live: kubeconfig context; repeat it to read several clusters in one run."),
@@ -445,7 +445,6 @@ def checks_list(
 
     entries = load_catalog()
     if output == "json":
-        import json
 
         rows = [
             {
@@ -668,7 +667,6 @@ def stack_up(
     profile: Annotated[str, typer.Option("--profile", help=PROFILE_HELP)] = "seldon",
 ) -> None:
     """Start the stack (creates its environment on first use) and print where everything is."""
-    import json
 
     from mlops_trace.stack.faults import parse_faults
     from mlops_trace.stack.runner import up
@@ -725,7 +723,6 @@ def stack_status(
     profile: Annotated[str, typer.Option("--profile", help=PROFILE_HELP)] = "seldon",
 ) -> None:
     """Where the stack's entry points, kubeconfig and logs are; refreshes the bundle's Envoy config_dump."""
-    import json
 
     from mlops_trace.stack import status as seldon_status
     from mlops_trace.stack.kserve import status as kserve_status
@@ -1085,8 +1082,8 @@ def exporter_command(
     """
     from mlops_trace.collect.target import LiveTarget
     from mlops_trace.doctor import service_level
-    from mlops_trace.exporter.runner import serve
     from mlops_trace.exporter.probe import ProbeSettings
+    from mlops_trace.exporter.runner import serve
     from mlops_trace.exporter.settings import ExporterSettings, cluster_targets
 
     base = LiveTarget(
@@ -1126,7 +1123,9 @@ def smoke_command(
     ] = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Live: every namespace.")] = False,
     kubeconfig: KubeconfigOption = None,
-    context: ContextOption = None,
+    context: ContextsOption = None,
+    all_contexts: AllContextsOption = False,
+    parallel: ParallelOption = None,
     request_timeout: RequestTimeoutOption = 10.0,
     envoy_admin: Annotated[
         list[str] | None, typer.Option("--envoy-admin", help="Live: Envoy admin URL to read (repeatable).")
@@ -1217,7 +1216,8 @@ def smoke_command(
         )
         args = SmokeArgs(
             bundle=bundle, namespaces=tuple(namespace or ()), all_namespaces=all_namespaces, kubeconfig=kubeconfig,
-            context=context, request_timeout=request_timeout, envoy_admin=tuple(envoy_admin or ()), stack=stack,
+            context=context[0] if context else None, contexts=tuple(context or ()), all_contexts=all_contexts,
+            parallel=parallel, request_timeout=request_timeout, envoy_admin=tuple(envoy_admin or ()), stack=stack,
             live_deadline=_positive("--doctor-timeout", doctor_timeout), limits=_limits(limit),
             state_dir=state_dir, url=url, host=host, model=model, experiment=experiment, data=data,
             headers=tuple(header or ()), protocol=protocol, count=count, concurrency=concurrency, rate=rate,
@@ -1251,7 +1251,6 @@ def version_command(
 ) -> None:
     """Print the version (the same as --version; -o json for scripts)."""
     if output == "json":
-        import json
 
         typer.echo(_json_text({"name": "mlops-trace", "version": __version__}, indent=None))
         return

@@ -3,7 +3,9 @@
 JUnit and SARIF extend what `mlops_trace.render` makes of the doctor report rather than redo it: JUnit keeps the
 doctor suite (one test case per check) and adds a `mlops-trace smoke gates` suite with one test case per gate;
 SARIF keeps the doctor run and adds one rule per gate and one result per failed gate. A run that could not happen
-still gives a well-formed document naming the error, so a CI report parser never reads an empty file.
+still gives a well-formed document naming the error, so a CI report parser never reads an empty file. Over several
+clusters they extend doctor's fleet documents the same way: JUnit one suite per cluster plus the gates suite, SARIF
+one run whose doctor results carry `properties.cluster`.
 """
 
 from __future__ import annotations
@@ -68,18 +70,29 @@ def render_text(smoke: SmokeReport) -> str:
         for gate in smoke.gates:
             lines.append(f"  {_STATUS_WORD[gate.status]}  {gate.name:<{width}}  {_measured(gate):>10}  "
                          f"{one_line(gate.detail)}")
-    report = smoke.report
-    if report is not None:
-        lines += ["", f"checks: {verdict_line(report)}"]
+    reports = [smoke.report] if smoke.report is not None else []
+    if smoke.fleet is not None:
+        lines += ["", "clusters:"]
+        for outcome in smoke.fleet.clusters:
+            said = verdict_line(outcome.report) if outcome.report is not None else (
+                f"could not be examined: {one_line(outcome.reason)}")
+            lines.append(f"  {one_line(outcome.cluster)}: {said}")
+        reports = list(smoke.fleet.reports())
+    elif smoke.report is not None:
+        lines += ["", f"checks: {verdict_line(smoke.report)}"]
+    if reports:
         failing = smoke.failing_findings
         if failing:
             lines.append(f"findings at or above {smoke.fail_on.value}:")
             for finding in failing:
-                lines.append(f"  {finding.severity.value:<8} {finding.id} {namespace_label(finding.namespace)} "
+                where = f"[{one_line(finding.cluster)}] " if finding.cluster is not None else ""
+                lines.append(f"  {finding.severity.value:<8} {where}{finding.id} {namespace_label(finding.namespace)} "
                              f"{finding.object}: {one_line(finding.message)}")
                 lines.append(f"           fix: {one_line(finding.fix)} ({explain_command(finding)})")
-        for problem in report.input_problems:
-            lines.append(f"  input not used: {one_line(problem.path)}: {one_line(problem.reason)}")
+        for report in reports:
+            where = f"[{one_line(report.cluster)}] " if report.cluster is not None else ""
+            for problem in report.input_problems:
+                lines.append(f"  {where}input not used: {one_line(problem.path)}: {one_line(problem.reason)}")
     if smoke.prometheus or smoke.notes:
         lines.append("")
         lines += [f"note: {one_line(note)}" for note in (*smoke.prometheus, *smoke.notes)]
@@ -88,6 +101,8 @@ def render_text(smoke: SmokeReport) -> str:
 
 
 def _result_line(smoke: SmokeReport) -> str:
+    if smoke.fleet is not None and not smoke.fleet.any_examined():
+        return f"result: ERROR (exit 2): none of the {len(smoke.fleet.clusters)} contexts could be examined"
     errored = smoke.report.errored_checks() if smoke.report is not None else []
     if errored:
         names = ", ".join(f"{c.id} ({one_line(c.reason)})" for c in errored)
@@ -112,7 +127,11 @@ def _result_line(smoke: SmokeReport) -> str:
 def render_junit(smoke: SmokeReport) -> str:
     from mlops_trace.render.junit import render as doctor_junit
 
-    if smoke.report is not None:
+    if smoke.fleet is not None:
+        from mlops_trace.render.junit import render_fleet
+
+        root = ET.fromstring(render_fleet(smoke.fleet).split("\n", 1)[1])
+    elif smoke.report is not None:
         root = ET.fromstring(doctor_junit(smoke.report).split("\n", 1)[1])
     else:
         root = ET.Element("testsuites", {"name": "mlops-trace smoke"})
@@ -177,7 +196,11 @@ def sarif_log(smoke: SmokeReport) -> dict[str, Any]:
     from mlops_trace.render.sarif import CATALOG_BASE, SARIF_VERSION, SCHEMA_URI
     from mlops_trace.render.sarif import sarif_log as doctor_sarif
 
-    if smoke.report is not None:
+    if smoke.fleet is not None:
+        from mlops_trace.render.sarif import fleet_sarif_log
+
+        log = fleet_sarif_log(smoke.fleet)
+    elif smoke.report is not None:
         log = doctor_sarif(smoke.report)
     else:
         log = {

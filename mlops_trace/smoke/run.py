@@ -8,7 +8,9 @@ flush). Sources:
 - `--stack`: the reference stack (`mlops-trace stack up`): its kubeconfig for doctor, its ingress and experiment for
   the requests, its Prometheus when it runs one;
 - `-n/-A` (live, with `--kubeconfig/--context`) or `--bundle DIR` for doctor, and `--url` (+ `--model` or
-  `--experiment`) for the requests.
+  `--experiment`) for the requests;
+- several contexts (`--context A --context B`, `--all-contexts`): doctor per cluster, the requests once to `--url`
+  (see `smoke.fleet`).
 
 Anything that keeps the run from happening (bad flags, unreadable bundle or baseline, unreachable endpoint, cluster
 or Prometheus) ends as a `SmokeReport` with `error` set: exit 2, with a document in the requested format.
@@ -16,98 +18,26 @@ or Prometheus) ends as a `SmokeReport` with `error` set: exit 2, with a document
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mlops_trace.doctor import ServiceLevel
 from mlops_trace.errors import ClusterError, MlopsTraceError, UsageError
-from mlops_trace.findings import Report, Severity
-from mlops_trace.limits import DEFAULT_LIMITS, InputLimits
+from mlops_trace.findings import Report
 from mlops_trace.prometheus.client import PrometheusConfig
 from mlops_trace.smoke import baseline as baselines
-from mlops_trace.smoke.gates import GateResult, GateSettings, request_gates
+from mlops_trace.smoke.args import SmokeArgs
 from mlops_trace.smoke.report import SmokeReport, could_not_run
-from mlops_trace.snapshot.snapshot import RequestRecord
+from mlops_trace.smoke.requests import RequestRun, judge_requests, request_run
 
-# The split gate fails on an observed share farther than --split-tolerance from its target: at 100 answers a healthy
-# 70/30 split lands outside ±5 points by chance 23 % of the time (exact binomial), at 1000 answers 0.05 %.
-DEFAULT_COUNT = 1000
+__all__ = ["SmokeArgs", "run_smoke"]
+
 WARMUP_REQUESTS = 5  # sent before the measured run when Prometheus judges it; not counted in any gate
 # Envoy publishes histograms (not counters) on its stats flush, every 5 s by default: a scrape right after the run
 # would see the requests counted but not yet timed.
 ENVOY_STATS_FLUSH_S = 5.0
-DEFAULT_COUNT_UNTIL_DECIDED = 2000  # a cap: the sequential test usually stops far earlier
-
-
-@dataclass(frozen=True)
-class SmokeArgs:
-    # where doctor reads the cluster
-    bundle: Path | None = None
-    namespaces: tuple[str, ...] = ()
-    all_namespaces: bool = False
-    kubeconfig: str | None = None
-    context: str | None = None
-    request_timeout: float = 10.0
-    live_deadline: float | None = None  # the whole live read of the cluster (None: DEFAULT_LIVE_DEADLINE)
-    limits: InputLimits = DEFAULT_LIMITS  # on the bundle (or the live collection) doctor reads
-    envoy_admin: tuple[str, ...] = ()
-    stack: bool = False
-    state_dir: Path | None = None
-    # the endpoint the requests go to
-    url: str | None = None
-    host: str | None = None
-    model: str | None = None
-    experiment: str | None = None
-    data: Path | None = None
-    headers: tuple[str, ...] = ()
-    protocol: str = "rest"
-    count: int | None = None  # None: DEFAULT_COUNT (DEFAULT_COUNT_UNTIL_DECIDED with until_decided)
-    concurrency: int = 1
-    rate: float | None = None
-    timeout: float = 10.0
-    insecure: bool = False
-    cacert: Path | None = None
-    log_wait: float = 3.0
-    # service level and gates
-    service_level: ServiceLevel = field(default_factory=ServiceLevel)
-    prometheus_wait_s: float = 30.0
-    gates: GateSettings = field(default_factory=GateSettings)
-    fail_on: Severity = Severity.WARNING
-    only: tuple[str, ...] = ()
-    skip: tuple[str, ...] = ()
-    baseline: Path | None = None
-    save_baseline: Path | None = None
-    regression_margin: float = 0.20
-    regression_floor_ms: float = 1.0
-
-    @property
-    def request_count(self) -> int:
-        if self.count is not None:
-            return self.count
-        return DEFAULT_COUNT_UNTIL_DECIDED if self.gates.until_decided else DEFAULT_COUNT
-
-    def describe_source(self) -> str:
-        if self.stack:
-            return f"reference stack ({self.state_dir or 'default state dir'})"
-        if self.bundle is not None:
-            return str(self.bundle)
-        if self.all_namespaces:
-            return "live cluster, all namespaces"
-        if self.namespaces:
-            return f"live cluster, namespaces {', '.join(self.namespaces)}"
-        return "no cluster source"
-
-
-@dataclass(frozen=True)
-class _RequestRun:
-    summary: Mapping[str, Any]
-    records: tuple[RequestRecord, ...]  # judged by doctor with the rest
-    target: str
-    is_experiment: bool
-    ended_at: float
 
 
 def run_smoke(args: SmokeArgs) -> SmokeReport:
@@ -119,7 +49,9 @@ def run_smoke(args: SmokeArgs) -> SmokeReport:
 
 
 def _validate(args: SmokeArgs) -> None:
-    sources = [args.bundle is not None, bool(args.namespaces or args.all_namespaces) and not args.stack, args.stack]
+    if args.several:
+        _validate_several(args)
+    sources = [args.several, args.bundle is not None, bool(args.namespaces or args.all_namespaces) and not args.stack, args.stack]
     if args.stack and args.bundle is not None:
         raise UsageError("--stack reads the reference stack; it does not go with --bundle")
     if sum(sources) == 0:
@@ -159,6 +91,19 @@ def _validate(args: SmokeArgs) -> None:
             raise UsageError(f"{', '.join(asked)} judge(s) the request run, but {why}")
 
 
+def _validate_several(args: SmokeArgs) -> None:
+    from mlops_trace.collect.target import LiveTarget
+    from mlops_trace.fleet import check_live_only, check_parallel
+
+    if args.stack:
+        raise UsageError("--stack tests the reference stack's one cluster; it does not go with several contexts")
+    if args.bundle is not None:
+        raise UsageError("--bundle reads one offline bundle; it does not go with several contexts")
+    check_live_only(LiveTarget(envoy_admin=args.envoy_admin), args.service_level.prometheus is not None)
+    if args.parallel is not None:
+        check_parallel(args.parallel)
+
+
 def _stack_info(state_dir: Path | None) -> dict[str, Any]:
     try:
         from mlops_trace.stack.status import status
@@ -174,6 +119,10 @@ def _stack_info(state_dir: Path | None) -> dict[str, Any]:
 
 def _run(args: SmokeArgs) -> SmokeReport:
     _validate(args)
+    if args.several:
+        from mlops_trace.smoke.fleet import run_smoke_fleet
+
+        return run_smoke_fleet(args)
     service_level = args.service_level
     kubeconfig = args.kubeconfig
     notes: list[str] = []
@@ -203,7 +152,7 @@ def _run(args: SmokeArgs) -> SmokeReport:
         # feeds already has a baseline sample in Prometheus (see wait_for_baseline).
         from mlops_trace.prometheus.attach import wait_for_baseline
 
-        warmup = _request_run(
+        warmup = request_run(
             replace(args, count=WARMUP_REQUESTS, gates=replace(args.gates, until_decided=False)), kubeconfig
         )
         if not wait_for_baseline(
@@ -216,21 +165,12 @@ def _run(args: SmokeArgs) -> SmokeReport:
                 "Prometheus did not scrape the warm-up requests in time: latency series born during the "
                 "run may read as empty"
             )
-    run = _request_run(args, kubeconfig) if sends else None
+    run = request_run(args, kubeconfig) if sends else None
     if not sends:
         why = "--count 0" if args.request_count == 0 else "no endpoint: give --url or --stack"
         notes.append(f"no request was sent ({why}): only doctor ran, no gate was judged")
     report, prometheus_notes = _doctor(args, service_level, kubeconfig, run)
-    gates: list[GateResult] = []
-    if run is not None:
-        gates += request_gates(run.summary, args.gates, run.is_experiment)
-        current = baselines.from_summary(run.summary, run.target)
-        if stored is not None:
-            gates += baselines.compare(stored, current, args.regression_margin, args.regression_floor_ms)
-        if args.save_baseline is not None:
-            baselines.save(current, args.save_baseline)
-            notes.append(f"baseline written to {args.save_baseline}")
-        notes += [str(note) for note in run.summary.get("notes") or ()]
+    gates = judge_requests(args, run, stored, notes) if run is not None else []
     return SmokeReport(
         source=args.describe_source(),
         report=report,
@@ -243,52 +183,8 @@ def _run(args: SmokeArgs) -> SmokeReport:
     )
 
 
-def _request_run(args: SmokeArgs, kubeconfig: str | None) -> _RequestRun:
-    from mlops_trace.trace.command import RequestArgs, options_from
-    from mlops_trace.trace.runner import run_many
-
-    request = RequestArgs(
-        url=args.url,
-        host=args.host,
-        model=args.model,
-        experiment=args.experiment,
-        data=args.data,
-        headers=args.headers,
-        protocol=args.protocol,
-        timeout=args.timeout,
-        insecure=args.insecure,
-        cacert=args.cacert,
-        count=args.request_count,
-        concurrency=args.concurrency,
-        rate=args.rate,
-        until_decided=args.gates.until_decided,
-        split_tolerance=args.gates.split_tolerance,
-        split_alpha=args.gates.split_alpha,
-        bundle=None if args.stack else args.bundle,
-        kubeconfig=None if args.stack else kubeconfig,
-        context=None if args.stack else args.context,
-        namespaces=args.namespaces,
-        probes=0,
-        log_wait=args.log_wait,
-        output="json",
-        state_dir=args.state_dir,
-        no_stack=not args.stack,
-    )
-    options = options_from(request)
-    summary = run_many(options)
-    target = options.target
-    called = f"experiment {target.name}" if target.is_experiment else f"model {target.name}"
-    return _RequestRun(
-        summary=summary.to_dict(),
-        records=summary.records,
-        target=f"{target.base_url}{target.infer_path} ({called}, {target.protocol.value})",
-        is_experiment=target.is_experiment,
-        ended_at=time.time(),
-    )
-
-
 def _doctor(
-    args: SmokeArgs, service_level: ServiceLevel, kubeconfig: str | None, run: _RequestRun | None
+    args: SmokeArgs, service_level: ServiceLevel, kubeconfig: str | None, run: RequestRun | None
 ) -> tuple[Report, Sequence[str]]:
     from mlops_trace.collect.target import LiveTarget
     from mlops_trace.doctor import DoctorRun, run_doctor

@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -479,12 +479,17 @@ def _down(paths: StackPaths) -> DownResult:
     state = read_state(paths.state_file)
     if state is None:
         return DownResult((), (), (), False)
-    was_running = any(alive(p) for p in state.processes)
-    stopped = tuple(p.name for p in state.processes if alive(p))
-    killed = stop(state.processes)
-    leftover = tuple(still_listening(state.ports.as_dict().values()))
+    return stop_recorded(state.processes, list(state.ports.as_dict().values()), paths.state_file)
+
+
+def stop_recorded(processes: Sequence[ProcessRecord], ports: Sequence[int], state_file: Path) -> DownResult:
+    """Stop a profile's recorded processes by PID, say which ports still listen, and forget the state."""
+    was_running = any(alive(p) for p in processes)
+    stopped = tuple(p.name for p in processes if alive(p))
+    killed = stop(processes)
+    leftover = tuple(still_listening(ports))
     if leftover:
         time.sleep(0.5)
-        leftover = tuple(still_listening(state.ports.as_dict().values()))
-    paths.state_file.unlink(missing_ok=True)
+        leftover = tuple(still_listening(ports))
+    state_file.unlink(missing_ok=True)
     return DownResult(stopped, tuple(killed), leftover, was_running)

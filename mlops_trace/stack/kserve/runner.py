@@ -34,9 +34,9 @@ from mlops_trace.stack.kserve.topology import (
 )
 from mlops_trace.stack.kserve.venv import PAYLOAD, KBinaries, ensure_environment, ensure_model
 from mlops_trace.stack.kubeview import refresh_admin
-from mlops_trace.stack.ports import StackError, free_ports, port_open, still_listening, wait_for
+from mlops_trace.stack.ports import StackError, free_ports, port_open, wait_for
 from mlops_trace.stack.procs import ProcessRecord, alive, start, stop
-from mlops_trace.stack.runner import DownResult
+from mlops_trace.stack.runner import DownResult, stop_recorded
 from mlops_trace.stack.venv import Say
 
 WAIT_SERVER = 90.0
@@ -273,12 +273,4 @@ def down(state_dir: Path | None) -> DownResult:
         state = read_state(paths.state_file)
         if state is None:
             return DownResult((), (), (), False)
-        was_running = any(alive(p) for p in state.processes)
-        stopped = tuple(p.name for p in state.processes if alive(p))
-        killed = stop(state.processes)
-        leftover = tuple(still_listening(state.ports.as_dict().values()))
-        if leftover:
-            time.sleep(0.5)
-            leftover = tuple(still_listening(state.ports.as_dict().values()))
-        paths.state_file.unlink(missing_ok=True)
-        return DownResult(stopped, tuple(killed), leftover, was_running)
+        return stop_recorded(state.processes, list(state.ports.as_dict().values()), paths.state_file)
