@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from mlops_trace.analysis.objectives import DEFAULT_SPLIT_ALPHA, DEFAULT_SPLIT_TOLERANCE
 from mlops_trace.analysis.routing import candidate_of_route
-from mlops_trace.analysis.stats import Decision, LatencyHistogram, SplitSprt
+from mlops_trace.analysis.stats import Decision, SplitSprt
 from mlops_trace.errors import ClusterError, InputError, UsageError
 from mlops_trace.findings import Report
 from mlops_trace.parsers.envoy_config import EnvoyConfig
@@ -31,12 +31,12 @@ from mlops_trace.trace import accesslogs, fastclient, metrics, payload, probes
 from mlops_trace.trace.attribution import ProbeEstimate, attribute
 from mlops_trace.trace.diagnose import diagnose, explained, record_display, record_of, sent_headers, with_fresh_envoy
 from mlops_trace.trace.explain import UNREACHABLE, explain
+from mlops_trace.trace.hop_tally import HopTally
 from mlops_trace.trace.ids import IdSource
 from mlops_trace.trace.path import PathRequest, RequestPath, reconstruct
 from mlops_trace.trace.record import (
     HOP_NAMES,
     Exchange,
-    HopStats,
     ModelTime,
     Protocol,
     RunSummary,
@@ -588,12 +588,7 @@ def _summarise(
 ) -> RunSummary:
     options = ctx.options
     exchanges = batch.exchanges
-    totals = LatencyHistogram()
-    per_hop: dict[int, LatencyHistogram] = defaultdict(LatencyHistogram)
-    sources: dict[int, Counter[str]] = defaultdict(Counter)
-    reasons: dict[int, str] = {}
-    components: dict[int, str] = {}
-    errors: dict[str, Counter[str]] = defaultdict(Counter)
+    tally = HopTally()
     routes: Counter[str] = Counter()
     first_trace: TraceResult | None = None
     for index, exchange in enumerate(exchanges):
@@ -627,46 +622,18 @@ def _summarise(
                         path_source=None,
                     )
                 )
-        if exchange.total_ms is not None and exchange.ok:
-            totals.record(exchange.total_ms)
         if exchange.ok and exchange.route:
             routes[exchange.route] += 1
-        if failure is not None:
-            errors[f"hop {failure.hop} {HOP_NAMES[failure.hop]}"][f"{exchange.outcome()} {failure.code}"] += 1
-        for hop in hops:
-            components.setdefault(hop.hop, hop.component)
-            if hop.duration_ms is not None and exchange.ok:
-                per_hop[hop.hop].record(hop.duration_ms)
-                sources[hop.hop][hop.source] += 1
-            elif hop.untimed_reason:
-                reasons.setdefault(hop.hop, hop.untimed_reason)
-    hop_stats: list[HopStats] = []
-    for number in sorted(HOP_NAMES):
-        histogram = per_hop.get(number)
-        summary = histogram.summary() if histogram is not None else None
-        source = sources[number].most_common(1)[0][0] if sources[number] else "not timed"
-        estimate = estimates.get(number)
-        hop_stats.append(
-            HopStats(
-                hop=number,
-                name=HOP_NAMES[number],
-                component=components.get(number, ""),
-                source=source,
-                samples=summary.count if summary else 0,
-                p50=summary.p50 if summary else None,
-                p95=summary.p95 if summary else None,
-                p99=summary.p99 if summary else None,
-                mean=summary.mean if summary else None,
-                untimed_reason=None if summary else reasons.get(number),
-                probe_ms=estimate.ms if estimate is not None else None,
-            )
-        )
+        tally.add(exchange, hops, failure, HOP_NAMES[failure.hop] if failure is not None else "")
+    hop_stats = tally.hop_stats(
+        [(number, HOP_NAMES[number]) for number in sorted(HOP_NAMES)],
+        {number: estimate.ms for number, estimate in estimates.items()},
+    )
     split = None
     if options.target.is_experiment and (routes or expected or envoy):
         decision = batch.decision.value if batch.decision is not None else None
         split = build_report(routes, expected, envoy, decision, alpha=options.split_alpha)
     succeeded = sum(1 for exchange in exchanges if exchange.ok)
-    latency = totals.summary()
     notes = list(ctx.notes)
     if batch.decision is not None:
         notes.append(f"sequential test stopped after {len(exchanges)} requests: {batch.decision.value}")
@@ -674,9 +641,9 @@ def _summarise(
         count=len(exchanges),
         succeeded=succeeded,
         duration_s=batch.duration_s,
-        latency=latency.to_dict() if latency is not None else None,
-        hops=tuple(hop_stats),
-        errors={hop: dict(counts) for hop, counts in errors.items()},
+        latency=tally.latency(),
+        hops=hop_stats,
+        errors=tally.error_counts(),
         split=split,
         findings=report.findings,
         first=first_trace,

@@ -13,20 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mlops_trace.analysis.objectives import DEFAULT_SPLIT_ALPHA, DEFAULT_SPLIT_TOLERANCE
-from mlops_trace.analysis.stats import LatencyHistogram
 from mlops_trace.errors import ClusterError, UsageError
 from mlops_trace.findings import Report
 from mlops_trace.snapshot.snapshot import LogSource, Snapshot
 from mlops_trace.trace import payload
 from mlops_trace.trace.accesslogs import Found
 from mlops_trace.trace.diagnose import diagnose, explained, record_display, record_of, sent_headers
+from mlops_trace.trace.hop_tally import HopTally
 from mlops_trace.trace.ids import IdSource, RequestIds
 from mlops_trace.trace.kserve import canary, logs
 from mlops_trace.trace.kserve import metrics as server_metrics
@@ -37,7 +37,7 @@ from mlops_trace.trace.kserve.path import KPath, KRequest, unknown_path
 from mlops_trace.trace.kserve.reconstruct import reconstruct
 from mlops_trace.trace.kserve.target import Isvc, build_isvc_target, default_api, read_isvc
 from mlops_trace.trace.metrics import DurationTotals
-from mlops_trace.trace.record import Exchange, HopStats, ModelTime, Protocol, RunSummary, TraceResult
+from mlops_trace.trace.record import Exchange, ModelTime, Protocol, RunSummary, TraceResult
 from mlops_trace.trace.rest import TlsOptions, make_async_client, make_client, send_async
 from mlops_trace.trace.send_one import send_one
 from mlops_trace.trace.sources import ClusterSource, open_source
@@ -401,12 +401,7 @@ def _summarise(
     report: Report,
     on_trace: Callable[[TraceResult], None] | None,
 ) -> RunSummary:
-    totals = LatencyHistogram()
-    per_hop: dict[int, LatencyHistogram] = defaultdict(LatencyHistogram)
-    sources: dict[int, Counter[str]] = defaultdict(Counter)
-    reasons: dict[int, str] = {}
-    components: dict[int, str] = {}
-    errors: dict[str, Counter[str]] = defaultdict(Counter)
+    tally = HopTally()
     revisions: Counter[str] = Counter()
     first: TraceResult | None = None
     for index, exchange in enumerate(exchanges):
@@ -416,51 +411,24 @@ def _summarise(
         if on_trace is not None:
             on_trace(trace if index == 0 else replace(trace, findings=(), notes=()))
         if exchange.ok and exchange.total_ms is not None:
-            totals.record(exchange.total_ms)
             revision = canary.served_revision(found.of(exchange.request_id), ctx.isvc.transformer)
             if revision:
                 revisions[revision] += 1
-        if trace.failure is not None:
-            name = path.keys[trace.failure.hop - 1].value
-            errors[f"hop {trace.failure.hop} {name}"][f"{exchange.outcome()} {trace.failure.code}"] += 1
-        for hop in trace.hops:
-            components.setdefault(hop.hop, hop.component)
-            if hop.duration_ms is not None and exchange.ok:
-                per_hop[hop.hop].record(hop.duration_ms)
-                sources[hop.hop][hop.source] += 1
-            elif hop.untimed_reason:
-                reasons.setdefault(hop.hop, hop.untimed_reason)
-    stats: list[HopStats] = []
-    for number, key in enumerate(path.keys, start=1):
-        histogram = per_hop.get(number)
-        summary = histogram.summary() if histogram is not None else None
-        stats.append(
-            HopStats(
-                hop=number,
-                name=key.value,
-                component=components.get(number, ""),
-                source=sources[number].most_common(1)[0][0] if sources[number] else "not timed",
-                samples=summary.count if summary else 0,
-                p50=summary.p50 if summary else None,
-                p95=summary.p95 if summary else None,
-                p99=summary.p99 if summary else None,
-                mean=summary.mean if summary else None,
-                untimed_reason=None if summary else reasons.get(number),
-            )
-        )
+        failed_name = path.keys[trace.failure.hop - 1].value if trace.failure is not None else ""
+        tally.add(exchange, trace.hops, trace.failure, failed_name)
+    stats = tally.hop_stats([(number, key.value) for number, key in enumerate(path.keys, start=1)])
     spec = canary.spec_weights(path)
     route = canary.route_weights(ctx.snap, path)
     split = None
     if spec is not None or (route is not None and len(route.shares) > 1) or len(revisions) > 1:
         split = canary.build(dict(revisions), spec, route, alpha=ctx.run.split_alpha)
-    latency = totals.summary()
     return RunSummary(
         count=len(exchanges),
         succeeded=sum(1 for ex in exchanges if ex.ok),
         duration_s=duration,
-        latency=latency.to_dict() if latency is not None else None,
-        hops=tuple(stats),
-        errors={hop: dict(counts) for hop, counts in errors.items()},
+        latency=tally.latency(),
+        hops=stats,
+        errors=tally.error_counts(),
         split=split,
         findings=report.findings,
         first=first,
